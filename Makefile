@@ -1,0 +1,38 @@
+# Fresh machine: `make demo` sets everything up and runs the nightly job on the embedded sample;
+# `make test` runs the test suite. Both create/refresh the virtualenv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint dagster mlflow serve clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip check
+	touch $@
+
+demo: setup
+	$(BIN)/media-gateway nightly --config configs/sample.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+dagster: setup
+	DAGSTER_HOME=$(CURDIR)/var/dagster $(BIN)/dagster dev -m pipelines.definitions
+
+mlflow: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///var/mlflow.db --default-artifact-root var/mlartifacts
+
+serve: setup
+	$(BIN)/media-gateway serve --config configs/sample.yaml
+
+clean:
+	rm -rf var

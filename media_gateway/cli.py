@@ -1,0 +1,136 @@
+"""The `media-gateway` command. Thin: every command parses arguments and calls a library function."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Media Gateway: what to watch tonight.", no_args_is_help=True)
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    list[str] | None,
+    typer.Option("--config", "-c", help="Overlay YAML(s) on top of configs/base.yaml."),
+]
+
+
+def _settings(config: list[str] | None):
+    from media_gateway.settings import ConfigError, load_settings
+
+    try:
+        return load_settings(*(config or []))
+    except ConfigError as exc:
+        console.print(f"[red]config error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command("import-history")
+def import_history(
+    paths: Annotated[list[Path], typer.Argument(help="Export file(s) to import.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="Export format.")],
+    user: Annotated[str, typer.Option("--user", "-u", help="User id the history belongs to.")],
+    lake: Annotated[Path | None, typer.Option(help="Lake folder (default: from config).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Import watch-history export files into the lake's watch_events (idempotent)."""
+    from pipelines.lib.histories.importer import HistoryImportError, import_files
+
+    settings = _settings(config)
+    try:
+        summary = import_files(
+            fmt=format, user_id=user, paths=paths, lake=lake or settings.paths.lake
+        )
+    except HistoryImportError as exc:
+        console.print(f"[red]import failed:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(summary.as_table())
+
+
+@app.command()
+def train(
+    interactions: Annotated[Path, typer.Option(help="CSV/Parquet: user_id,item_id[,rating][,timestamp]")],
+    model: Annotated[str, typer.Option(help="popularity|als|bpr|ease|federated|federated-dp|hybrid")],
+    out: Annotated[Path, typer.Option(help="Output model directory.")],
+    items: Annotated[Path | None, typer.Option(help="Item features (titles Parquet/CSV).")] = None,
+    epsilon: Annotated[float | None, typer.Option(help="Target ε for federated-dp.")] = None,
+    seed: Annotated[int, typer.Option()] = 42,
+) -> None:
+    """Train one model on an interactions file and save it to OUT."""
+    from models.train import TrainingInputError, train_model
+
+    try:
+        report = train_model(
+            interactions_path=interactions,
+            model=model,
+            out=out,
+            items_path=items,
+            epsilon=epsilon,
+            seed=seed,
+        )
+    except TrainingInputError as exc:
+        console.print(f"[red]bad input:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print_json(data=report)
+
+
+@app.command("recommend-batch")
+def recommend_batch(
+    model_dir: Annotated[Path, typer.Option(help="A directory written by `train`.")],
+    k: Annotated[int, typer.Option(min=1)],
+    out: Annotated[Path, typer.Option(help="Output Parquet: user_id,item_id,rank,score.")],
+) -> None:
+    """Top-k for every training user, excluding items seen in training."""
+    from models.train import recommend_batch as run
+
+    rows = run(model_dir=model_dir, k=k, out=out)
+    console.print(f"wrote {rows} rows to {out}")
+
+
+@app.command()
+def nightly(config: ConfigOpt = None) -> None:
+    """Run the nightly Dagster job (ingest, embed, index, train, evaluate, promote) once."""
+    from pipelines.run import run_nightly
+
+    settings = _settings(config)
+    ok = run_nightly(settings, config_files=config or [])
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def serve(config: ConfigOpt = None) -> None:
+    """Start the BentoML HTTP service (champion model, LanceDB tables)."""
+    from serving.run import serve as run
+
+    run(_settings(config), config_files=config or [])
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="Subject (user id) of the token.")],
+    scopes: Annotated[
+        list[str],
+        typer.Option(help="read:recommendations, write:feedback, read:preferences"),
+    ],
+    ttl_minutes: Annotated[int, typer.Option(min=1)] = 60,
+    config: ConfigOpt = None,
+) -> None:
+    """Issue a local OAuth2 bearer token (JWT) for the API (signing key: MEDIA_GATEWAY_JWT_SECRET)."""
+    from serving.auth import issue_token
+
+    typer.echo(issue_token(_settings(config), user=user, scopes=scopes, ttl_minutes=ttl_minutes))
+
+
+if __name__ == "__main__":
+    app()

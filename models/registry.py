@@ -1,0 +1,40 @@
+"""Name -> implementation of every recommender, imported lazily (torch/flwr load only when used)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from models.base import Recommender
+
+MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "popularity": ("models.collaborative.popularity:PopularityRecommender", {}),
+    "als": ("models.collaborative.implicit_models:ALSRecommender", {}),
+    "bpr": ("models.collaborative.implicit_models:BPRRecommender", {}),
+    "ease": ("models.collaborative.ease:EASERecommender", {}),
+    "federated": ("models.federated.recommender:FederatedRecommender", {"dp": False}),
+    "federated-dp": ("models.federated.recommender:FederatedRecommender", {"dp": True}),
+    "hybrid": ("models.ranking.hybrid:HybridRecommender", {}),
+}
+"""Model name -> ("module:Class", default constructor kwargs)."""
+
+
+def model_class(name: str) -> type[Recommender]:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    target, _ = MODELS[name]
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def create(name: str, **params: Any) -> Recommender:
+    """Instantiate model ``name`` with its defaults overridden by ``params``."""
+    defaults = dict(MODELS[name][1]) if name in MODELS else {}
+    return model_class(name)(**{**defaults, **params})
+
+
+def load_model(directory: Path) -> Recommender:
+    """Load a saved model directory (its ``model.json`` names the implementation)."""
+    manifest = Recommender.read_manifest(Path(directory))
+    return model_class(manifest["name"]).load(Path(directory))

@@ -1,0 +1,66 @@
+"""Atomic Parquet reads and writes in the lake folder (``<lake>/<table>/``).
+
+A table is a folder of Parquet files. ``write_table`` replaces the whole table atomically: files
+are written into a temporary sibling folder which is then swapped in with ``os.replace``; readers
+see either the old or the new table. ``write_partition`` replaces one partition file atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.lib.schemas import SCHEMAS, conform, empty
+
+
+def table_dir(lake: Path, table: str) -> Path:
+    return Path(lake) / table
+
+
+def read_table(lake: Path, table: str) -> pl.DataFrame:
+    """Read every Parquet file of a table; an absent table is an empty frame with its schema."""
+    folder = table_dir(lake, table)
+    files = sorted(folder.glob("**/*.parquet")) if folder.is_dir() else []
+    if not files:
+        if table in SCHEMAS:
+            return empty(table)
+        raise FileNotFoundError(f"lake table {table!r} not found under {lake}")
+    df = pl.read_parquet(files)
+    return conform(df, table) if table in SCHEMAS else df
+
+
+def _atomic_parquet(df: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    df.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def write_table(lake: Path, table: str, df: pl.DataFrame) -> Path:
+    """Replace ``table`` with ``df`` (one file), atomically. Returns the table folder."""
+    if table in SCHEMAS:
+        df = conform(df, table)
+    folder = table_dir(lake, table)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.with_name(f".{table}.{uuid.uuid4().hex}.staging")
+    staging.mkdir()
+    df.write_parquet(staging / "part-0.parquet")
+    old = folder.with_name(f".{table}.{uuid.uuid4().hex}.old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(staging, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def write_partition(lake: Path, table: str, partition: str, df: pl.DataFrame) -> Path:
+    """Replace one partition (``<lake>/<table>/<partition>.parquet``) atomically."""
+    if table in SCHEMAS:
+        df = conform(df, table)
+    path = table_dir(lake, table) / f"{partition}.parquet"
+    _atomic_parquet(df, path)
+    return path

@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny frames, a seeded rng, temporary stores, and the `realdata` skip rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media_gateway import PROJECT_ROOT
+from media_gateway.settings import Settings, load_settings
+
+SHARED_DATA = (PROJECT_ROOT.parent / "shared" / "data").resolve()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SHARED_DATA.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"realdata: {SHARED_DATA} is not present on this machine")
+    for item in items:
+        if "realdata" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only reference data sets (tests using it carry the `realdata` marker)."""
+    return SHARED_DATA
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(42)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Sample-config settings with every writable path inside ``tmp_path``."""
+    var = tmp_path / "var"
+    return load_settings(
+        "configs/sample.yaml",
+        overrides={
+            "paths": {
+                "lake": str(var / "lake"),
+                "lancedb": str(var / "lancedb"),
+                "mlflow_uri": f"sqlite:///{var / 'mlflow.db'}",
+                "mlflow_artifacts": str(var / "mlartifacts"),
+                "inbox": str(var / "inbox"),
+                "models": str(var / "models"),
+                "feedback": str(var / "feedback"),
+            }
+        },
+    )
