@@ -125,6 +125,14 @@ class Recommender(ABC):
         """Scores of the given items for one user (unknown items score ``nan``)."""
 
     @abstractmethod
+    def score_history(
+        self, history: list[str], weights: list[float] | None, item_ids: list[str]
+    ) -> np.ndarray:
+        """Fold-in: score ``item_ids`` for a user described only by a history (e.g. a new user with
+        three ratings, or a known user plus fresh feedback). Unknown items score ``nan``; unknown
+        history items are ignored; an empty history gives the model's non-personal scores."""
+
+    @abstractmethod
     def similar_items(self, item_id: str, k: int = 10) -> pl.DataFrame:
         """Items most similar to ``item_id`` (excluding itself), schema :data:`SIMILAR_SCHEMA`."""
 
