@@ -39,10 +39,10 @@ def normalize_title(s: str | None) -> str:
     """Comparable form of a title: ``"The Lord of the Rings: Return & Co."`` -> ``"lord of the rings
     return and co"``.
 
-    Steps: NFKC (full-width forms -> ASCII), accents stripped from Latin and Greek letters (other
-    scripts are kept as they are), casefold (``ß`` -> ``ss``; also ``æ`` -> ``ae``,
-    ``ø`` -> ``o``...), ``&`` -> ``and``, apostrophes removed (``don't`` -> ``dont``), every other run of punctuation or
-    whitespace -> one space, a leading English article (the/a/an) dropped, also in the library form
+    Steps: NFKC (full-width forms -> ASCII); accents stripped from Latin and Greek letters (other
+    scripts are kept as they are); casefold (``ß`` -> ``ss``; also ``æ`` -> ``ae``, ``ø`` -> ``o``);
+    ``&`` -> ``and``; apostrophes removed (``don't`` -> ``dont``); every other run of punctuation or
+    whitespace -> one space; a leading English article (the/a/an) dropped, also in the library form
     ``"Usual Suspects, The"``. A title that is only an article keeps it. ``None`` -> ``""``.
     """
     if not s:
