@@ -1,0 +1,332 @@
+"""Shared pieces of the watch-history parsers: the raw event frame, CSV reading with line numbers,
+quarantine rows, implicit weights and stable event ids.
+
+Every parser returns a :class:`ParseResult`: raw events in :data:`RAW_EVENTS` (before title
+resolution), a quarantine frame with the file, 1-based line (the header is line 1) and reason of
+every malformed row, and counts of rows dropped on purpose because they are not views (trailers,
+autoplay previews...). Nothing is dropped silently: every data row of a file is exactly one of
+event, quarantined or dropped (blank lines are not rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.lib.schemas import QUARANTINE, UTC_US
+
+RAW_EVENTS: dict[str, pl.DataType] = {
+    "user_id": pl.String,
+    "source": pl.String,
+    "raw_title": pl.String,  # the title as the export spells it (series name for episodes)
+    "raw_identity": pl.String,  # what identifies the watched thing in the source (enters event_id)
+    "year": pl.Int32,
+    "title_type": pl.String,  # "movie" | "series" | "episode" (episode without series) | null
+    "tmdb_id": pl.Int64,
+    "imdb_id": pl.String,
+    "native_id": pl.String,  # a catalogue title_id the source implies (MovieLens), else null
+    "event_time": UTC_US,
+    "rating": pl.Float64,
+    "rating_scale": pl.Float64,
+    "completion": pl.Float64,
+    "bookmark_seconds": pl.Float64,  # playback position at the end (completion needs a runtime)
+    "rewatch": pl.Boolean,
+    "season": pl.Int32,
+    "episode": pl.Int32,
+    "episode_title": pl.String,
+    "file": pl.String,
+    "line": pl.Int64,
+}
+"""Columns of the raw events every parser returns (nullable unless the source always has them)."""
+
+QUARANTINE_ROWS = {k: v for k, v in QUARANTINE.items() if k != "import_batch"}
+
+
+class HistoryImportError(ValueError):
+    """A history file cannot be imported at all (unreadable, wrong format, missing columns).
+
+    The message names the file and, where one applies, the 1-based line.
+    """
+
+    def __init__(self, file: str | Path, message: str, line: int | None = None) -> None:
+        self.file = str(file)
+        self.line = line
+        where = f"{file}:{line}" if line is not None else str(file)
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class ParseResult:
+    """What a parser made of its files."""
+
+    events: pl.DataFrame
+    quarantine: pl.DataFrame
+    dropped: Counter[str] = field(default_factory=Counter)
+    """Rows that are not views, by reason (not errors; counted, not quarantined)."""
+
+    @property
+    def rows_read(self) -> int:
+        return self.events.height + self.quarantine.height + sum(self.dropped.values())
+
+    @staticmethod
+    def combine(results: Iterable[ParseResult]) -> ParseResult:
+        results = list(results)
+        dropped: Counter[str] = Counter()
+        for r in results:
+            dropped.update(r.dropped)
+        return ParseResult(
+            events=pl.concat([r.events for r in results]) if results else empty_events(),
+            quarantine=(
+                pl.concat([r.quarantine for r in results]) if results else empty_quarantine()
+            ),
+            dropped=dropped,
+        )
+
+
+def empty_events() -> pl.DataFrame:
+    return pl.DataFrame(schema=RAW_EVENTS)
+
+
+def empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema=QUARANTINE_ROWS)
+
+
+def conform_events(df: pl.DataFrame) -> pl.DataFrame:
+    """Select :data:`RAW_EVENTS` in order, casting; absent columns become null."""
+    return df.select(
+        [
+            pl.col(n).cast(t) if n in df.columns else pl.lit(None, dtype=t).alias(n)
+            for n, t in RAW_EVENTS.items()
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """The data rows of one delimited file as strings, with their line numbers and raw text.
+
+    ``rows`` has one String column per header name plus ``line`` / ``line_end`` (1-based physical
+    lines where the record starts and ends; they differ only for quoted multi-line fields).
+    """
+
+    file: str
+    rows: pl.DataFrame
+    lines: list[str]
+
+    def raw(self, line: int, line_end: int) -> str:
+        return "\n".join(self.lines[line - 1 : line_end])
+
+    def quarantine(self, bad: pl.DataFrame, source: str) -> pl.DataFrame:
+        """Quarantine rows for ``bad`` (a subset of ``rows`` with a ``reason`` column)."""
+        if bad.is_empty():
+            return empty_quarantine()
+        raws = [self.raw(a, b) for a, b in zip(bad["line"], bad["line_end"], strict=True)]
+        return pl.DataFrame(
+            {
+                "file": [self.file] * bad.height,
+                "line": bad["line"],
+                "source": [source] * bad.height,
+                "raw": raws,
+                "reason": bad["reason"],
+            },
+            schema=QUARANTINE_ROWS,
+        )
+
+
+def read_text(path: Path, encoding: str = "utf-8-sig") -> str:
+    """Whole file as text with ``\\n`` newlines; unreadable/undecodable -> HistoryImportError."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise HistoryImportError(path, f"cannot read file: {exc.strerror or exc}") from exc
+    return decode_bytes(data, str(path), encoding)
+
+
+def decode_bytes(data: bytes, name: str, encoding: str = "utf-8-sig") -> str:
+    """Decode ``data``; a decoding error names the file and the line of the bad byte."""
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise HistoryImportError(
+            name, f"not valid {encoding} text (byte {exc.start}): {exc.reason}", line=line
+        ) from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_delimited(
+    text: str,
+    file: str,
+    *,
+    required: Sequence[str],
+    delimiter: str = ",",
+    header: Sequence[str] | None = None,
+    source: str,
+    quoting: int = csv.QUOTE_MINIMAL,
+) -> tuple[SourceTable, pl.DataFrame]:
+    """Split delimited ``text`` into a :class:`SourceTable` and quarantine rows of wrong width.
+
+    With ``header=None`` the first line is the header and must contain every ``required`` column
+    (otherwise :class:`HistoryImportError` naming the missing ones). With an explicit ``header``
+    (header-less files such as MovieLens 100K) every line is data. Blank lines are skipped.
+    ``quoting=csv.QUOTE_NONE`` suits tab/pipe files whose fields may start with a quote.
+    """
+    lines = text.split("\n")
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True, quoting=quoting)
+    columns: list[str] | None = list(header) if header is not None else None
+    records: list[list[str]] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    bad: list[tuple[int, int, str]] = []
+    prev_end = 0
+    try:
+        for fields in reader:
+            start, end = prev_end + 1, reader.line_num
+            prev_end = end
+            if not fields or (len(fields) == 1 and not fields[0].strip()):
+                continue
+            if columns is None:
+                columns = [c.strip() for c in fields]
+                missing = [c for c in required if c not in columns]
+                if missing:
+                    raise HistoryImportError(
+                        file,
+                        f"missing column(s) {', '.join(missing)}; found {', '.join(columns)} "
+                        f"(is this the right --format?)",
+                        line=start,
+                    )
+                continue
+            if len(fields) != len(columns):
+                bad.append((start, end, f"expected {len(columns)} fields, found {len(fields)}"))
+                continue
+            records.append(fields)
+            starts.append(start)
+            ends.append(end)
+    except csv.Error as exc:
+        raise HistoryImportError(file, f"malformed CSV: {exc}", line=prev_end + 1) from exc
+    if columns is None:
+        raise HistoryImportError(file, "file is empty (no header line)")
+    rows = pl.DataFrame(
+        records or None,
+        schema=dict.fromkeys(columns, pl.String),
+        orient="row",
+    ).with_columns(
+        pl.Series("line", starts, dtype=pl.Int64), pl.Series("line_end", ends, dtype=pl.Int64)
+    )
+    table = SourceTable(file=file, rows=rows, lines=lines)
+    width = pl.DataFrame(
+        {
+            "line": [b[0] for b in bad],
+            "line_end": [b[1] for b in bad],
+            "reason": [b[2] for b in bad],
+        },
+        schema={"line": pl.Int64, "line_end": pl.Int64, "reason": pl.String},
+    )
+    return table, table.quarantine(width, source)
+
+
+def split_bad(
+    df: pl.DataFrame, checks: Sequence[tuple[pl.Expr, str]]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split ``df`` by ordered ``(failure condition, reason)`` checks; the first failing check wins.
+
+    Returns ``(good rows, bad rows with a "reason" column)``. Conditions evaluating to null count as
+    passing, so write them to be true exactly when the row is bad.
+    """
+    if not checks:
+        return df, df.head(0).with_columns(pl.lit(None, dtype=pl.String).alias("reason"))
+    reason: pl.Expr = pl.lit(None, dtype=pl.String)
+    for condition, text in reversed(checks):
+        reason = pl.when(condition.fill_null(False)).then(pl.lit(text)).otherwise(reason)
+    marked = df.with_columns(reason.alias("reason"))
+    good = marked.filter(pl.col("reason").is_null()).drop("reason")
+    return good, marked.filter(pl.col("reason").is_not_null())
+
+
+def blank(col: str) -> pl.Expr:
+    """True when the string column is null or only whitespace."""
+    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
+
+
+def clean(col: str) -> pl.Expr:
+    """Stripped string, empty -> null."""
+    stripped = pl.col(col).str.strip_chars()
+    return pl.when(stripped == "").then(None).otherwise(stripped)
+
+
+def hms_seconds(col: str) -> pl.Expr:
+    """``"HH:MM:SS"`` (hours may exceed 23) -> seconds as float; anything else -> null."""
+    parts = pl.col(col).str.strip_chars().str.extract_groups(r"^(\d+):([0-5]\d):([0-5]\d)$")
+    return (
+        parts.struct.field("1").cast(pl.Float64) * 3600
+        + parts.struct.field("2").cast(pl.Float64) * 60
+        + parts.struct.field("3").cast(pl.Float64)
+    )
+
+
+HIGH_RATING_SHARE = 0.7
+"""Ratings at or above this share of their scale count as "liked" (weight >= 1)."""
+REWATCH_BOOST = 1.25
+
+
+def implicit_weight() -> pl.Expr:
+    """Implicit-feedback weight from ``rating``/``rating_scale``, ``completion`` and ``rewatch``.
+
+    * rating share ``f = rating / rating_scale``: no rating -> 1.0; ``f >= 0.7`` ->
+      ``1 + (f - 0.7) / 0.3`` (1.0 up to 2.0 for a top rating); ``f < 0.7`` -> ``0.1 + 0.9 f / 0.7``
+      (small but positive: a disliked title was still chosen and watched; 0.5/5 -> 0.23, 3/5 ->
+      0.87);
+    * times ``0.25 + 0.75 completion`` when completion (0-1) is known (an abandoned title counts a
+      quarter);
+    * times 1.25 for a rewatch (choosing a title again is a strong signal).
+
+    Always > 0, at most 2.5.
+    """
+    share = pl.col("rating") / pl.col("rating_scale")
+    base = (
+        pl.when(pl.col("rating").is_null() | pl.col("rating_scale").is_null())
+        .then(1.0)
+        .when(share >= HIGH_RATING_SHARE)
+        .then(1.0 + (share.clip(upper_bound=1.0) - HIGH_RATING_SHARE) / (1 - HIGH_RATING_SHARE))
+        .otherwise(0.1 + 0.9 * share.clip(lower_bound=0.0) / HIGH_RATING_SHARE)
+    )
+    completion = (
+        pl.when(pl.col("completion").is_null())
+        .then(1.0)
+        .otherwise(0.25 + 0.75 * pl.col("completion").clip(0.0, 1.0))
+    )
+    rewatch = pl.when(pl.col("rewatch").fill_null(False)).then(REWATCH_BOOST).otherwise(1.0)
+    return (base * completion * rewatch).alias("weight")
+
+
+def with_event_ids(events: pl.DataFrame) -> pl.DataFrame:
+    """Add ``event_id``: sha256 of (user_id, source, raw_identity, event time in µs, season,
+    episode), so the same view imported twice gets the same id whatever file or line it came from.
+    """
+    micros = events["event_time"].dt.epoch("us")
+    seasons = events["season"].to_list()
+    episodes = events["episode"].to_list()
+    ids = [
+        hashlib.sha256(
+            "\x1f".join(
+                (u, s, r, str(t), "" if se is None else str(se), "" if ep is None else str(ep))
+            ).encode("utf-8")
+        ).hexdigest()
+        for u, s, r, t, se, ep in zip(
+            events["user_id"].to_list(),
+            events["source"].to_list(),
+            events["raw_identity"].to_list(),
+            micros.to_list(),
+            seasons,
+            episodes,
+            strict=True,
+        )
+    ]
+    return events.with_columns(pl.Series("event_id", ids, dtype=pl.String))
