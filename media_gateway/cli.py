@@ -60,8 +60,12 @@ def import_history(
 
 @app.command()
 def train(
-    interactions: Annotated[Path, typer.Option(help="CSV/Parquet: user_id,item_id[,rating][,timestamp]")],
-    model: Annotated[str, typer.Option(help="popularity|als|bpr|ease|federated|federated-dp|hybrid")],
+    interactions: Annotated[
+        Path, typer.Option(help="CSV/Parquet: user_id,item_id[,rating][,timestamp]")
+    ],
+    model: Annotated[
+        str, typer.Option(help="popularity|als|bpr|ease|federated|federated-dp|hybrid")
+    ],
     out: Annotated[Path, typer.Option(help="Output model directory.")],
     items: Annotated[Path | None, typer.Option(help="Item features (titles Parquet/CSV).")] = None,
     epsilon: Annotated[float | None, typer.Option(help="Target ε for federated-dp.")] = None,

@@ -36,6 +36,8 @@ class PathsSettings(_Strict):
     """Export files dropped here are imported by the inbox sensor."""
     models: Path
     """Trained model directories."""
+    dagster_home: Path = Path("var/dagster")
+    """DAGSTER_HOME used by `media-gateway nightly` (run history in local SQLite)."""
     feedback: Path
     """Append-only feedback log written by the API and read by the nightly run."""
 
@@ -55,6 +57,16 @@ class JustWatchSettings(_Strict):
     language: str = "en"
 
 
+class HistoryImport(_Strict):
+    """One export file (or folder) the pipeline imports on every run (idempotent)."""
+
+    format: Literal[
+        "movielens", "movielens-100k", "netflix", "netflix-activity", "letterboxd", "imdb", "trakt"
+    ]
+    user: str
+    path: Path
+
+
 class SourcesSettings(_Strict):
     tmdb: TMDBSettings = TMDBSettings()
     justwatch: JustWatchSettings = JustWatchSettings()
@@ -63,6 +75,10 @@ class SourcesSettings(_Strict):
     platform_catalogs_dir: Path | None = None
     """Folder with ``{netflix,amazon_prime,disney_plus,hulu}_titles.csv`` (second availability source)."""
     countries: list[str] = ["US"]
+    history_manifest: Path | None = None
+    """JSON list of {user, format, path} (paths relative to the manifest) imported every run."""
+    history_imports: list[HistoryImport] = []
+    """Further history files imported every run (e.g. a MovieLens folder for evaluation runs)."""
 
     @field_validator("countries")
     @classmethod
@@ -71,6 +87,13 @@ class SourcesSettings(_Strict):
             if len(code) != 2 or not code.isalpha() or not code.isupper():
                 raise ValueError(f"country {code!r} is not an ISO 3166-1 alpha-2 code like 'US'")
         return value
+
+
+class CheckSettings(_Strict):
+    min_resolution_rate: float = Field(0.5, ge=0, le=1)
+    """Blocking check: share of imported history rows that resolve to a catalogue title."""
+    min_titles: int = Field(1, ge=0)
+    """Blocking check: the unified catalogue has at least this many titles."""
 
 
 class EmbeddingSettings(_Strict):
@@ -104,6 +127,7 @@ class Settings(_Strict):
     paths: PathsSettings
     sources: SourcesSettings = SourcesSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
+    checks: CheckSettings = CheckSettings()
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
 
@@ -116,7 +140,15 @@ class Settings(_Strict):
         paths = self.paths.model_copy(
             update={
                 name: fix(getattr(self.paths, name))
-                for name in ("lake", "lancedb", "mlflow_artifacts", "inbox", "models", "feedback")
+                for name in (
+                    "lake",
+                    "lancedb",
+                    "mlflow_artifacts",
+                    "inbox",
+                    "models",
+                    "feedback",
+                    "dagster_home",
+                )
             }
         )
         uri = paths.mlflow_uri
@@ -125,6 +157,12 @@ class Settings(_Strict):
         sources = self.sources.model_copy(
             update={
                 "recorded_dir": fix(self.sources.recorded_dir),
+                "history_manifest": (
+                    fix(self.sources.history_manifest) if self.sources.history_manifest else None
+                ),
+                "history_imports": [
+                    h.model_copy(update={"path": fix(h.path)}) for h in self.sources.history_imports
+                ],
                 "platform_catalogs_dir": (
                     fix(self.sources.platform_catalogs_dir)
                     if self.sources.platform_catalogs_dir
@@ -187,5 +225,7 @@ def load_settings(
     try:
         settings = Settings.model_validate(merged)
     except ValueError as exc:
-        raise ConfigError(f"invalid configuration from {', '.join(map(str, files))}:\n{exc}") from exc
+        raise ConfigError(
+            f"invalid configuration from {', '.join(map(str, files))}:\n{exc}"
+        ) from exc
     return settings.resolved(root)

@@ -147,7 +147,9 @@ class Recommender(ABC):
     @staticmethod
     def write_manifest(directory: Path, name: str, params: dict) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "model.json").write_text(json.dumps({"name": name, "params": params}, indent=2))
+        (directory / "model.json").write_text(
+            json.dumps({"name": name, "params": params}, indent=2)
+        )
 
     @staticmethod
     def read_manifest(directory: Path) -> dict:

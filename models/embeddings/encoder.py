@@ -42,9 +42,7 @@ def get_encoder():
     return SentenceTransformer(model_path(), device="cpu")
 
 
-def encode_texts(
-    texts: list[str], batch_size: int = 64, show_progress: bool = False
-) -> np.ndarray:
+def encode_texts(texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
     """Encode texts to float32, L2-normalised vectors of shape (len(texts), 384)."""
     if not texts:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)

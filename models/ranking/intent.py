@@ -8,8 +8,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Mood = Literal[
-    "light", "funny", "dark", "tense", "scary", "romantic", "uplifting", "thoughtful",
-    "exciting", "relaxing", "sad", "weird",
+    "light",
+    "funny",
+    "dark",
+    "tense",
+    "scary",
+    "romantic",
+    "uplifting",
+    "thoughtful",
+    "exciting",
+    "relaxing",
+    "sad",
+    "weird",
 ]
 """Moods the ranker knows how to map to genres/keywords (see models/ranking/context.py)."""
 

@@ -60,9 +60,8 @@ def service_tokens(availability: pl.DataFrame) -> pl.DataFrame:
         )
 
     countries = tok.group_by("title_id").agg(pl.col("country").unique().sort().alias("countries"))
-    return (
-        countries.join(agg(SUBSCRIPTION_LIKE, "services"), on="title_id", how="left")
-        .join(agg(RENT_BUY, "rent_buy"), on="title_id", how="left")
+    return countries.join(agg(SUBSCRIPTION_LIKE, "services"), on="title_id", how="left").join(
+        agg(RENT_BUY, "rent_buy"), on="title_id", how="left"
     )
 
 

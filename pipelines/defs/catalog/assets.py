@@ -1,0 +1,131 @@
+"""Catalogue assets: TMDB titles, JustWatch offers, platform catalogues -> `titles`, `availability`."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from pipelines.defs.metadata import md_table
+from pipelines.defs.resources import MediaGatewayConfig
+from pipelines.lib import sources
+from pipelines.lib.lake import read_table, write_table
+from pipelines.lib.schemas import conform
+
+GROUP = "catalog"
+RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
+
+
+@dg.asset(group_name=GROUP, retry_policy=RETRY, kinds={"polars", "parquet"})
+def tmdb_titles(app: MediaGatewayConfig) -> dg.MaterializeResult:
+    """Movies and series from TMDB (discover + details with credits and keywords)."""
+    settings = app.settings()
+    df = sources.fetch_tmdb_titles(settings)
+    write_table(settings.paths.lake, "tmdb_titles", df)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": df.height,
+            "movies": df.filter(pl.col("type") == "movie").height,
+            "series": df.filter(pl.col("type") == "series").height,
+            "mode": settings.sources.tmdb.mode,
+            "attribution": "This product uses the TMDB API but is not endorsed or certified by TMDB.",
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, retry_policy=RETRY, deps=[tmdb_titles], kinds={"polars", "parquet"})
+def justwatch_offers(app: MediaGatewayConfig) -> dg.MaterializeResult:
+    """Where each TMDB title can be watched per country (JustWatch offers and TMDB providers)."""
+    settings = app.settings()
+    titles = read_table(settings.paths.lake, "tmdb_titles")
+    offers = pl.concat(
+        [
+            sources.fetch_justwatch_offers(settings, titles),
+            sources.fetch_tmdb_providers(settings, titles),
+        ],
+        how="vertical",
+    )
+    write_table(settings.paths.lake, "justwatch_offers", offers)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": offers.height,
+            "titles_with_offers": offers["title_id"].n_unique(),
+            "countries": ", ".join(sorted(offers["country"].unique().to_list())),
+            "providers": offers["provider_id"].n_unique(),
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, deps=[tmdb_titles], kinds={"polars", "parquet"})
+def platform_catalogs(app: MediaGatewayConfig) -> dg.MaterializeResult:
+    """Netflix / Prime Video / Disney+ / Hulu catalogue snapshots: a second availability source."""
+    settings = app.settings()
+    titles = read_table(settings.paths.lake, "tmdb_titles")
+    extra, availability, quarantine = sources.load_platform_catalogs(settings, titles)
+    write_table(settings.paths.lake, "platform_titles", extra)
+    write_table(settings.paths.lake, "platform_availability", availability)
+    write_table(settings.paths.lake, "platform_quarantine", quarantine)
+    return dg.MaterializeResult(
+        metadata={
+            "configured": settings.sources.platform_catalogs_dir is not None,
+            "platform_only_titles": extra.height,
+            "offers": availability.height,
+            "quarantined_rows": quarantine.height,
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, deps=[tmdb_titles, platform_catalogs], kinds={"polars", "parquet"})
+def titles(app: MediaGatewayConfig) -> dg.MaterializeResult:
+    """The unified catalogue: TMDB titles, then platform-only and MovieLens-only titles."""
+    settings = app.settings()
+    lake = settings.paths.lake
+    parts = [read_table(lake, "tmdb_titles"), read_table(lake, "platform_titles")]
+    if (lake / "movielens_titles").is_dir():
+        parts.append(read_table(lake, "movielens_titles"))
+    df = pl.concat([conform(p, "titles") for p in parts], how="vertical").unique(
+        subset="title_id", keep="first", maintain_order=True
+    )
+    write_table(lake, "titles", df)
+    return dg.MaterializeResult(
+        metadata={
+            "rows": df.height,
+            "by_source": dg.MetadataValue.json(
+                dict(df.group_by("source").len().sort("source").iter_rows())
+            ),
+            "preview": md_table(df.select("title_id", "title", "year", "type", "genres")),
+        }
+    )
+
+
+@dg.asset(group_name=GROUP, deps=[titles, justwatch_offers], kinds={"polars", "parquet"})
+def availability(app: MediaGatewayConfig) -> dg.MaterializeResult:
+    """One row per (title, country, provider, monetization, presentation): JustWatch first."""
+    settings = app.settings()
+    lake = settings.paths.lake
+    known = read_table(lake, "titles").select("title_id")
+    df = (
+        pl.concat(
+            [read_table(lake, "justwatch_offers"), read_table(lake, "platform_availability")],
+            how="vertical",
+        )
+        .join(known, on="title_id", how="semi")
+        .unique(
+            subset=["title_id", "country", "provider_id", "monetization", "presentation_type"],
+            keep="first",
+            maintain_order=True,
+        )
+    )
+    write_table(lake, "availability", conform(df, "availability"))
+    per_country = (
+        df.filter(pl.col("monetization") == "FLATRATE")
+        .group_by("country", "provider_name")
+        .agg(pl.col("title_id").n_unique().alias("titles"))
+        .sort("country", "titles", descending=[False, True])
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "rows": df.height,
+            "titles_available": df["title_id"].n_unique(),
+            "subscription_titles_per_service": md_table(per_country, n=20),
+        }
+    )

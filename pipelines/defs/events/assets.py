@@ -1,0 +1,139 @@
+"""Watch-event assets: import histories (manifest, configured files, inbox) and API feedback.
+
+Each run is one daily partition: what it imports is written as batch files tagged with that day;
+events are de-duplicated by ``event_id`` across the whole table, so reruns add nothing.
+Erasure requests recorded by the API are applied here: the users' rows are physically deleted.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from pipelines.defs.catalog.assets import titles
+from pipelines.defs.resources import MediaGatewayConfig
+from pipelines.lib.erasure import erase_users
+from pipelines.lib.feedback import read_erasures, read_feedback
+from pipelines.lib.histories.importer import import_files
+from pipelines.lib.inbox import archive, batch_id, read_manifest, scan_inbox
+from pipelines.lib.lake import read_table, write_partition
+from pipelines.partitions import daily_imports
+
+GROUP = "events"
+
+
+def _import_feedback(lake, feedback_dir, day: str, erased: set[str]) -> int:
+    """Append feedback events not yet in the lake; returns how many were added."""
+    fb = read_feedback(feedback_dir)
+    if erased:
+        fb = fb.filter(~pl.col("user_id").is_in(sorted(erased)))
+    if fb.height == 0:
+        return 0
+    existing = read_table(lake, "watch_events").select("event_id")
+    new = fb.join(existing, on="event_id", how="anti").unique("event_id", keep="first")
+    if new.height:
+        write_partition(
+            lake,
+            "watch_events",
+            f"batch={day}-feedback-{new.height}-{new['event_id'].min()[:8]}",
+            new,
+        )
+    return new.height
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "watch_events",
+            deps=[titles],
+            group_name=GROUP,
+            kinds={"parquet"},
+            description="Every resolved view/rating of every user, one schema.",
+        ),
+        dg.AssetSpec(
+            "unresolved_events",
+            deps=[titles],
+            group_name=GROUP,
+            kinds={"parquet"},
+            description="History rows that matched no catalogue title, with the reason.",
+        ),
+    ],
+    partitions_def=daily_imports,
+    can_subset=False,
+)
+def watch_events(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
+    settings = app.settings()
+    lake = settings.paths.lake
+    day = context.partition_key
+    catalogue = read_table(lake, "titles")
+
+    planned: list[tuple[str, str, list, object]] = []  # (format, user, paths, inbox item | None)
+    if settings.sources.history_manifest:
+        for fmt, user, path in read_manifest(settings.sources.history_manifest):
+            planned.append((fmt, user, [path], None))
+    for spec in settings.sources.history_imports:
+        planned.append((spec.format, spec.user, [spec.path], None))
+    for item in scan_inbox(settings.paths.inbox):
+        planned.append((item.format, item.user, [item.path], item))
+
+    totals = {
+        "read": 0,
+        "resolved": 0,
+        "unresolved": 0,
+        "quarantined": 0,
+        "dropped": 0,
+        "duplicates_skipped": 0,
+    }
+    for fmt, user, paths, item in planned:
+        key = f"{fmt}:{user}:" + ",".join(str(p) for p in paths)
+        if item is not None:
+            key += ":" + item.signature()
+        summary = import_files(
+            fmt=fmt,
+            user_id=user,
+            paths=paths,
+            lake=lake,
+            titles=catalogue,
+            batch_id=batch_id(day, key),
+        )
+        meta = summary.as_metadata()
+        for name in totals:
+            totals[name] += int(meta.get(name, 0))
+        context.log.info(
+            f"imported {fmt} for user {user}: read={meta.get('read')} "
+            f"resolved={meta.get('resolved')} unresolved={meta.get('unresolved')} "
+            f"quarantined={meta.get('quarantined')}"
+        )
+        if item is not None:
+            archive(item, settings.paths.inbox, day)
+
+    erased = read_erasures(settings.paths.feedback)
+    feedback_added = _import_feedback(lake, settings.paths.feedback, day, erased)
+    erased_rows = erase_users(lake, erased)
+
+    events = read_table(lake, "watch_events")
+    unresolved = read_table(lake, "unresolved_events")
+    rate = totals["resolved"] / max(1, totals["resolved"] + totals["unresolved"])
+    yield dg.MaterializeResult(
+        asset_key="watch_events",
+        metadata={
+            "imports": len(planned),
+            **{f"batch_{k}": v for k, v in totals.items()},
+            "batch_resolution_rate": rate,
+            "feedback_added": feedback_added,
+            "erased_users": len(erased),
+            "erased_rows": erased_rows,
+            "rows": events.height,
+            "users": events["user_id"].n_unique(),
+            "titles": events["title_id"].n_unique(),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="unresolved_events",
+        metadata={
+            "rows": unresolved.height,
+            "by_reason": dg.MetadataValue.json(
+                dict(unresolved.group_by("reason").len().sort("reason").iter_rows())
+            ),
+        },
+    )

@@ -1,0 +1,56 @@
+import json
+
+import polars as pl
+import pytest
+
+from pipelines.lib.erasure import erase_users
+from pipelines.lib.inbox import archive, read_manifest, scan_inbox
+from pipelines.lib.lake import read_table, write_partition
+
+
+def test_erasure_removes_only_the_users_rows(tmp_path):
+    write_partition(
+        tmp_path,
+        "watch_events",
+        "a",
+        pl.DataFrame({"event_id": ["1", "2"], "user_id": ["alice", "bob"], "title_id": ["m", "m"]}),
+    )
+    write_partition(
+        tmp_path,
+        "watch_events",
+        "b",
+        pl.DataFrame({"event_id": ["3"], "user_id": ["alice"], "title_id": ["n"]}),
+    )
+    assert erase_users(tmp_path, {"alice"}) == 2
+    left = read_table(tmp_path, "watch_events")
+    assert left["user_id"].to_list() == ["bob"]
+    assert erase_users(tmp_path, {"alice"}) == 0  # idempotent
+
+
+def test_inbox_scan_and_archive(tmp_path):
+    inbox = tmp_path / "inbox"
+    f = inbox / "netflix" / "carol" / "NetflixViewingHistory.csv"
+    f.parent.mkdir(parents=True)
+    f.write_text("Title,Date\n")
+    items = scan_inbox(inbox)
+    assert [(i.format, i.user, i.path.name) for i in items] == [
+        ("netflix", "carol", "NetflixViewingHistory.csv")
+    ]
+    moved = archive(items[0], inbox, "2026-11-29")
+    assert moved.exists() and not f.exists()
+    assert scan_inbox(inbox) == []
+
+
+def test_inbox_rejects_unknown_format_folder(tmp_path):
+    (tmp_path / "myspace" / "u").mkdir(parents=True)
+    with pytest.raises(ValueError, match="unknown export format"):
+        scan_inbox(tmp_path)
+
+
+def test_manifest_paths_are_relative_and_validated(tmp_path):
+    m = tmp_path / "manifest.json"
+    m.write_text(json.dumps([{"format": "imdb", "user": "u", "path": "u/ratings.csv"}]))
+    assert read_manifest(m) == [("imdb", "u", (tmp_path / "u" / "ratings.csv").resolve())]
+    m.write_text(json.dumps([{"format": "vhs", "user": "u", "path": "x"}]))
+    with pytest.raises(ValueError, match="unknown format"):
+        read_manifest(m)
