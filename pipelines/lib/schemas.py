@@ -58,7 +58,8 @@ WATCH_EVENTS = {
     "user_id": pl.String,
     "title_id": pl.String,  # resolved title (series id for episodes)
     "raw_title": pl.String,
-    "source": pl.String,  # movielens | movielens-100k | netflix | netflix-activity | letterboxd | imdb | trakt | feedback
+    # movielens | movielens-100k | netflix | netflix-activity | letterboxd | imdb | trakt | feedback
+    "source": pl.String,
     "event_time": UTC_US,
     "event_date": pl.Date,  # daily partition key (UTC)
     "rating": pl.Float64,  # as given by the source, null if none
