@@ -1,0 +1,87 @@
+"""In-process TTL caches for availability lookups and search results.
+
+Each entry may carry a ``tag`` (the user id a personalised result belongs to) so feedback from that
+user drops exactly their entries; a champion swap clears everything. Entries expire ``ttl_s``
+seconds after they were stored; the least recently stored entry is evicted beyond ``max_entries``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+AVAILABILITY_TTL_S = 300.0
+SEARCH_TTL_S = 60.0
+
+
+class TTLCache(Generic[V]):
+    """A thread-safe mapping with per-entry expiry and optional tags."""
+
+    def __init__(
+        self,
+        ttl_s: float,
+        max_entries: int = 10_000,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be > 0")
+        if max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._data: OrderedDict[Hashable, tuple[float, str | None, V]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> V | None:
+        """The cached value, or None when absent or expired."""
+        now = self._clock()
+        with self._lock:
+            item = self._data.get(key)
+            if item is None or item[0] <= now:
+                if item is not None:
+                    del self._data[key]
+                self.misses += 1
+                return None
+            self.hits += 1
+            return item[2]
+
+    def put(self, key: Hashable, value: V, *, tag: str | None = None) -> None:
+        with self._lock:
+            self._data[key] = (self._clock() + self.ttl_s, tag, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+
+    def get_or_compute(
+        self, key: Hashable, compute: Callable[[], V], *, tag: str | None = None
+    ) -> V:
+        """Cached value, else ``compute()`` stored under ``key`` (computed outside the lock)."""
+        value = self.get(key)
+        if value is None:
+            value = compute()
+            self.put(key, value, tag=tag)
+        return value
+
+    def invalidate_tag(self, tag: str) -> int:
+        """Drop every entry stored with ``tag``; returns how many."""
+        with self._lock:
+            doomed = [k for k, (_, t, _) in self._data.items() if t == tag]
+            for key in doomed:
+                del self._data[key]
+            return len(doomed)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)

@@ -1,0 +1,185 @@
+"""Pydantic request and response bodies of the HTTP API (the OpenAPI schema is generated from them).
+
+User ids are 1-128 characters of ``[A-Za-z0-9._:@-]``; content ids are lake ``title_id`` strings
+(``movie:27205``, ``tv:1399``, ...). Every request model forbids unknown fields so a typo is a 400
+with a reason instead of a silently ignored filter.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from models.ranking.intent import Mood, QueryIntent
+
+UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+ContentId = Annotated[str, Field(min_length=3, max_length=256, pattern=r"^[a-z0-9_]+:[^\s/]+$")]
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+ProviderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
+Monetization = Literal["FLATRATE", "FREE", "ADS", "RENT", "BUY"]
+ContentType = Literal["movie", "series"]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchFiltersBody(_Request):
+    """Hard filters; they are combined with what the query itself asks for."""
+
+    genres: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=20)
+    year_min: int | None = Field(None, ge=1870, le=2100)
+    year_max: int | None = Field(None, ge=1870, le=2100)
+    max_runtime: int | None = Field(None, gt=0, le=1000, description="minutes")
+    min_rating: float | None = Field(None, ge=0, le=10, description="TMDB vote average 0-10")
+    services: list[ProviderId] = Field(default_factory=list, max_length=30)
+    country: Country | None = None
+    language: str | None = Field(None, pattern=r"^[a-z]{2}$")
+    content_type: ContentType | None = None
+
+
+class SearchRequest(_Request):
+    query: str = Field(min_length=1, max_length=500)
+    filters: SearchFiltersBody = Field(default_factory=SearchFiltersBody)
+    user: UserId | None = None
+    """Personalise with this user's history (needs a token for that user)."""
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=512)
+    """``next_cursor`` of the previous page."""
+
+
+class ContextBody(_Request):
+    mood: Mood | None = None
+    occasion: str | None = Field(None, max_length=64)
+    """e.g. "date night", "family", "solo"."""
+    time_available: int | None = Field(None, gt=0, le=1440, description="minutes")
+    device: str | None = Field(None, max_length=32)
+    content_type: ContentType | None = None
+
+
+class RecommendRequest(_Request):
+    user: UserId
+    context: ContextBody = Field(default_factory=ContextBody)
+    limit: int = Field(10, ge=1, le=100)
+
+
+class GroupRequest(_Request):
+    members: list[UserId] = Field(min_length=2, max_length=12)
+    strategy: Literal["average", "least_misery"] = "average"
+    context: ContextBody = Field(default_factory=ContextBody)
+    limit: int = Field(10, ge=1, le=100)
+
+    @field_validator("members")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("members must be distinct")
+        return value
+
+
+class ExplainRequest(_Request):
+    user: UserId
+    content_id: ContentId
+
+
+class FeedbackRequest(_Request):
+    user: UserId
+    content_id: ContentId
+    rating: float | None = Field(None, ge=0.5, le=5.0, description="0.5-5 stars")
+    watched: bool = False
+    completion: float | None = Field(None, ge=0.0, le=1.0, description="share watched, 0-1")
+    context: ContextBody = Field(default_factory=ContextBody)
+
+
+class PreferencesBody(_Request):
+    """A user's streaming setup; recommendations are filtered to it."""
+
+    services: list[ProviderId] = Field(default_factory=list, max_length=30)
+    country: Country = "US"
+    monetization: list[Monetization] = Field(
+        default_factory=lambda: ["FLATRATE", "FREE", "ADS"], min_length=1
+    )
+    """Offer kinds the user accepts (default: included in a subscription, or free)."""
+
+
+# ---- responses --------------------------------------------------------------------------------
+
+
+class OfferOut(BaseModel):
+    country: str
+    provider_id: str
+    provider_name: str | None = None
+    monetization: str
+    presentation_type: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    deep_link: str | None = None
+
+
+class ResultItem(BaseModel):
+    content_id: str
+    title: str | None = None
+    type: str | None = None
+    year: int | None = None
+    genres: list[str] = Field(default_factory=list)
+    runtime: int | None = None
+    score: float
+    """Ranking score (search: relevance; recommend: personal score)."""
+    explanation: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    offers: list[OfferOut] = Field(default_factory=list)
+    member_scores: dict[str, float] | None = None
+    """Group recommendations only: each member's score for this title."""
+
+
+class Attribution(BaseModel):
+    metadata: str
+    availability: str
+
+
+class SearchResponse(BaseModel):
+    results: list[ResultItem]
+    intent: QueryIntent
+    """What the query was understood to ask for (after merging explicit filters)."""
+    total: int
+    next_cursor: str | None = None
+    attribution: Attribution
+
+
+class RecommendResponse(BaseModel):
+    user: str
+    results: list[ResultItem]
+    model_version: str | None
+    """Champion model version, or None when serving content + popularity only."""
+    country: str
+    services: list[str]
+    attribution: Attribution
+
+
+class GroupResponse(BaseModel):
+    members: list[str]
+    strategy: str
+    results: list[ResultItem]
+    model_version: str | None
+    attribution: Attribution
+
+
+class ExplainResponse(BaseModel):
+    user: str
+    content_id: str
+    summary: str
+    evidence: list[dict[str, Any]]
+    model_version: str | None
+
+
+class FeedbackResponse(BaseModel):
+    event_id: str
+    accepted: bool = True
+    durable: bool = True
+    """The record was fsync-ed to the feedback log before this answer."""
+
+
+class ErrorBody(BaseModel):
+    error: str
+    """Short, human-readable reason."""
