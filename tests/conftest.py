@@ -51,3 +51,37 @@ def settings(tmp_path: Path) -> Settings:
             }
         },
     )
+
+
+def write_tmp_overlay(root: Path) -> Path:
+    """An overlay YAML pointing every writable path into ``root`` (used with configs/sample.yaml)."""
+    var = root / "var"
+    overlay = root / "paths.yaml"
+    overlay.write_text(
+        "paths:\n"
+        f"  lake: {var / 'lake'}\n"
+        f"  lancedb: {var / 'lancedb'}\n"
+        f"  mlflow_uri: sqlite:///{var / 'mlflow.db'}\n"
+        f"  mlflow_artifacts: {var / 'mlartifacts'}\n"
+        f"  inbox: {var / 'inbox'}\n"
+        f"  models: {var / 'models'}\n"
+        f"  feedback: {var / 'feedback'}\n"
+        f"  dagster_home: {var / 'dagster'}\n"
+    )
+    return overlay
+
+
+@pytest.fixture(scope="session")
+def sample_world(tmp_path_factory: pytest.TempPathFactory):
+    """The nightly Dagster job run once on the embedded sample in a temporary folder.
+
+    Yields ``(settings, config_files, success)``; tests that need a materialised lake, LanceDB
+    index and MLflow champion share it (the run takes a minute, so it happens once per session).
+    """
+    from pipelines.run import run_nightly
+
+    root = tmp_path_factory.mktemp("sample_world")
+    files = ["configs/sample.yaml", str(write_tmp_overlay(root))]
+    settings = load_settings(*files)
+    success = run_nightly(settings, files, partition_key="2026-11-28")
+    yield settings, files, success

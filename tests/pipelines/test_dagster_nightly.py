@@ -1,0 +1,96 @@
+"""The whole Dagster graph materialised on the embedded sample (a real run in a real instance)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from pipelines.definitions import build_definitions
+from pipelines.lib.lake import read_table
+from pipelines.lib.vector_index import ContentIndex
+
+pytestmark = pytest.mark.slow
+
+
+def test_definitions_load_with_jobs_schedule_and_sensor():
+    defs = build_definitions()
+    assert defs.resolve_job_def("nightly") is not None
+    assert defs.resolve_schedule_def("nightly_schedule").cron_schedule == "30 2 * * *"
+    assert defs.resolve_sensor_def("inbox_sensor") is not None
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {
+        "tmdb_titles",
+        "justwatch_offers",
+        "platform_catalogs",
+        "titles",
+        "availability",
+        "watch_events",
+        "unresolved_events",
+        "content_embeddings",
+        "content_index",
+        "challenger_model",
+        "champion_model",
+    } <= keys
+
+
+def test_nightly_on_sample_builds_lake_index_and_champion(sample_world):
+    settings, _, success = sample_world
+    assert success
+    lake = settings.paths.lake
+    titles = read_table(lake, "titles")
+    assert titles.height >= 200 and titles["title_id"].is_unique().all()
+    availability = read_table(lake, "availability")
+    assert set(availability["country"].unique()) >= {"US", "GB"}
+    events = read_table(lake, "watch_events")
+    assert events["user_id"].n_unique() >= 5
+    assert events["title_id"].is_in(titles["title_id"].implode()).all()
+    assert read_table(lake, "unresolved_events").height >= 1  # the sample has unresolvable rows
+    index = ContentIndex(settings.paths.lancedb)
+    assert index.count() == titles.height
+    emb = read_table(lake, "content_embeddings")
+    assert emb.height == titles.height
+    assert (settings.paths.models / "challenger.json").is_file()
+
+
+def test_rerun_is_idempotent_and_reencodes_nothing(sample_world):
+    from pipelines.run import run_nightly
+
+    settings, files, _ = sample_world
+    before = read_table(settings.paths.lake, "watch_events").height
+    assert run_nightly(settings, files, partition_key="2026-11-29")
+    after = read_table(settings.paths.lake, "watch_events")
+    assert after.height == before
+    assert after["event_id"].is_unique().all()
+    instance = dg.DagsterInstance.get()
+    event = instance.get_latest_materialization_event(dg.AssetKey("content_embeddings"))
+    assert event.asset_materialization.metadata["encoded"].value == 0
+
+
+def test_corrupted_embeddings_block_the_index_swap(sample_world, tmp_path, monkeypatch):
+    """Non-unit vectors fail the blocking check, so content_index keeps its old version.
+
+    Runs on a copy of the sample world; the encoder is replaced by one returning unnormalised
+    vectors, and the embeddings cache is removed so every title is re-encoded.
+    """
+    import shutil
+
+    import numpy as np
+
+    import pipelines.defs.content.assets as content_assets
+    from media_gateway.settings import load_settings
+    from pipelines.run import run_nightly
+    from tests.conftest import write_tmp_overlay
+
+    settings, _, _ = sample_world
+    shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
+    files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path))]
+    copy = load_settings(*files)
+    shutil.rmtree(copy.paths.lake / "content_embeddings")
+    version_before = ContentIndex(copy.paths.lancedb).version
+
+    def unnormalised(texts, batch_size=64, show_progress=False):
+        return np.full((len(texts), 384), 3.0, dtype=np.float32)
+
+    monkeypatch.setattr(content_assets, "encode_texts", unnormalised)
+    assert not run_nightly(copy, files, partition_key="2026-11-30")
+    assert ContentIndex(copy.paths.lancedb).version == version_before
