@@ -1,0 +1,221 @@
+"""Explanations built from evidence, not templates: why this title, for this user, and where to watch.
+
+Evidence gathered by :func:`explain`:
+
+* ``nearest_watched``: the watched titles most similar to the candidate (cosine of content vectors,
+  at most ``top_n``, only positive similarities);
+* ``matched_genres`` / ``matched_keywords``: the candidate's genres and keywords that also occur in
+  the history, with how many watched titles carry each;
+* ``collaborative``: the collaborative model's weighted contribution to the final score (given by the
+  ranker, ``None`` when no collaborative model scored it);
+* ``members``: for group or friend evidence, each member's closest watched title, or that they
+  watched it themselves;
+* ``offers`` and ``context`` notes.
+
+The ``sentence`` is assembled only from these pieces, e.g. "Because you watched Inception (0.81
+similar) and like Thriller; on Netflix in US".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from models.ranking.catalog import Catalog, Offer
+
+MIN_SENTENCE_SIMILARITY = 0.3
+"""Nearest titles below this cosine are listed as evidence but not quoted in the sentence."""
+STRONG_COLLABORATIVE = 0.2
+"""A collaborative contribution at least this large is mentioned in the sentence."""
+
+
+class NearestTitle(BaseModel):
+    title_id: str
+    title: str
+    similarity: float
+
+
+class FeatureMatch(BaseModel):
+    name: str
+    count: int
+    """How many watched titles share it."""
+
+
+class MemberEvidence(BaseModel):
+    member: str
+    watched: bool
+    """The member has this title in their history."""
+    similarity: float | None
+    """Cosine to the member's closest watched title (``None`` without content vectors)."""
+    nearest_title_id: str | None = None
+    nearest_title: str | None = None
+
+
+class Explanation(BaseModel):
+    nearest_watched: list[NearestTitle] = Field(default_factory=list)
+    matched_genres: list[FeatureMatch] = Field(default_factory=list)
+    matched_keywords: list[FeatureMatch] = Field(default_factory=list)
+    collaborative: float | None = None
+    members: list[MemberEvidence] = Field(default_factory=list)
+    offers: list[Offer] = Field(default_factory=list)
+    context: list[str] = Field(default_factory=list)
+    popular: bool = False
+    """True when the popularity prior was the main reason (cold start)."""
+    sentence: str = ""
+
+
+def nearest_watched(
+    catalog: Catalog, history: Sequence[str], title_id: str, top_n: int = 3
+) -> list[NearestTitle]:
+    """Watched titles most similar to ``title_id`` (positive cosine only, best first)."""
+    row = catalog.index[title_id]
+    if not catalog.has_vector[row]:
+        return []
+    hist = [h for h in dict.fromkeys(history) if h in catalog.index and h != title_id]
+    rows = catalog.indices(hist)
+    if not len(rows):
+        return []
+    rows = rows[catalog.has_vector[rows]]
+    sims = catalog.vectors[rows] @ catalog.vectors[row]
+    order = np.argsort(-sims, kind="stable")[:top_n]
+    return [
+        NearestTitle(
+            title_id=str(catalog.ids[rows[i]]),
+            title=catalog.names[rows[i]],
+            similarity=round(float(sims[i]), 4),
+        )
+        for i in order
+        if sims[i] > 0
+    ]
+
+
+def matched_features(
+    catalog: Catalog, history: Sequence[str], title_id: str
+) -> tuple[list[FeatureMatch], list[FeatureMatch]]:
+    """Genres and keywords of ``title_id`` found in the history, most frequent first."""
+    rows = catalog.indices(h for h in dict.fromkeys(history) if h != title_id)
+    genre_counts: Counter[str] = Counter()
+    keyword_counts: Counter[str] = Counter()
+    for r in rows:
+        genre_counts.update(catalog.genres[r])
+        keyword_counts.update(catalog.keywords[r])
+    row = catalog.index[title_id]
+
+    def matches(own: frozenset[str], counts: Counter[str]) -> list[FeatureMatch]:
+        found = [(name, counts[name]) for name in own if counts[name] > 0]
+        found.sort(key=lambda x: (-x[1], x[0]))
+        return [FeatureMatch(name=n, count=c) for n, c in found]
+
+    return matches(catalog.genres[row], genre_counts), matches(
+        catalog.keywords[row], keyword_counts
+    )
+
+
+def member_evidence(
+    catalog: Catalog, members: Mapping[str, Sequence[str]], title_id: str
+) -> list[MemberEvidence]:
+    """Per member: watched it, or how close it is to their closest watched title (closest first)."""
+    out = []
+    for member, history in members.items():
+        near = nearest_watched(catalog, history, title_id, top_n=1)
+        out.append(
+            MemberEvidence(
+                member=member,
+                watched=title_id in set(history),
+                similarity=near[0].similarity if near else None,
+                nearest_title_id=near[0].title_id if near else None,
+                nearest_title=near[0].title if near else None,
+            )
+        )
+    out.sort(key=lambda m: (not m.watched, -(m.similarity or 0.0), m.member))
+    return out
+
+
+def _offer_phrase(offers: Sequence[Offer]) -> str:
+    if not offers:
+        return ""
+    first = offers[0]
+    if first.kind in ("rent", "buy"):
+        price = (
+            f" ({first.currency or ''} {first.price:.2f})".replace("( ", "(") if first.price else ""
+        )
+        return f"{first.kind} on {first.provider_name}{price} in {first.country}"
+    names = list(dict.fromkeys(o.provider_name for o in offers if o.kind == first.kind))
+    free = " for free" if first.kind == "free" else ""
+    return f"on {' and '.join(names[:2])}{free} in {first.country}"
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def sentence(ex: Explanation) -> str:
+    """One human sentence from the evidence in ``ex`` (only claims backed by a field)."""
+    reasons: list[str] = []
+    quoted = [n for n in ex.nearest_watched[:2] if n.similarity >= MIN_SENTENCE_SIMILARITY]
+    if quoted:
+        reasons.append(
+            "you watched " + _join([f"{n.title} ({n.similarity:.2f} similar)" for n in quoted])
+        )
+    if ex.matched_genres:
+        reasons.append("like " + _join([g.name for g in ex.matched_genres[:2]]))
+    if ex.collaborative is not None and ex.collaborative >= STRONG_COLLABORATIVE:
+        reasons.append("people with similar taste enjoyed it")
+    watched = [m.member for m in ex.members if m.watched]
+    close = [
+        m.member
+        for m in ex.members
+        if not m.watched and m.similarity is not None and m.similarity >= MIN_SENTENCE_SIMILARITY
+    ]
+    text = ""
+    if reasons:
+        text = "Because " + " and ".join(reasons)
+    elif ex.popular:
+        text = "Popular right now"
+    if watched:
+        text += ("; " if text else "") + _join(watched) + " liked it"
+    if close:
+        text += ("; " if text else "") + "close to what " + _join(close) + " watched"
+    if ex.context:
+        text += ("; " if text else "") + ex.context[0]
+    where = _offer_phrase(ex.offers)
+    if where:
+        text += ("; " if text else "") + where
+    return (text[:1].upper() + text[1:]) if text else ""
+
+
+def explain(
+    catalog: Catalog,
+    history: Sequence[str],
+    title_id: str,
+    collaborative: float | None = None,
+    members: Mapping[str, Sequence[str]] | None = None,
+    offers: Sequence[Offer] | None = None,
+    context: Sequence[str] = (),
+    popular: bool = False,
+    top_n: int = 3,
+) -> Explanation:
+    """Evidence for recommending ``title_id`` to someone who watched ``history``.
+
+    ``offers`` defaults to every offer of the title (pass the availability filter's offers to
+    restrict them to a country/services); ``context`` are notes from
+    :func:`models.ranking.context.context_notes`. Raises KeyError for a title not in the catalogue.
+    """
+    if title_id not in catalog.index:
+        raise KeyError(f"title {title_id!r} is not in the catalogue")
+    genres, keywords = matched_features(catalog, history, title_id)
+    ex = Explanation(
+        nearest_watched=nearest_watched(catalog, history, title_id, top_n),
+        matched_genres=genres,
+        matched_keywords=keywords[:10],
+        collaborative=None if collaborative is None else round(float(collaborative), 4),
+        members=member_evidence(catalog, members, title_id) if members else [],
+        offers=list(catalog.offers_for(title_id, None) if offers is None else offers),
+        context=list(context),
+        popular=popular,
+    )
+    ex.sentence = sentence(ex)
+    return ex
