@@ -1,0 +1,542 @@
+"""The nightly training cycle as plain library code (Dagster assets only call these functions).
+
+``run_training_cycle``: watch events -> interactions -> one split -> train the challenger ->
+evaluate it and the current ``@champion`` on the SAME split -> one MLflow run in experiment
+``media-gateway-nightly`` (params, metrics, per-round metrics, datasets, plots, comparison, the
+pyfunc model registered as a new version) -> :class:`CycleResult`.
+
+``promote`` (gated by the caller on ``result.better``; refuses otherwise) publishes the model's
+collaborative vectors to LanceDB, records the table versions in the model version's tags and then
+moves the ``champion`` alias (the commit point serving follows). ``rollback`` moves the alias back
+to an earlier version and restores that version's vector tables.
+
+Decisions:
+
+* Interactions: events of one (user, title) are aggregated by SUMMING their weights (repeated
+  engagement -- rewatches, several episodes of a series -- means more confidence, as in
+  implicit-feedback ALS where confidence grows with the event count); pairs whose total weight is
+  not positive (negative feedback outweighing views) are dropped; ``timestamp`` is the latest event.
+* Split: ``stratified_split(ratio=0.75, seed=settings.training.seed, filter_by="user")`` -- by user,
+  so every test user has training history and is evaluated. Tiny data (fewer than
+  :data:`MIN_STRATIFIED_INTERACTIONS` interactions, or a stratified split with an empty test set,
+  which happens when every user has <= 2 interactions) falls back to leave-last-out: each user with
+  at least two interactions holds out their latest one. No such user -> :class:`InsufficientDataError`.
+* The champion is evaluated through :class:`models.champion.FoldInView` (its score_history on
+  tonight's training histories, ranking tonight's training catalogue), so a champion trained on
+  other users or items is still scored on exactly the challenger's test set.
+* A rerun is a new MLflow run and a new model version (each run is a record of one training); it
+  changes nothing else until ``promote``. ``promote`` is idempotent for an already promoted result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import mlflow
+import polars as pl
+from pydantic import BaseModel
+
+from media_gateway.settings import Settings
+from models.base import Recommender
+from models.champion import (
+    CHAMPION_ALIAS,
+    ChampionHandle,
+    FoldInView,
+    NoChampionError,
+    champion_version,
+    load_champion,
+    load_version,
+)
+from models.evaluation.evaluate import evaluate_model, metrics_by_activity
+from models.evaluation.metrics import METRICS
+from models.evaluation.splits import stratified_split
+from models.pyfunc import MODEL_DIR_ARTIFACT, SIGNATURE, RecommenderPyfunc, pip_requirements
+from models.registry import create
+from models.tracking import client as tracking_client
+from models.tracking import (
+    configure,
+    finite_metrics,
+    flatten_params,
+    log_dataset,
+    metric_key,
+)
+from models.vectors import VectorVersions, publish_vectors, restore_versions
+
+log = logging.getLogger(__name__)
+
+K = 10
+"""Cut-off of every ranking metric of the cycle."""
+SPLIT_RATIO = 0.75
+MIN_STRATIFIED_INTERACTIONS = 100
+"""Below this many interactions the split falls back to leave-last-out (see module docstring)."""
+GATE_METRIC = f"ndcg@{K}"
+ITEMS_VERSION_TAG = "lancedb.collab_items.version"
+USERS_VERSION_TAG = "lancedb.collab_users.version"
+NO_VECTORS = "none"
+
+EVENT_COLUMNS = ("user_id", "title_id", "weight", "event_time")
+
+
+class NightlyInputError(ValueError):
+    """The watch events cannot be turned into training interactions."""
+
+
+class InsufficientDataError(ValueError):
+    """Too little data to hold out a test set."""
+
+
+class PromotionRefusedError(RuntimeError):
+    """``promote`` was asked to promote a challenger that did not beat the champion."""
+
+
+@runtime_checkable
+class PrivateModel(Protocol):
+    """Optional: models trained with differential privacy report their guarantee."""
+
+    def privacy_report(self) -> dict[str, Any]: ...
+
+
+class CycleResult(BaseModel):
+    """What one nightly cycle produced (JSON-serialisable: the Dagster check reads it back)."""
+
+    run_id: str
+    model_version: str
+    model_name: str
+    split: str
+    metrics: dict[str, float]
+    """Challenger metrics, keys like ``ndcg@10`` plus ``coverage``, ``popularity_bias``..."""
+    champion_version: str | None
+    champion_metrics: dict[str, float] | None
+    """The champion's metrics on the SAME split (``None`` when there was no champion)."""
+    deltas: dict[str, float]
+    """``challenger - champion`` per metric present and finite in both (empty without champion)."""
+    privacy: dict[str, Any] | None
+    challenger_dir: Path
+    train_seconds: float
+    margin: float
+    better: bool
+    """No champion, or challenger ``ndcg@10`` > champion ``ndcg@10`` + ``margin``."""
+
+
+# ---- data -----------------------------------------------------------------------------------
+def events_to_interactions(
+    events: pl.DataFrame, erased_users: set[str] | frozenset[str] = frozenset()
+) -> pl.DataFrame:
+    """WATCH_EVENTS rows -> ``user_id, item_id, weight, timestamp`` (one row per user-title).
+
+    Weights of a user-title are summed; non-positive totals are dropped; erased users are removed.
+    Raises :class:`NightlyInputError` on missing columns or null ids/weights/times.
+    """
+    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
+    if missing:
+        raise NightlyInputError(f"watch events lack columns {missing}; have {events.columns}")
+    for column in EVENT_COLUMNS:
+        nulls = events[column].null_count()
+        if nulls:
+            raise NightlyInputError(f"watch events: {nulls} rows have a null {column!r}")
+    kept = events.filter(~pl.col("user_id").is_in(sorted(erased_users))) if erased_users else events
+    interactions = (
+        kept.group_by("user_id", "title_id")
+        .agg(
+            pl.col("weight").cast(pl.Float64).sum().alias("weight"),
+            pl.col("event_time").max().alias("timestamp"),
+        )
+        .filter(pl.col("weight") > 0)
+        .rename({"title_id": "item_id"})
+        .select(
+            pl.col("user_id").cast(pl.String),
+            pl.col("item_id").cast(pl.String),
+            "weight",
+            "timestamp",
+        )
+        .sort("user_id", "item_id")
+    )
+    log.info(
+        "interactions built",
+        extra={
+            "events": events.height,
+            "erased_users": len(erased_users),
+            "interactions": interactions.height,
+        },
+    )
+    return interactions
+
+
+def leave_last_out(interactions: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each user with >= 2 interactions holds out the latest (ties: largest item_id) in test."""
+    ranked = interactions.with_columns(
+        pl.struct("timestamp", "item_id")
+        .rank(method="ordinal", descending=True)
+        .over("user_id")
+        .alias("_recency"),
+        pl.len().over("user_id").alias("_n"),
+    )
+    held = (pl.col("_recency") == 1) & (pl.col("_n") >= 2)
+    train = ranked.filter(~held).drop("_recency", "_n")
+    test = ranked.filter(held).drop("_recency", "_n")
+    return train, test
+
+
+def split_interactions(
+    interactions: pl.DataFrame, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """``(train, test, split description)`` following the rule in the module docstring."""
+    if interactions.height >= MIN_STRATIFIED_INTERACTIONS:
+        train, test = stratified_split(interactions, ratio=SPLIT_RATIO, seed=seed, filter_by="user")
+        if test.height:
+            return train, test, f"stratified-user-{SPLIT_RATIO}"
+    train, test = leave_last_out(interactions)
+    if test.height == 0:
+        raise InsufficientDataError(
+            f"{interactions.height} interactions and no user has two or more: nothing to hold out"
+        )
+    log.warning("tiny data: leave-last-out split", extra={"interactions": interactions.height})
+    return train, test, "leave-last-out"
+
+
+# ---- training and evaluation -------------------------------------------------------------------
+def model_params(settings: Settings, model_name: str) -> dict[str, Any]:
+    """Constructor overrides from settings: the seed, and the privacy budget/rounds if federated."""
+    training = settings.training
+    params: dict[str, Any] = {"seed": training.seed}
+    if model_name.startswith("federated"):
+        params["rounds"] = training.rounds
+    if model_name == "federated-dp":
+        params["target_epsilon"] = training.target_epsilon
+        params["target_delta"] = training.target_delta
+    return params
+
+
+def with_k(metrics: dict[str, float], k: int = K) -> dict[str, float]:
+    """``evaluate_model`` keys -> cycle keys: ranking metrics gain ``@k`` (``ndcg`` -> ``ndcg@10``)."""
+    return {(f"{name}@{k}" if name in METRICS else name): float(v) for name, v in metrics.items()}
+
+
+def deltas(challenger: dict[str, float], champion: dict[str, float]) -> dict[str, float]:
+    """``challenger - champion`` for every metric finite in both."""
+    out = {}
+    for name, value in challenger.items():
+        other = champion.get(name)
+        if other is not None and math.isfinite(value) and math.isfinite(other):
+            out[name] = value - other
+    return out
+
+
+def is_better(
+    challenger: dict[str, float], champion: dict[str, float] | None, margin: float
+) -> bool:
+    """The promotion rule; a non-finite challenger ``ndcg@10`` is never better."""
+    ours = challenger.get(GATE_METRIC, math.nan)
+    if not math.isfinite(ours):
+        return False
+    if champion is None:
+        return True
+    theirs = champion.get(GATE_METRIC, math.nan)
+    return not math.isfinite(theirs) or ours > theirs + margin
+
+
+def _save_atomic(model: Recommender, target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.staging")
+    try:
+        model.save(staging)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _current_champion(settings: Settings) -> ChampionHandle | None:
+    try:
+        return load_champion(settings)
+    except NoChampionError:
+        log.info("no champion yet: the challenger is compared with nothing")
+        return None
+
+
+# ---- MLflow logging ----------------------------------------------------------------------------
+def _log_round_history(history: list[dict[str, Any]]) -> None:
+    for position, entry in enumerate(history, start=1):
+        step = int(entry.get("round", position))
+        for name, value in finite_metrics(entry).items():
+            if name != "round":
+                mlflow.log_metric(f"round.{metric_key(name)}", value, step=step)
+
+
+def _log_privacy(report: dict[str, Any]) -> None:
+    for name in ("epsilon", "delta"):
+        value = report.get(name)
+        if isinstance(value, int | float) and math.isfinite(float(value)):
+            mlflow.log_metric(f"privacy.{name}", float(value))
+    unit = str(report.get("privacy_unit", "unknown"))
+    mlflow.log_param("privacy.unit", unit)
+    mlflow.set_tag("privacy_unit", unit)
+    mlflow.log_dict(report, "privacy_report.json")
+
+
+def _log_plots(
+    model: Recommender,
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    metrics: dict[str, float],
+    history: list[dict[str, Any]],
+    privacy: dict[str, Any] | None,
+    champion: ChampionHandle | None,
+    champion_metrics: dict[str, float] | None,
+) -> None:
+    """Plots as run artifacts under ``plots/``; see :mod:`models.evaluation.plots`."""
+    from models.evaluation import plots
+
+    with tempfile.TemporaryDirectory(prefix="nightly-plots-") as tmp:
+        folder = Path(tmp)
+        written: list[Path] = []
+        activity = metrics_by_activity(model, train, test, k=K)
+        written.append(plots.plot_metrics_by_activity(activity, folder / "metrics_by_activity.png"))
+        written.append(plots.plot_popularity_bias(model, train, folder / "popularity_bias.png"))
+        if history:
+            written.append(plots.plot_metric_per_round(history, folder / "metric_per_round.png"))
+        points = []
+        if privacy is not None:
+            points.append({"label": "challenger", "epsilon": privacy.get("epsilon"), **metrics})
+        if champion is not None and champion.privacy is not None and champion_metrics:
+            points.append(
+                {
+                    "label": f"champion v{champion.version}",
+                    "epsilon": champion.privacy.get("epsilon"),
+                    **champion_metrics,
+                }
+            )
+        if points:
+            written.append(plots.plot_privacy_utility(points, folder / "privacy_utility.png"))
+        for path in written:
+            mlflow.log_artifact(str(path), artifact_path="plots")
+
+
+def _log_model(settings: Settings, model_name: str, model_dir: Path) -> str:
+    started = time.perf_counter()
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=RecommenderPyfunc(),
+        artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
+        registered_model_name=settings.training.registered_model,
+        pip_requirements=pip_requirements(model_name),
+        signature=SIGNATURE,
+    )
+    log.info("model logged", extra={"seconds": round(time.perf_counter() - started, 2)})
+    if info.registered_model_version is None:
+        raise RuntimeError("MLflow did not register a model version")
+    return str(info.registered_model_version)
+
+
+# ---- the cycle -----------------------------------------------------------------------------
+def run_training_cycle(
+    settings: Settings,
+    events: pl.DataFrame,
+    item_features: pl.DataFrame | None = None,
+    model_name: str | None = None,
+    dataset_name: str = "watch_events",
+    erased_users: set[str] | frozenset[str] = frozenset(),
+) -> CycleResult:
+    """Train, evaluate (with the champion, same split), log and register tonight's challenger."""
+    name = model_name or settings.training.model
+    seed = settings.training.seed
+    interactions = events_to_interactions(events, erased_users)
+    if interactions.height == 0:
+        raise InsufficientDataError("no interactions left after aggregation and erasure")
+    train, test, split = split_interactions(interactions, seed)
+
+    champion = _current_champion(settings)
+    challenger = create(name, **model_params(settings, name))
+    started = time.perf_counter()
+    challenger.fit(train, item_features)
+    train_seconds = time.perf_counter() - started
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    challenger_dir = _save_atomic(
+        challenger,
+        Path(settings.paths.models) / "challengers" / f"{name}-{stamp}-{uuid.uuid4().hex[:8]}",
+    )
+    hyper = Recommender.read_manifest(challenger_dir).get("params", {})
+
+    metrics = with_k(evaluate_model(challenger, train, test, k=K))
+    champion_metrics = None
+    if champion is not None:
+        champion_metrics = with_k(
+            evaluate_model(FoldInView(champion.recommender, train), train, test, k=K)
+        )
+    delta = deltas(metrics, champion_metrics) if champion_metrics else {}
+    margin = settings.training.promotion_margin
+    better = is_better(metrics, champion_metrics, margin)
+    privacy = challenger.privacy_report() if isinstance(challenger, PrivateModel) else None
+    history = list(getattr(challenger, "round_history", None) or [])
+
+    configure(settings)
+    source = Path(settings.paths.lake) / dataset_name
+    with mlflow.start_run(run_name=f"{name}-{stamp}") as run:
+        mlflow.log_params(
+            flatten_params(
+                {
+                    "model": name,
+                    "hyper": hyper,
+                    "split": split,
+                    "split_ratio": SPLIT_RATIO,
+                    "seed": seed,
+                    "k": K,
+                    "promotion_margin": margin,
+                    "dataset": dataset_name,
+                    "data": {
+                        "events": events.height,
+                        "interactions": interactions.height,
+                        "users": interactions["user_id"].n_unique(),
+                        "items": interactions["item_id"].n_unique(),
+                        "train_rows": train.height,
+                        "test_rows": test.height,
+                    },
+                    "item_features": item_features is not None,
+                    "champion_version": champion.version if champion else NO_VECTORS,
+                }
+            )
+        )
+        log_dataset(train, f"{dataset_name}-train", "training", source)
+        log_dataset(test, f"{dataset_name}-test", "evaluation", source)
+        mlflow.log_metrics({metric_key(k): v for k, v in finite_metrics(metrics).items()})
+        mlflow.log_metric("train.seconds", train_seconds)
+        if champion_metrics:
+            mlflow.log_metrics(
+                {metric_key(k): v for k, v in finite_metrics(champion_metrics, "champion.").items()}
+            )
+            mlflow.log_metrics({metric_key(f"delta.{k}"): v for k, v in delta.items()})
+        _log_round_history(history)
+        if privacy is not None:
+            _log_privacy(privacy)
+        mlflow.log_dict(
+            {
+                "challenger": metrics,
+                "champion": champion_metrics,
+                "champion_version": champion.version if champion else None,
+                "deltas": delta,
+                "gate_metric": GATE_METRIC,
+                "margin": margin,
+                "better": better,
+            },
+            "champion_comparison.json",
+        )
+        _log_plots(challenger, train, test, metrics, history, privacy, champion, champion_metrics)
+        mlflow.set_tag("better_than_champion", str(better).lower())
+        version = _log_model(settings, name, challenger_dir)
+        run_id = run.info.run_id
+
+    client = tracking_client(settings)
+    registered = settings.training.registered_model
+    client.set_model_version_tag(registered, version, "model", name)
+    client.set_model_version_tag(registered, version, "split", split)
+    client.set_model_version_tag(registered, version, "better_than_champion", str(better).lower())
+    result = CycleResult(
+        run_id=run_id,
+        model_version=version,
+        model_name=name,
+        split=split,
+        metrics=metrics,
+        champion_version=champion.version if champion else None,
+        champion_metrics=champion_metrics,
+        deltas=delta,
+        privacy=json.loads(json.dumps(privacy, default=str)) if privacy is not None else None,
+        challenger_dir=challenger_dir,
+        train_seconds=train_seconds,
+        margin=margin,
+        better=better,
+    )
+    log.info(
+        "nightly cycle done",
+        extra={
+            "run_id": run_id,
+            "version": version,
+            "better": better,
+            GATE_METRIC: metrics.get(GATE_METRIC),
+        },
+    )
+    return result
+
+
+# ---- promotion and rollback ----------------------------------------------------------------
+def _vector_tags(versions: VectorVersions) -> dict[str, str]:
+    return {
+        ITEMS_VERSION_TAG: NO_VECTORS if versions.items is None else str(versions.items),
+        USERS_VERSION_TAG: NO_VECTORS if versions.users is None else str(versions.users),
+    }
+
+
+def promote(settings: Settings, result: CycleResult) -> dict[str, Any]:
+    """Make ``result``'s model version the champion (refuses when ``result.better`` is False).
+
+    Order: publish vectors (new LanceDB table versions) -> record them in the model version's
+    tags -> move the ``champion`` alias (the commit point) -> tag the run ``promoted=true``.
+    Returns what was done (model version, table versions, previous champion).
+    """
+    if not result.better:
+        raise PromotionRefusedError(
+            f"model version {result.model_version} did not beat champion "
+            f"{result.champion_version} on {GATE_METRIC} by more than {result.margin}: "
+            f"deltas {result.deltas}"
+        )
+    registered = settings.training.registered_model
+    client = tracking_client(settings)
+    previous = champion_version(settings)
+    if previous == result.model_version:
+        log.info("already champion; nothing to do", extra={"version": previous})
+        tags = client.get_model_version(registered, result.model_version).tags
+        return {"model_version": previous, "already_champion": True, **tags}
+    handle = load_version(settings, result.model_version)
+    versions = publish_vectors(settings, handle.recommender, result.model_version)
+    tags = _vector_tags(versions)
+    for key, value in tags.items():
+        client.set_model_version_tag(registered, result.model_version, key, value)
+    if versions.reason:
+        client.set_model_version_tag(
+            registered, result.model_version, "vectors.note", versions.reason
+        )
+    client.set_registered_model_alias(registered, CHAMPION_ALIAS, result.model_version)
+    client.set_tag(result.run_id, "promoted", "true")
+    log.info("promoted", extra={"version": result.model_version, "previous": previous, **tags})
+    return {"model_version": result.model_version, "previous_champion": previous, **tags}
+
+
+def rollback(settings: Settings, version: str) -> dict[str, Any]:
+    """Make an earlier promoted ``version`` the champion again and restore its vector tables.
+
+    The version must have been promoted before (it carries the LanceDB version tags). Table
+    versions tagged ``none`` (a model without vectors) leave that table untouched.
+    """
+    registered = settings.training.registered_model
+    client = tracking_client(settings)
+    mv = client.get_model_version(registered, version)
+    if ITEMS_VERSION_TAG not in mv.tags:
+        raise PromotionRefusedError(
+            f"model version {version} was never promoted (no {ITEMS_VERSION_TAG} tag); "
+            "only a former champion can be rolled back to"
+        )
+
+    def parse(tag: str) -> int | None:
+        value = mv.tags.get(tag, NO_VECTORS)
+        return None if value == NO_VECTORS else int(value)
+
+    restored = restore_versions(settings, parse(ITEMS_VERSION_TAG), parse(USERS_VERSION_TAG))
+    previous = champion_version(settings)
+    client.set_registered_model_alias(registered, CHAMPION_ALIAS, str(version))
+    client.set_tag(mv.run_id, "rolled_back_to_at", datetime.now(UTC).isoformat())
+    log.info("rolled back", extra={"version": version, "previous": previous})
+    return {
+        "model_version": str(version),
+        "previous_champion": previous,
+        "restored_items_version": restored.items,
+        "restored_users_version": restored.users,
+    }

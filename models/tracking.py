@@ -1,0 +1,132 @@
+"""MLflow helpers for the nightly cycle: one place that points MLflow at our stores.
+
+The tracking store is ``settings.paths.mlflow_uri`` (sqlite by default) and is also used as the
+model-registry URI. The nightly experiment is created with its ``artifact_location`` set to
+``settings.paths.mlflow_artifacts`` as a ``file://`` URI, so artifacts never land in the current
+working directory. Parameters are flattened to ``a.b`` keys and truncated to MLflow's value limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import polars as pl
+from mlflow.tracking import MlflowClient
+
+from media_gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "media-gateway-nightly"
+"""Experiment every nightly run is logged to."""
+
+PARAM_VALUE_LIMIT = 6000
+"""MLflow's maximum length of a parameter value (longer values are truncated with a marker)."""
+
+
+class TrackingError(RuntimeError):
+    """The tracking store is not in the state the nightly cycle expects."""
+
+
+def configure(settings: Settings) -> str:
+    """Point MLflow (tracking and registry) at the settings' store; return the experiment id.
+
+    Creates the experiment on first use with ``artifact_location`` = the artifacts folder. An
+    existing experiment whose artifact location differs is used as is (logged at warning level),
+    since MLflow cannot move an experiment's artifacts.
+    """
+    uri = settings.paths.mlflow_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    artifacts = Path(settings.paths.mlflow_artifacts)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        experiment_id = client.create_experiment(EXPERIMENT, artifact_location=artifacts.as_uri())
+        log.info("created MLflow experiment", extra={"experiment_id": experiment_id})
+    else:
+        experiment_id = experiment.experiment_id
+        if experiment.lifecycle_stage != "active":
+            raise TrackingError(
+                f"MLflow experiment {EXPERIMENT!r} is {experiment.lifecycle_stage}; restore it "
+                f"with `mlflow experiments restore --experiment-id {experiment_id}`"
+            )
+        if experiment.artifact_location != artifacts.as_uri():
+            log.warning(
+                "experiment artifact location differs from settings",
+                extra={"expected": artifacts.as_uri(), "actual": experiment.artifact_location},
+            )
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def client(settings: Settings) -> MlflowClient:
+    """An MLflow client bound to the settings' tracking and registry store."""
+    uri = settings.paths.mlflow_uri
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mapping -> ``{"a.b": "value"}`` strings (lists as JSON), ready for ``log_params``."""
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten_params(value, prefix=f"{name}."))
+            continue
+        text = json.dumps(value) if isinstance(value, list | tuple) else str(value)
+        if len(text) > PARAM_VALUE_LIMIT:
+            text = text[: PARAM_VALUE_LIMIT - 12] + "...truncated"
+        out[name] = text
+    return out
+
+
+def finite_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric entries of ``metrics`` as floats, prefixed; NaN/inf and non-numbers are left out.
+
+    MLflow stores NaN, but a NaN metric (e.g. a metric undefined on an empty test set) makes
+    comparisons in the UI meaningless, so it is omitted and logged at debug level instead.
+    """
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        number = float(value)
+        if not math.isfinite(number):
+            log.debug("metric not finite; not logged", extra={"metric": f"{prefix}{key}"})
+            continue
+        out[f"{prefix}{key}"] = number
+    return out
+
+
+def metric_key(name: str) -> str:
+    """MLflow-safe metric key: MLflow forbids ``@``, so ``ndcg@10`` is logged as ``ndcg_at_10``."""
+    return name.replace("@", "_at_")
+
+
+def metric_name(key: str) -> str:
+    """Inverse of :func:`metric_key` (``ndcg_at_10`` -> ``ndcg@10``)."""
+    return re.sub(r"_at_(\d+)$", r"@\1", key)
+
+
+def log_dataset(df: pl.DataFrame, name: str, context: str, source: Path) -> None:
+    """Record ``df`` as a run input (schema, digest, row count; no rows) for ``context``."""
+    with warnings.catch_warnings():
+        # MLflow registers two local sources for file paths and warns that it picked one of them.
+        warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways.*")
+        dataset = mlflow.data.from_polars(df, source=Path(source).as_uri(), name=name)
+    mlflow.log_input(dataset, context=context)
+
+
+def log_json(data: Any, artifact_file: str) -> None:
+    """Write ``data`` as a JSON artifact of the active run."""
+    mlflow.log_dict(data, artifact_file)
