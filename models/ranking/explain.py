@@ -139,9 +139,9 @@ def _offer_phrase(offers: Sequence[Offer]) -> str:
         return ""
     first = offers[0]
     if first.kind in ("rent", "buy"):
-        price = (
-            f" ({first.currency or ''} {first.price:.2f})".replace("( ", "(") if first.price else ""
-        )
+        price = ""
+        if first.price is not None:
+            price = f" ({first.price:.2f} {first.currency or ''}".rstrip() + ")"
         return f"{first.kind} on {first.provider_name}{price} in {first.country}"
     names = list(dict.fromkeys(o.provider_name for o in offers if o.kind == first.kind))
     free = " for free" if first.kind == "free" else ""
