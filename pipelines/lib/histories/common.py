@@ -26,6 +26,7 @@ RAW_EVENTS: dict[str, pl.DataType] = {
     "user_id": pl.String,
     "source": pl.String,
     "raw_title": pl.String,  # the title as the export spells it (series name for episodes)
+    "original_title": pl.String,  # a second title the source gives (IMDb, MovieLens), else null
     "raw_identity": pl.String,  # what identifies the watched thing in the source (enters event_id)
     "year": pl.Int32,
     "title_type": pl.String,  # "movie" | "series" | "episode" (episode without series) | null
