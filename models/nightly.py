@@ -38,6 +38,7 @@ import shutil
 import tempfile
 import time
 import uuid
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -324,14 +325,18 @@ def _log_plots(
 
 def _log_model(settings: Settings, model_name: str, model_dir: Path) -> str:
     started = time.perf_counter()
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=RecommenderPyfunc(),
-        artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-        registered_model_name=settings.training.registered_model,
-        pip_requirements=pip_requirements(model_name),
-        signature=SIGNATURE,
-    )
+    with warnings.catch_warnings():
+        # No input example on purpose: it would store a real user id in the artifact, and the
+        # explicit SIGNATURE already describes the input.
+        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=RecommenderPyfunc(),
+            artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
+            registered_model_name=settings.training.registered_model,
+            pip_requirements=pip_requirements(model_name),
+            signature=SIGNATURE,
+        )
     log.info("model logged", extra={"seconds": round(time.perf_counter() - started, 2)})
     if info.registered_model_version is None:
         raise RuntimeError("MLflow did not register a model version")

@@ -77,7 +77,8 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
     def predict(
         self,
         context: mlflow.pyfunc.PythonModelContext | None,
-        model_input: Any,
+        model_input,  # a pandas DataFrame; unannotated on purpose: MLflow 3 would derive a
+        # (wrong, "list of instances") schema from the hint. The signature is SIGNATURE.
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         if self.recommender is None:

@@ -1,0 +1,309 @@
+"""The nightly cycle against a real MLflow sqlite store and a real LanceDB folder."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import ClassVar
+
+import mlflow
+import numpy as np
+import polars as pl
+import pytest
+from mlflow.tracking import MlflowClient
+
+import models.registry as registry
+from media_gateway.settings import Settings, load_settings
+from models.champion import champion_version
+from models.collaborative.implicit_models import ALSRecommender
+from models.nightly import (
+    ITEMS_VERSION_TAG,
+    CycleResult,
+    InsufficientDataError,
+    NightlyInputError,
+    PromotionRefusedError,
+    deltas,
+    events_to_interactions,
+    is_better,
+    promote,
+    rollback,
+    run_training_cycle,
+    split_interactions,
+)
+from models.tracking import EXPERIMENT
+from models.vectors import ITEMS_TABLE, checkout_items, latest_version
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class VectorALS(ALSRecommender):
+    """ALS exposing the optional vector protocols (stand-in until ALS implements them)."""
+
+    name: ClassVar[str] = "test-vector-als"
+
+    def item_vectors(self) -> tuple[list[str], np.ndarray]:
+        return [str(i) for i in self.data.items.ids], self.item_factors
+
+    def user_vectors(self) -> tuple[list[str], np.ndarray]:
+        return [str(u) for u in self.data.users.ids], self.user_factors
+
+
+class WeakVectorALS(VectorALS):
+    """A deliberately crippled factor model: one factor, one iteration."""
+
+    name: ClassVar[str] = "test-weak-als"
+
+    def __init__(self, **params) -> None:
+        params.update(factors=1, iterations=1)
+        super().__init__(**params)
+
+
+STAND_INS = {"test-vector-als": VectorALS, "test-weak-als": WeakVectorALS}
+
+
+def _standin_plots():
+    """TEMPORARY stand-in for models.evaluation.plots until it lands (then this goes)."""
+    import types
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def save(*_args, path: Path) -> Path:
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        fig.savefig(path)
+        plt.close(fig)
+        return path
+
+    module = types.ModuleType("models.evaluation.plots")
+    module.plot_metrics_by_activity = lambda df, path: save(path=path)
+    module.plot_popularity_bias = lambda model, train, path: save(path=path)
+    module.plot_metric_per_round = lambda history, path: save(path=path)
+    module.plot_privacy_utility = lambda points, path: save(path=path)
+    return module
+
+
+@pytest.fixture(scope="module")
+def patched_registry():
+    original = registry.model_class
+    mp = pytest.MonkeyPatch()
+    mp.setattr(registry, "model_class", lambda name: STAND_INS.get(name) or original(name))
+    try:
+        import models.evaluation.plots  # noqa: F401
+    except ModuleNotFoundError:
+        import sys
+
+        mp.setitem(sys.modules, "models.evaluation.plots", _standin_plots())
+    yield
+    mp.undo()
+
+
+def clustered_events(n_users: int = 60, n_clusters: int = 4, per_cluster: int = 15) -> pl.DataFrame:
+    """Users in a cluster watch most of their cluster's titles: ALS wins, popularity loses."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for u in range(n_users):
+        cluster = u % n_clusters
+        titles = rng.choice(per_cluster, size=10, replace=False) + cluster * per_cluster
+        for n, t in enumerate(titles):
+            rows.append((f"u{u}", f"movie:{t}", 1.0 + (n % 3), T0 + timedelta(days=n)))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "user_id": pl.String,
+            "title_id": pl.String,
+            "weight": pl.Float64,
+            "event_time": pl.Datetime("us", "UTC"),
+        },
+        orient="row",
+    )
+
+
+# ---- pure parts --------------------------------------------------------------------------
+def test_events_are_summed_per_user_title_and_erased_users_dropped() -> None:
+    events = pl.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b", "c", "c"],
+            "title_id": ["tv:1", "tv:1", "movie:2", "movie:2", "movie:2", "movie:3"],
+            "weight": [1.0, 0.5, 2.0, 1.0, 1.0, -1.0],
+            "event_time": [T0, T0 + timedelta(days=2), T0, T0, T0, T0],
+        }
+    )
+    out = events_to_interactions(events, erased_users={"b"})
+    assert out.columns == ["user_id", "item_id", "weight", "timestamp"]
+    rows = {(r["user_id"], r["item_id"]): r for r in out.iter_rows(named=True)}
+    assert set(rows) == {("a", "tv:1"), ("a", "movie:2"), ("c", "movie:2")}  # b erased, -1 dropped
+    assert rows[("a", "tv:1")]["weight"] == 1.5
+    assert rows[("a", "tv:1")]["timestamp"] == T0 + timedelta(days=2)
+
+
+def test_bad_events_raise_clear_errors() -> None:
+    with pytest.raises(NightlyInputError, match="lack columns"):
+        events_to_interactions(pl.DataFrame({"user_id": ["a"]}))
+    events = pl.DataFrame(
+        {"user_id": ["a"], "title_id": [None], "weight": [1.0], "event_time": [T0]},
+        schema_overrides={"title_id": pl.String},
+    )
+    with pytest.raises(NightlyInputError, match="null 'title_id'"):
+        events_to_interactions(events)
+
+
+def test_split_rule_falls_back_to_leave_last_out_on_tiny_data() -> None:
+    tiny = events_to_interactions(clustered_events(n_users=4)).head(20)
+    train, test, split = split_interactions(tiny, seed=42)
+    assert split == "leave-last-out"
+    assert test["user_id"].n_unique() == test.height  # one held-out row per user
+    assert train.join(test, on=["user_id", "item_id"]).height == 0
+    big = events_to_interactions(clustered_events())
+    train, test, split = split_interactions(big, seed=42)
+    assert split.startswith("stratified") and train.height + test.height == big.height
+    assert set(test["user_id"]) <= set(train["user_id"])
+    lonely = tiny.unique("user_id")
+    with pytest.raises(InsufficientDataError):
+        split_interactions(lonely, seed=42)
+
+
+def test_gate_and_deltas() -> None:
+    assert deltas({"ndcg@10": 0.3, "coverage": math.nan}, {"ndcg@10": 0.2, "coverage": 0.5}) == {
+        "ndcg@10": pytest.approx(0.1)
+    }
+    assert is_better({"ndcg@10": 0.3}, None, margin=0.0)
+    assert is_better({"ndcg@10": 0.3}, {"ndcg@10": 0.2}, margin=0.05)
+    assert not is_better({"ndcg@10": 0.3}, {"ndcg@10": 0.28}, margin=0.05)
+    assert not is_better({"ndcg@10": math.nan}, None, margin=0.0)
+
+
+# ---- the cycle against real stores --------------------------------------------------------
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, patched_registry) -> Settings:
+    var = tmp_path_factory.mktemp("nightly") / "var"
+    return load_settings(
+        "configs/sample.yaml",
+        overrides={
+            "paths": {
+                "lake": str(var / "lake"),
+                "lancedb": str(var / "lancedb"),
+                "mlflow_uri": f"sqlite:///{var / 'mlflow.db'}",
+                "mlflow_artifacts": str(var / "mlartifacts"),
+                "inbox": str(var / "inbox"),
+                "models": str(var / "models"),
+                "feedback": str(var / "feedback"),
+            }
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def first(store: Settings) -> CycleResult:
+    """Cycle 1: the weak factor model, no champion yet."""
+    return run_training_cycle(store, clustered_events(), model_name="test-weak-als")
+
+
+def _client(settings: Settings) -> MlflowClient:
+    return MlflowClient(tracking_uri=settings.paths.mlflow_uri)
+
+
+def test_first_cycle_logs_everything_and_registers_a_version(store, first) -> None:
+    assert first.better and first.champion_metrics is None and first.deltas == {}
+    assert first.model_version == "1" and first.split.startswith("stratified")
+    assert 0.0 < first.metrics["ndcg@10"] <= 1.0
+    client = _client(store)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment.artifact_location == Path(store.paths.mlflow_artifacts).as_uri()
+    run = client.get_run(first.run_id)
+    assert run.info.experiment_id == experiment.experiment_id
+    params = run.data.params
+    assert params["model"] == "test-weak-als" and params["hyper.factors"] == "1"
+    assert params["seed"] == "42" and params["data.users"] == "60"
+    assert int(params["data.train_rows"]) + int(params["data.test_rows"]) == 600
+    for key in ("ndcg_at_10", "precision_at_10", "recall_at_10", "map_at_10", "hit_rate_at_10"):
+        assert key in run.data.metrics
+    assert {"coverage", "popularity_bias", "train.seconds"} <= set(run.data.metrics)
+    contexts = sorted(
+        tag.value
+        for inp in run.inputs.dataset_inputs
+        for tag in inp.tags
+        if tag.key == "mlflow.data.context"
+    )
+    assert contexts == ["evaluation", "training"]
+    artifacts = {a.path for a in client.list_artifacts(first.run_id)}
+    assert "champion_comparison.json" in artifacts
+    plots = {a.path for a in client.list_artifacts(first.run_id, "plots")}
+    assert {"plots/metrics_by_activity.png", "plots/popularity_bias.png"} <= plots
+    version = client.get_model_version(store.training.registered_model, "1")
+    assert version.run_id == first.run_id and version.tags["model"] == "test-weak-als"
+    assert champion_version(store) is None  # registering does not promote
+
+
+def test_first_cycle_is_promoted_with_vectors(store, first) -> None:
+    info = promote(store, first)
+    assert champion_version(store) == "1"
+    assert _client(store).get_run(first.run_id).data.tags["promoted"] == "true"
+    tags = _client(store).get_model_version(store.training.registered_model, "1").tags
+    assert (
+        tags[ITEMS_VERSION_TAG]
+        == info[ITEMS_VERSION_TAG]
+        == str(latest_version(store, ITEMS_TABLE))
+    )
+    assert promote(store, first)["already_champion"] is True  # idempotent
+
+
+@pytest.fixture(scope="module")
+def second(store, first) -> CycleResult:
+    """Cycle 2: the real factor model against the weak champion."""
+    if champion_version(store) is None:
+        promote(store, first)
+    return run_training_cycle(store, clustered_events(), model_name="test-vector-als")
+
+
+def test_better_challenger_has_deltas_against_the_champion_on_the_same_split(store, second) -> None:
+    assert second.champion_version == "1" and second.champion_metrics is not None
+    for name, delta in second.deltas.items():
+        assert delta == pytest.approx(second.metrics[name] - second.champion_metrics[name])
+    assert second.deltas["ndcg@10"] > 0 and second.better
+    run = _client(store).get_run(second.run_id)
+    assert run.data.metrics["delta.ndcg_at_10"] == pytest.approx(second.deltas["ndcg@10"])
+    assert run.data.metrics["champion.ndcg_at_10"] == pytest.approx(
+        second.champion_metrics["ndcg@10"]
+    )
+    comparison = mlflow.artifacts.load_dict(f"runs:/{second.run_id}/champion_comparison.json")
+    assert comparison["champion_version"] == "1" and comparison["better"] is True
+    assert comparison["deltas"]["ndcg@10"] == pytest.approx(second.deltas["ndcg@10"])
+
+
+def test_worse_challenger_is_not_better_and_promotion_refuses(store, second) -> None:
+    if champion_version(store) != second.model_version:
+        promote(store, second)
+    worse = run_training_cycle(store, clustered_events(), model_name="popularity")
+    assert worse.champion_version == second.model_version
+    assert worse.deltas["ndcg@10"] < 0 and not worse.better
+    with pytest.raises(PromotionRefusedError, match="did not beat"):
+        promote(store, worse)
+    assert champion_version(store) == second.model_version
+    result = json.loads(worse.model_dump_json())
+    assert CycleResult.model_validate(result) == worse  # the Dagster check reads it back
+
+
+def test_rollback_moves_the_alias_and_restores_the_vector_table(store, first, second) -> None:
+    if champion_version(store) != second.model_version:
+        promote(store, second)
+    client = _client(store)
+    name = store.training.registered_model
+    v1_table = int(client.get_model_version(name, "1").tags[ITEMS_VERSION_TAG])
+    v2_table = int(client.get_model_version(name, second.model_version).tags[ITEMS_VERSION_TAG])
+    assert v2_table > v1_table
+    info = rollback(store, "1")
+    assert champion_version(store) == "1" and info["previous_champion"] == second.model_version
+    latest = latest_version(store, ITEMS_TABLE)
+    assert info["restored_items_version"] == latest > v2_table
+    now = checkout_items(store, latest).to_arrow()
+    then = checkout_items(store, v1_table).to_arrow()
+    assert now.column("model_version").to_pylist() == then.column("model_version").to_pylist()
+    assert set(now.column("model_version").to_pylist()) == {"1"}
+    assert now.schema.field("vector").type.list_size == 1  # the weak model's single factor
+    with pytest.raises(PromotionRefusedError, match="never promoted"):
+        rollback(store, "3")
