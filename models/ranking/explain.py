@@ -170,21 +170,26 @@ def sentence(ex: Explanation) -> str:
         for m in ex.members
         if not m.watched and m.similarity is not None and m.similarity >= MIN_SENTENCE_SIMILARITY
     ]
-    text = ""
+    pieces: list[tuple[str, bool]] = []  # (text, ours: may be capitalised; names are not)
     if reasons:
-        text = "Because " + " and ".join(reasons)
+        pieces.append(("Because " + " and ".join(reasons), True))
     elif ex.popular:
-        text = "Popular right now"
+        pieces.append(("Popular right now", True))
     if watched:
-        text += ("; " if text else "") + _join(watched) + " liked it"
+        pieces.append((_join(watched) + " liked it", False))
     if close:
-        text += ("; " if text else "") + "close to what " + _join(close) + " watched"
+        pieces.append(("close to what " + _join(close) + " watched", True))
     if ex.context:
-        text += ("; " if text else "") + ex.context[0]
+        pieces.append((ex.context[0], True))
     where = _offer_phrase(ex.offers)
     if where:
-        text += ("; " if text else "") + where
-    return (text[:1].upper() + text[1:]) if text else ""
+        pieces.append((where, True))
+    if not pieces:
+        return ""
+    first, ours = pieces[0]
+    if ours:
+        pieces[0] = (first[:1].upper() + first[1:], ours)
+    return "; ".join(p for p, _ in pieces)
 
 
 def explain(
