@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.ranking.intent import Mood, QueryIntent
+from models.ranking.catalog import Offer
+from models.ranking.context import RankingContext
+from models.ranking.explain import Explanation
+from models.ranking.intent import QueryIntent
 
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 ContentId = Annotated[str, Field(min_length=3, max_length=256, pattern=r"^[a-z0-9_]+:[^\s/]+$")]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 ProviderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
-Monetization = Literal["FLATRATE", "FREE", "ADS", "RENT", "BUY"]
+Monetization = Literal["subscription", "free", "rent", "buy"]
 ContentType = Literal["movie", "series"]
 
 
@@ -49,13 +52,9 @@ class SearchRequest(_Request):
     """``next_cursor`` of the previous page."""
 
 
-class ContextBody(_Request):
-    mood: Mood | None = None
-    occasion: str | None = Field(None, max_length=64)
-    """e.g. "date night", "family", "solo"."""
-    time_available: int | None = Field(None, gt=0, le=1440, description="minutes")
-    device: str | None = Field(None, max_length=32)
-    content_type: ContentType | None = None
+ContextBody = RankingContext
+"""The viewing situation (mood, occasion, time_available minutes, device, content_type): the
+ranking's own model, so the API and the ranker cannot drift apart."""
 
 
 class RecommendRequest(_Request):
@@ -91,6 +90,12 @@ class FeedbackRequest(_Request):
     completion: float | None = Field(None, ge=0.0, le=1.0, description="share watched, 0-1")
     context: ContextBody = Field(default_factory=ContextBody)
 
+    @model_validator(mode="after")
+    def _has_signal(self) -> FeedbackRequest:
+        if self.rating is None and self.completion is None and not self.watched:
+            raise ValueError("feedback needs a rating, a completion or watched=true")
+        return self
+
 
 class PreferencesBody(_Request):
     """A user's streaming setup; recommendations are filtered to it."""
@@ -98,23 +103,12 @@ class PreferencesBody(_Request):
     services: list[ProviderId] = Field(default_factory=list, max_length=30)
     country: Country = "US"
     monetization: list[Monetization] = Field(
-        default_factory=lambda: ["FLATRATE", "FREE", "ADS"], min_length=1
+        default_factory=lambda: ["subscription", "free"], min_length=1
     )
     """Offer kinds the user accepts (default: included in a subscription, or free)."""
 
 
 # ---- responses --------------------------------------------------------------------------------
-
-
-class OfferOut(BaseModel):
-    country: str
-    provider_id: str
-    provider_name: str | None = None
-    monetization: str
-    presentation_type: str | None = None
-    price: float | None = None
-    currency: str | None = None
-    deep_link: str | None = None
 
 
 class ResultItem(BaseModel):
@@ -124,11 +118,19 @@ class ResultItem(BaseModel):
     year: int | None = None
     genres: list[str] = Field(default_factory=list)
     runtime: int | None = None
+    url: str
+    """The title's machine view (schema.org JSON-LD)."""
     score: float
-    """Ranking score (search: relevance; recommend: personal score)."""
+    """Ranking score in [0, 1] (search: relevance; recommend: personal score; group: group score)."""
+    similarity: float | None = None
+    """Search only: cosine between the query and the title (None without a query vector)."""
+    components: dict[str, float] = Field(default_factory=dict)
+    """Weighted contribution of each ranking signal (they sum to ``score``)."""
     explanation: str | None = None
-    reasons: list[str] = Field(default_factory=list)
-    offers: list[OfferOut] = Field(default_factory=list)
+    """One sentence built from ``evidence``."""
+    evidence: Explanation | None = None
+    offers: list[Offer] = Field(default_factory=list)
+    """Where to watch, with deep links (in the requested or the user's country)."""
     member_scores: dict[str, float] | None = None
     """Group recommendations only: each member's score for this title."""
 
@@ -141,7 +143,13 @@ class Attribution(BaseModel):
 class SearchResponse(BaseModel):
     results: list[ResultItem]
     intent: QueryIntent
-    """What the query was understood to ask for (after merging explicit filters)."""
+    """What the query was understood to ask for."""
+    applied_filters: dict[str, Any]
+    """The hard filters applied: the request's ``filters``, else the intent's values."""
+    query_source: str
+    """What the query vector came from (text, like_titles, genres_moods, none)."""
+    resolved_like_titles: dict[str, str] = Field(default_factory=dict)
+    """"like X" titles found in the catalogue (name -> content id)."""
     total: int
     next_cursor: str | None = None
     attribution: Attribution
@@ -168,8 +176,12 @@ class GroupResponse(BaseModel):
 class ExplainResponse(BaseModel):
     user: str
     content_id: str
-    summary: str
-    evidence: list[dict[str, Any]]
+    title: str
+    score: float | None
+    """The title's hybrid score for this user (None when nothing scores it)."""
+    components: dict[str, float]
+    explanation: str
+    evidence: Explanation
     model_version: str | None
 
 

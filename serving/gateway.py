@@ -1,0 +1,492 @@
+"""The API's operations, free of any web framework: guard (auth + rate limits), then act on state.
+
+``service.py`` (BentoML POST APIs) and ``http_routes.py`` (GET/PUT/DELETE) only translate HTTP to
+these calls and :class:`ApiError` back to a status, a reason and headers.
+
+Decisions:
+
+* Anonymous callers may search (stricter per-IP bucket); everything personal needs a token whose
+  subject is the user named in the request (403 otherwise). A group request needs the caller to be
+  one of the members; the group's answer shows each member's score, which is what the members asked
+  for by planning together.
+* A request with an invalid token is charged to the caller's IP bucket before the 401, so guessing
+  tokens is rate-limited too.
+* Users without stored preferences get the default profile (US, any service, subscription or free).
+* Search pages: ``next_cursor`` is an opaque base64url token of the next offset bound to a hash of
+  the query, filters and user, so a cursor cannot be replayed against another query (400).
+* Caches: search pages and availability are cached with TTLs; both are cleared on a champion swap,
+  and a user's cached search pages are dropped when that user sends feedback or is erased.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from media_gateway import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
+from media_gateway.settings import Settings
+from models.ranking.availability import AvailabilityFilter
+from models.ranking.catalog import Catalog, Offer
+from models.ranking.explain import explain
+from models.ranking.group import MemberProfile, recommend_group
+from models.ranking.intent import QueryIntent
+from pipelines.lib.feedback import FeedbackRecord, append_feedback
+from serving import auth
+from serving.auth import AuthError, Principal, TokenVerifier
+from serving.cache import AVAILABILITY_TTL_S, SEARCH_TTL_S, TTLCache
+from serving.jsonld import content_view
+from serving.ratelimit import TokenBucketLimiter
+from serving.schemas import (
+    Attribution,
+    ExplainRequest,
+    ExplainResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    GroupRequest,
+    GroupResponse,
+    PreferencesBody,
+    RecommendRequest,
+    RecommendResponse,
+    ResultItem,
+    SearchRequest,
+    SearchResponse,
+)
+from serving.state import NotReadyError, ServingState, StateHolder
+from serving.userdata import (
+    ErasureReport,
+    effective_profile,
+    erase_user_files,
+    export_user,
+    save_profile,
+)
+
+log = logging.getLogger(__name__)
+
+GEMINI_KEY_ENV = "GEMINI_API_KEY"
+GEMINI_URL_ENV = "GEMINI_BASE_URL"
+ATTRIBUTION = Attribution(metadata=TMDB_ATTRIBUTION, availability=JUSTWATCH_ATTRIBUTION)
+ALT_ID_PREFIXES = ("movie", "tv", "ml", "ml100k")
+
+
+class ApiError(Exception):
+    """An answer other than 200: HTTP ``status``, a ``reason`` and extra ``headers``."""
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = headers or {}
+
+    @classmethod
+    def from_auth(cls, exc: AuthError) -> ApiError:
+        return cls(exc.status, exc.reason, {"WWW-Authenticate": exc.www_authenticate()})
+
+
+@dataclass
+class Guard:
+    """Authentication, scope checks and token-bucket rate limits for one request."""
+
+    verifier: TokenVerifier
+    anonymous: TokenBucketLimiter
+    authenticated: TokenBucketLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings, secret: bytes) -> Guard:
+        return cls(
+            TokenVerifier.from_settings(settings, secret),
+            TokenBucketLimiter(settings.serving.anonymous_per_minute),
+            TokenBucketLimiter(settings.serving.authenticated_per_minute),
+        )
+
+    def _charge(self, limiter: TokenBucketLimiter, key: str) -> None:
+        decision = limiter.acquire(key)
+        if not decision.allowed:
+            raise ApiError(
+                429,
+                "rate limit exceeded; retry later",
+                {"Retry-After": decision.retry_after_header},
+            )
+
+    def check(
+        self, authorization: str | None, client_ip: str | None, scope: str | None
+    ) -> Principal | None:
+        """The verified caller (``None`` = anonymous); raises :class:`ApiError` 401/403/429."""
+        ip_key = f"ip:{client_ip or 'unknown'}"
+        try:
+            token = auth.bearer_token(authorization)
+        except AuthError as exc:
+            self._charge(self.anonymous, ip_key)
+            raise ApiError.from_auth(exc) from exc
+        if token is None:
+            self._charge(self.anonymous, ip_key)
+            if scope is not None:
+                raise ApiError(
+                    401,
+                    f"a bearer token with scope {scope} is required",
+                    {"WWW-Authenticate": f'Bearer scope="{scope}"'},
+                )
+            return None
+        try:
+            principal = self.verifier.verify(token)
+        except AuthError as exc:
+            self._charge(self.anonymous, ip_key)
+            raise ApiError.from_auth(exc) from exc
+        self._charge(self.authenticated, f"sub:{principal.subject}")
+        if scope is not None:
+            try:
+                principal.require(scope)
+            except AuthError as exc:
+                raise ApiError.from_auth(exc) from exc
+        return principal
+
+
+def require_self(principal: Principal | None, user: str) -> Principal:
+    if principal is None:
+        raise ApiError(401, "a bearer token is required for personal data")
+    try:
+        principal.require_self(user)
+    except AuthError as exc:
+        raise ApiError.from_auth(exc) from exc
+    return principal
+
+
+def canonical_content_id(catalog: Catalog, raw: str) -> str:
+    """The catalogue id for ``raw``; ``movie-27205`` is accepted for ``movie:27205`` (404 if none)."""
+    if raw in catalog:
+        return raw
+    prefix, sep, rest = raw.partition("-")
+    if ":" not in raw and sep and prefix in ALT_ID_PREFIXES and f"{prefix}:{rest}" in catalog:
+        return f"{prefix}:{rest}"
+    raise ApiError(404, f"unknown content id {raw!r}")
+
+
+def availability_filter(prefs: PreferencesBody) -> AvailabilityFilter:
+    return AvailabilityFilter(
+        country=prefs.country,
+        services=list(prefs.services),
+        monetization=frozenset(prefs.monetization),
+    )
+
+
+def _cursor_hash(payload: dict[str, Any]) -> str:
+    raw = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def encode_cursor(offset: int, bound_to: str) -> str:
+    raw = json.dumps({"o": offset, "h": bound_to}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, bound_to: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        offset = int(data["o"])
+        owner = str(data["h"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ApiError(400, "cursor is not valid") from exc
+    if owner != bound_to or offset < 0:
+        raise ApiError(400, "cursor belongs to another query")
+    return offset
+
+
+@dataclass
+class Gateway:
+    """Everything the endpoints do. One per service process."""
+
+    settings: Settings
+    holder: StateHolder
+    guard: Guard
+    parse: Callable[[str], QueryIntent]
+    """Query text -> intent (Gemini with local fallback; see :func:`default_parser`)."""
+    search_cache: TTLCache[SearchResponse] = field(default_factory=lambda: TTLCache(SEARCH_TTL_S))
+    availability_cache: TTLCache[list[Offer]] = field(
+        default_factory=lambda: TTLCache(AVAILABILITY_TTL_S)
+    )
+
+    def __post_init__(self) -> None:
+        self.holder.on_swap(self._on_swap)
+
+    def _on_swap(self, _: ServingState) -> None:
+        self.search_cache.clear()
+        self.availability_cache.clear()
+
+    @property
+    def state(self) -> ServingState:
+        try:
+            return self.holder.state
+        except NotReadyError as exc:
+            raise ApiError(503, str(exc), {"Retry-After": "5"}) from exc
+
+    @property
+    def folder(self):
+        return self.settings.paths.feedback
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def _item(self, catalog: Catalog, base_url: str, tid: str, **fields: Any) -> ResultItem:
+        row = catalog.index[tid]
+        runtime = catalog.runtime[row]
+        year = catalog.year[row]
+        titles_row = catalog.titles.row(row, named=True)
+        return ResultItem(
+            content_id=tid,
+            title=catalog.names[row],
+            type=catalog.types[row],
+            year=int(year) if np.isfinite(year) else None,
+            genres=list(titles_row.get("genres") or []),
+            runtime=int(runtime) if np.isfinite(runtime) else None,
+            url=f"{base_url.rstrip('/')}/content/{tid}",
+            **fields,
+        )
+
+    # ---- POST operations -------------------------------------------------------------------
+    def search(
+        self, req: SearchRequest, principal: Principal | None, base_url: str
+    ) -> SearchResponse:
+        from models.ranking.search import SearchError, SearchFilters, effective_filters, search
+
+        if req.user is not None:
+            require_self(principal, req.user)
+            try:
+                principal.require(auth.READ_RECOMMENDATIONS)  # type: ignore[union-attr]
+            except AuthError as exc:
+                raise ApiError.from_auth(exc) from exc
+        query_key = _cursor_hash(
+            {"q": req.query, "f": req.filters.model_dump(mode="json"), "u": req.user}
+        )
+        offset = decode_cursor(req.cursor, query_key) if req.cursor else 0
+        cache_key = (query_key, offset, req.limit)
+        cached = self.search_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        state = self.state
+        intent = self.parse(req.query)
+        filters = SearchFilters.model_validate(req.filters.model_dump())
+        history = self.holder.history(req.user)[0] if req.user else []
+        try:
+            found = search(state.catalog, state.index, intent, filters, history, req.limit, offset)
+            applied = effective_filters(intent, filters)
+        except SearchError as exc:
+            raise ApiError(400, str(exc)) from exc
+        results = [
+            self._item(
+                state.catalog,
+                base_url,
+                hit.title_id,
+                score=hit.relevance,
+                similarity=hit.similarity,
+                offers=list(hit.offers),
+            )
+            for hit in found.hits
+        ]
+        response = SearchResponse(
+            results=results,
+            intent=intent,
+            applied_filters=applied.model_dump(mode="json"),
+            query_source=found.query_source,
+            resolved_like_titles=found.resolved_like_titles,
+            total=found.total,
+            next_cursor=(
+                encode_cursor(found.next_offset, query_key)
+                if found.next_offset is not None
+                else None
+            ),
+            attribution=ATTRIBUTION,
+        )
+        self.search_cache.put(cache_key, response, tag=req.user)
+        return response
+
+    def recommend(
+        self, req: RecommendRequest, principal: Principal | None, base_url: str
+    ) -> RecommendResponse:
+        require_self(principal, req.user)
+        state = self.state
+        prefs = effective_profile(self.folder, req.user)
+        history, weights = self.holder.history(req.user)
+        recs = state.ranker.recommend(
+            history,
+            weights,
+            k=req.limit,
+            context=req.context,
+            availability=availability_filter(prefs),
+        )
+        log.info(
+            "recommend served",
+            extra={"history_len": len(history), "results": len(recs), "model": state.model_version},
+        )
+        return RecommendResponse(
+            user=req.user,
+            results=[
+                self._item(
+                    state.catalog,
+                    base_url,
+                    r.title_id,
+                    score=r.score,
+                    components=r.components,
+                    explanation=r.explanation.sentence,
+                    evidence=r.explanation,
+                    offers=r.offers,
+                )
+                for r in recs
+            ],
+            model_version=state.model_version,
+            country=prefs.country,
+            services=list(prefs.services),
+            attribution=ATTRIBUTION,
+        )
+
+    def group(self, req: GroupRequest, principal: Principal | None, base_url: str) -> GroupResponse:
+        if principal is None:
+            raise ApiError(401, "a bearer token is required")
+        if principal.subject not in req.members:
+            raise ApiError(403, "the caller must be one of the group's members")
+        state = self.state
+        members = {}
+        for user in req.members:
+            history, weights = self.holder.history(user)
+            members[user] = MemberProfile(
+                history=history,
+                weights=weights,
+                availability=availability_filter(effective_profile(self.folder, user)),
+            )
+        recs = recommend_group(
+            state.ranker, members, strategy=req.strategy, k=req.limit, context=req.context
+        )
+        return GroupResponse(
+            members=list(req.members),
+            strategy=req.strategy,
+            results=[
+                self._item(
+                    state.catalog,
+                    base_url,
+                    r.title_id,
+                    score=r.score,
+                    explanation=r.explanation.sentence,
+                    evidence=r.explanation,
+                    offers=r.offers,
+                    member_scores=r.member_scores,
+                )
+                for r in recs
+            ],
+            model_version=state.model_version,
+            attribution=ATTRIBUTION,
+        )
+
+    def explain(self, req: ExplainRequest, principal: Principal | None) -> ExplainResponse:
+        require_self(principal, req.user)
+        state = self.state
+        catalog = state.catalog
+        tid = canonical_content_id(catalog, req.content_id)
+        history, weights = self.holder.history(req.user)
+        prefs = effective_profile(self.folder, req.user)
+        rows = np.arange(len(catalog))
+        scored = state.ranker.score_rows(rows, history, weights)
+        position = catalog.index[tid]
+        parts = scored.contributions(position)
+        score = float(scored.score[position])
+        liked = [h for h, w in zip(history, weights, strict=True) if w > 0]
+        evidence = explain(
+            catalog,
+            liked,
+            tid,
+            collaborative=parts.get("collaborative"),
+            offers=availability_filter(prefs).offers(catalog, tid),
+            popular=not liked,
+        )
+        return ExplainResponse(
+            user=req.user,
+            content_id=tid,
+            title=catalog.name(tid),
+            score=round(score, 6) if np.isfinite(score) else None,
+            components=parts,
+            explanation=evidence.sentence,
+            evidence=evidence,
+            model_version=state.model_version,
+        )
+
+    def feedback(self, req: FeedbackRequest, principal: Principal | None) -> FeedbackResponse:
+        require_self(principal, req.user)
+        tid = canonical_content_id(self.state.catalog, req.content_id)
+        record = FeedbackRecord(
+            user_id=req.user,
+            title_id=tid,
+            rating=req.rating,
+            watched=req.watched,
+            completion=req.completion,
+            context=req.context.model_dump(mode="json", exclude_none=True),
+        )
+        event_id = append_feedback(self.folder, record)
+        self.holder.record_event(req.user, event_id, tid, record.weight(), time.time())
+        self.search_cache.invalidate_tag(req.user)
+        return FeedbackResponse(event_id=event_id)
+
+    # ---- GET / PUT / DELETE operations --------------------------------------------------------
+    def offers(self, raw_id: str, country: str | None) -> tuple[str, list[Offer]]:
+        catalog = self.state.catalog
+        tid = canonical_content_id(catalog, raw_id)
+        offers = self.availability_cache.get_or_compute(
+            (tid, country), lambda: catalog.offers_for(tid, country)
+        )
+        return tid, offers
+
+    def content(self, raw_id: str, base_url: str) -> dict[str, Any]:
+        catalog = self.state.catalog
+        tid, offers = self.offers(raw_id, None)
+        return content_view(catalog.row(tid), [o.model_dump() for o in offers], base_url)
+
+    def set_preferences(
+        self, user: str, prefs: PreferencesBody, principal: Principal | None
+    ) -> None:
+        require_self(principal, user)
+        save_profile(self.folder, user, prefs)
+
+    def export(self, user: str, principal: Principal | None) -> dict[str, Any]:
+        require_self(principal, user)
+        data = export_user(self.settings.paths.lake, self.folder, user)
+        data["effective_profile"] = effective_profile(self.folder, user).model_dump(mode="json")
+        return data
+
+    def erase(self, user: str, principal: Principal | None) -> ErasureReport:
+        require_self(principal, user)
+        report = erase_user_files(self.folder, user)
+        self.holder.erase_user(user)
+        self.search_cache.invalidate_tag(user)
+        return report
+
+
+def default_parser() -> Callable[[str], QueryIntent]:
+    """The NLU parser configured from the environment (read once, at service start-up)."""
+    from serving.nlu.parse import parse_query
+
+    api_key = os.environ.get(GEMINI_KEY_ENV) or None
+    base_url = os.environ.get(GEMINI_URL_ENV) or None
+    if api_key is None:
+        log.info("no %s: queries are parsed by the local parser", GEMINI_KEY_ENV)
+
+    def parse(text: str) -> QueryIntent:
+        return parse_query(text, api_key=api_key, base_url=base_url, fallback=True)
+
+    return parse
+
+
+def build_gateway(settings: Settings, *, poll_s: float, secret: bytes) -> Gateway:
+    """A gateway whose holder starts loading in the background."""
+    holder = StateHolder(settings, poll_s=poll_s)
+    gateway = Gateway(
+        settings=settings,
+        holder=holder,
+        guard=Guard.from_settings(settings, secret),
+        parse=default_parser(),
+    )
+    holder.start()
+    return gateway

@@ -1,0 +1,311 @@
+"""Everything the service serves from, loaded once and hot-swapped as one reference.
+
+:class:`ServingState` is immutable: catalogue (lake titles + availability + LanceDB content vectors),
+the content index, the ``@champion`` recommender (optional) and the hybrid ranker built on them.
+:class:`StateHolder` loads it in a background thread at start-up, then polls the model registry every
+``poll_s`` seconds; when another version holds ``@champion`` it builds a complete new state and swaps
+the single ``state`` reference. Requests that already hold the old state finish on it, so no request
+is dropped or sees half of each.
+
+Readiness: the service is ready once a catalogue and a content index are loaded. The champion is
+optional: without one (nothing promoted yet) the ranker runs content + popularity only, and
+``status()`` (served at ``GET /status``) says so. A failed load or poll is logged and reported in
+``status()``; the holder keeps the last good state and retries at the next poll.
+
+Per-user histories (:class:`UserHistories`) are mutable and outlive swaps: lake ``watch_events`` plus
+the feedback log at load, then every ``POST /feedback`` at once. On a swap they are reloaded (the
+nightly run may have imported new histories) and merged with what arrived in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from media_gateway.settings import Settings
+from models.champion import ChampionHandle, NoChampionError, champion_version, load_champion
+from models.ranking.catalog import Catalog
+from pipelines.lib.feedback import read_erasures, read_feedback
+from pipelines.lib.lake import read_table
+from pipelines.lib.vector_index import ContentIndex
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_S = 30.0
+
+
+class NotReadyError(RuntimeError):
+    """The service has not finished loading its catalogue and index."""
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    title_id: str
+    weight: float
+    time: float
+    """POSIX seconds (orders the history)."""
+
+
+class UserHistories:
+    """Thread-safe per-user events keyed by ``event_id`` (re-reads and merges never duplicate)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, dict[str, HistoryEvent]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_frame(cls, events: pl.DataFrame, erased: set[str] = frozenset()) -> UserHistories:  # type: ignore[assignment]
+        """Build from ``WATCH_EVENTS`` rows (null weights count 1.0), skipping erased users."""
+        out = cls()
+        if events.height == 0:
+            return out
+        df = events.select(
+            "event_id",
+            "user_id",
+            "title_id",
+            pl.col("weight").fill_null(1.0),
+            pl.col("event_time").dt.epoch("us").truediv(1e6).fill_null(0.0).alias("t"),
+        ).filter(pl.col("title_id").is_not_null() & ~pl.col("user_id").is_in(list(erased)))
+        for event_id, user, title, weight, t in df.iter_rows():
+            out._events.setdefault(user, {})[event_id] = HistoryEvent(title, float(weight), t)
+        return out
+
+    def add(self, user: str, event_id: str, title_id: str, weight: float, when: float) -> None:
+        with self._lock:
+            self._events.setdefault(user, {})[event_id] = HistoryEvent(title_id, weight, when)
+
+    def erase(self, user: str) -> int:
+        """Drop every event of ``user``; returns how many."""
+        with self._lock:
+            return len(self._events.pop(user, {}))
+
+    def merge_from(self, other: UserHistories, erased: set[str]) -> None:
+        """Add ``other``'s events (same ``event_id`` = same event), except erased users'."""
+        with other._lock:
+            snapshot = {u: dict(ev) for u, ev in other._events.items() if u not in erased}
+        with self._lock:
+            for user, events in snapshot.items():
+                self._events.setdefault(user, {}).update(events)
+            for user in erased:
+                self._events.pop(user, None)
+
+    def history(self, user: str) -> tuple[list[str], list[float]]:
+        """Distinct titles (oldest first by latest event) and their summed weights."""
+        with self._lock:
+            events = list(self._events.get(user, {}).values())
+        weights: dict[str, float] = {}
+        latest: dict[str, float] = {}
+        for e in events:
+            weights[e.title_id] = weights.get(e.title_id, 0.0) + e.weight
+            latest[e.title_id] = max(latest.get(e.title_id, 0.0), e.time)
+        ordered = sorted(weights, key=lambda t: (latest[t], t))
+        return ordered, [weights[t] for t in ordered]
+
+    def count(self, user: str) -> int:
+        with self._lock:
+            return len(self._events.get(user, {}))
+
+    def users(self) -> int:
+        with self._lock:
+            return len(self._events)
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """One consistent snapshot of what is served."""
+
+    catalog: Catalog
+    index: ContentIndex
+    champion: ChampionHandle | None
+    ranker: Any
+    """:class:`models.ranking.hybrid.HybridRanker` over ``catalog`` and the champion."""
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def model_version(self) -> str | None:
+        return self.champion.version if self.champion else None
+
+
+def build_ranker(catalog: Catalog, champion: ChampionHandle | None) -> Any:
+    from models.ranking.hybrid import HybridRanker
+
+    return HybridRanker(catalog, champion.recommender if champion else None)
+
+
+def load_state(settings: Settings) -> ServingState:
+    """Load catalogue, index and champion (``None`` if nothing is promoted yet)."""
+    started = time.perf_counter()
+    index = ContentIndex(settings.paths.lancedb)
+    titles = read_table(settings.paths.lake, "titles")
+    if titles.height == 0:
+        raise FileNotFoundError(f"the lake at {settings.paths.lake} has no titles yet")
+    availability = read_table(settings.paths.lake, "availability")
+    catalog = Catalog.from_content_index(index, titles, availability)
+    try:
+        champion: ChampionHandle | None = load_champion(settings)
+    except NoChampionError:
+        log.warning("no @champion model yet: serving content + popularity only")
+        champion = None
+    state = ServingState(catalog, index, champion, build_ranker(catalog, champion))
+    log.info(
+        "serving state loaded",
+        extra={
+            "titles": len(catalog),
+            "index_version": index.version,
+            "champion": state.model_version,
+            "seconds": round(time.perf_counter() - started, 2),
+        },
+    )
+    return state
+
+
+def load_histories(settings: Settings) -> UserHistories:
+    """Lake ``watch_events`` plus the feedback log, without erased users."""
+    erased = read_erasures(settings.paths.feedback)
+    events = pl.concat(
+        [read_table(settings.paths.lake, "watch_events"), read_feedback(settings.paths.feedback)],
+        how="vertical_relaxed",
+    )
+    return UserHistories.from_frame(events, erased)
+
+
+class StateHolder:
+    """Loads the state in the background, reports readiness and hot-swaps new champions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        poll_s: float = DEFAULT_POLL_S,
+        loader: Callable[[Settings], ServingState] = load_state,
+        version_probe: Callable[[Settings], str | None] = champion_version,
+        history_loader: Callable[[Settings], UserHistories] = load_histories,
+    ) -> None:
+        self.settings = settings
+        self.poll_s = poll_s
+        self._loader = loader
+        self._probe = version_probe
+        self._history_loader = history_loader
+        self._state: ServingState | None = None
+        self.histories = UserHistories()
+        self._swap_lock = threading.Lock()
+        self._history_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Callable[[ServingState], None]] = []
+        self.last_error: str | None = None
+        self.last_poll: datetime | None = None
+        self.swaps = 0
+
+    # ---- reading ------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self._state is not None
+
+    @property
+    def state(self) -> ServingState:
+        state = self._state
+        if state is None:
+            raise NotReadyError("the service is still loading its catalogue and index")
+        return state
+
+    def on_swap(self, listener: Callable[[ServingState], None]) -> None:
+        """Call ``listener(new_state)`` after every swap (e.g. to clear caches)."""
+        self._listeners.append(listener)
+
+    def status(self) -> dict[str, Any]:
+        state = self._state
+        champion = state.champion if state else None
+        return {
+            "ready": state is not None,
+            "titles": len(state.catalog) if state else 0,
+            "index_version": state.index.version if state else None,
+            "champion_version": champion.version if champion else None,
+            "mode": (None if state is None else ("hybrid" if champion else "content+popularity")),
+            "privacy": champion.privacy if champion else None,
+            "loaded_at": state.loaded_at.isoformat() if state else None,
+            "last_poll": self.last_poll.isoformat() if self.last_poll else None,
+            "last_error": self.last_error,
+            "swaps": self.swaps,
+            "users_with_history": self.histories.users(),
+        }
+
+    def record_event(
+        self, user: str, event_id: str, title_id: str, weight: float, when: float
+    ) -> None:
+        """Add a fresh feedback event to the user's in-memory history (effective at once)."""
+        with self._history_lock:
+            self.histories.add(user, event_id, title_id, weight, when)
+
+    def erase_user(self, user: str) -> int:
+        """Drop the user's in-memory events; returns how many."""
+        with self._history_lock:
+            return self.histories.erase(user)
+
+    def history(self, user: str) -> tuple[list[str], list[float]]:
+        return self.histories.history(user)
+
+    # ---- loading and swapping ---------------------------------------------------------------
+    def refresh(self, *, force: bool = False) -> bool:
+        """Load a new state if none is loaded, the champion changed, or ``force``; True if swapped."""
+        with self._swap_lock:
+            current = self._state
+            self.last_poll = datetime.now(UTC)
+            if current is not None and not force:
+                version = self._probe(self.settings)
+                if version == current.model_version:
+                    return False
+                log.info(
+                    "champion changed",
+                    extra={"old": current.model_version, "new": version},
+                )
+            new_state = self._loader(self.settings)
+            histories = self._history_loader(self.settings)
+            with self._history_lock:
+                erased = read_erasures(self.settings.paths.feedback)
+                histories.merge_from(self.histories, erased)
+                self.histories = histories
+            self._state = new_state
+            self.swaps += current is not None
+            self.last_error = None
+        for listener in self._listeners:
+            listener(new_state)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception as exc:  # keep serving the last good state; reported by status()
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("state refresh failed; keeping the current state")
+            delay = self.poll_s if self._state is not None else min(self.poll_s, 5.0)
+            self._stop.wait(delay)
+
+    def start(self) -> None:
+        """Start loading (and then polling) in a daemon thread."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="state-holder", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.ready:
+                return True
+            time.sleep(0.05)
+        return self.ready
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
