@@ -35,7 +35,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 import uuid
 import warnings
@@ -58,7 +57,8 @@ from models.champion import (
     load_champion,
     load_version,
 )
-from models.evaluation.evaluate import evaluate_model, metrics_by_activity
+from models.evaluation import plots
+from models.evaluation.evaluate import evaluate_model, metrics_by_activity, recommend_for_test
 from models.evaluation.metrics import METRICS
 from models.evaluation.splits import stratified_split
 from models.pyfunc import MODEL_DIR_ARTIFACT, SIGNATURE, RecommenderPyfunc, pip_requirements
@@ -285,42 +285,58 @@ def _log_privacy(report: dict[str, Any]) -> None:
     mlflow.log_dict(report, "privacy_report.json")
 
 
+def _privacy_point(label: str, privacy: dict[str, Any] | None, ndcg: float) -> dict[str, Any]:
+    """A privacy/utility point; a model without a DP guarantee has ``epsilon=None`` (reference)."""
+    epsilon = None if privacy is None else privacy.get("epsilon")
+    return {"label": label, "epsilon": epsilon, "ndcg": ndcg}
+
+
 def _log_plots(
-    model: Recommender,
+    challenger: Recommender,
     train: pl.DataFrame,
     test: pl.DataFrame,
     metrics: dict[str, float],
     history: list[dict[str, Any]],
     privacy: dict[str, Any] | None,
     champion: ChampionHandle | None,
+    champion_view: Recommender | None,
     champion_metrics: dict[str, float] | None,
 ) -> None:
-    """Plots as run artifacts under ``plots/``; see :mod:`models.evaluation.plots`."""
-    from models.evaluation import plots
+    """Figures of :mod:`models.evaluation.plots` as run artifacts under ``plots/``.
 
-    with tempfile.TemporaryDirectory(prefix="nightly-plots-") as tmp:
-        folder = Path(tmp)
-        written: list[Path] = []
-        activity = metrics_by_activity(model, train, test, k=K)
-        written.append(plots.plot_metrics_by_activity(activity, folder / "metrics_by_activity.png"))
-        written.append(plots.plot_popularity_bias(model, train, folder / "popularity_bias.png"))
-        if history:
-            written.append(plots.plot_metric_per_round(history, folder / "metric_per_round.png"))
-        points = []
-        if privacy is not None:
-            points.append({"label": "challenger", "epsilon": privacy.get("epsilon"), **metrics})
-        if champion is not None and champion.privacy is not None and champion_metrics:
-            points.append(
-                {
-                    "label": f"champion v{champion.version}",
-                    "epsilon": champion.privacy.get("epsilon"),
-                    **champion_metrics,
-                }
-            )
-        if points:
-            written.append(plots.plot_privacy_utility(points, folder / "privacy_utility.png"))
-        for path in written:
-            mlflow.log_artifact(str(path), artifact_path="plots")
+    Always: quality by activity bucket (challenger and champion side by side), popularity bias
+    of the challenger's test recommendations, privacy/utility (this run's point plus the
+    champion's; a non-DP model is a dashed reference line). With a champion: model comparison.
+    With a round history (federated models): metrics per round.
+    """
+    frames = [
+        metrics_by_activity(challenger, train, test, k=K).with_columns(model=pl.lit("challenger"))
+    ]
+    points = [_privacy_point("challenger", privacy, metrics[GATE_METRIC])]
+    if champion is not None and champion_view is not None and champion_metrics is not None:
+        label = f"champion v{champion.version}"
+        frames.append(
+            metrics_by_activity(champion_view, train, test, k=K).with_columns(model=pl.lit(label))
+        )
+        points.append(_privacy_point(label, champion.privacy, champion_metrics[GATE_METRIC]))
+        names = [name for name in metrics if name in champion_metrics]
+        table = pl.DataFrame(
+            [
+                {"model": "challenger", **{n: metrics[n] for n in names}},
+                {"model": label, **{n: champion_metrics[n] for n in names}},
+            ]
+        )
+        shown = [f"{m}@{K}" for m in METRICS] + ["coverage", "popularity_bias"]
+        figure = plots.plot_model_comparison(table, [n for n in shown if n in names])
+        mlflow.log_figure(figure, "plots/model_comparison.png")
+    mlflow.log_figure(
+        plots.plot_metrics_by_activity(pl.concat(frames)), "plots/metrics_by_activity.png"
+    )
+    recs = recommend_for_test(challenger, train, test, K)
+    mlflow.log_figure(plots.plot_popularity_bias(recs, train), "plots/popularity_bias.png")
+    mlflow.log_figure(plots.plot_privacy_utility(points), "plots/privacy_utility.png")
+    if history:
+        mlflow.log_figure(plots.plot_metric_per_round(history), "plots/metric_per_round.png")
 
 
 def _log_model(settings: Settings, model_name: str, model_dir: Path) -> str:
@@ -373,11 +389,10 @@ def run_training_cycle(
     hyper = Recommender.read_manifest(challenger_dir).get("params", {})
 
     metrics = with_k(evaluate_model(challenger, train, test, k=K))
-    champion_metrics = None
+    champion_metrics = champion_view = None
     if champion is not None:
-        champion_metrics = with_k(
-            evaluate_model(FoldInView(champion.recommender, train), train, test, k=K)
-        )
+        champion_view = FoldInView(champion.recommender, train)
+        champion_metrics = with_k(evaluate_model(champion_view, train, test, k=K))
     delta = deltas(metrics, champion_metrics) if champion_metrics else {}
     margin = settings.training.promotion_margin
     better = is_better(metrics, champion_metrics, margin)
@@ -435,7 +450,17 @@ def run_training_cycle(
             },
             "champion_comparison.json",
         )
-        _log_plots(challenger, train, test, metrics, history, privacy, champion, champion_metrics)
+        _log_plots(
+            challenger,
+            train,
+            test,
+            metrics,
+            history,
+            privacy,
+            champion,
+            champion_view,
+            champion_metrics,
+        )
         mlflow.set_tag("better_than_champion", str(better).lower())
         version = _log_model(settings, name, challenger_dir)
         run_id = run.info.run_id

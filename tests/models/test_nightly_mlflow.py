@@ -63,41 +63,11 @@ class WeakVectorALS(VectorALS):
 STAND_INS = {"test-vector-als": VectorALS, "test-weak-als": WeakVectorALS}
 
 
-def _standin_plots():
-    """TEMPORARY stand-in for models.evaluation.plots until it lands (then this goes)."""
-    import types
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def save(*_args, path: Path) -> Path:
-        fig, ax = plt.subplots()
-        ax.plot([0, 1], [0, 1])
-        fig.savefig(path)
-        plt.close(fig)
-        return path
-
-    module = types.ModuleType("models.evaluation.plots")
-    module.plot_metrics_by_activity = lambda df, path: save(path=path)
-    module.plot_popularity_bias = lambda model, train, path: save(path=path)
-    module.plot_metric_per_round = lambda history, path: save(path=path)
-    module.plot_privacy_utility = lambda points, path: save(path=path)
-    return module
-
-
 @pytest.fixture(scope="module")
 def patched_registry():
     original = registry.model_class
     mp = pytest.MonkeyPatch()
     mp.setattr(registry, "model_class", lambda name: STAND_INS.get(name) or original(name))
-    try:
-        import models.evaluation.plots  # noqa: F401
-    except ModuleNotFoundError:
-        import sys
-
-        mp.setitem(sys.modules, "models.evaluation.plots", _standin_plots())
     yield
     mp.undo()
 
@@ -233,7 +203,11 @@ def test_first_cycle_logs_everything_and_registers_a_version(store, first) -> No
     artifacts = {a.path for a in client.list_artifacts(first.run_id)}
     assert "champion_comparison.json" in artifacts
     plots = {a.path for a in client.list_artifacts(first.run_id, "plots")}
-    assert {"plots/metrics_by_activity.png", "plots/popularity_bias.png"} <= plots
+    assert plots == {
+        "plots/metrics_by_activity.png",
+        "plots/popularity_bias.png",
+        "plots/privacy_utility.png",
+    }
     version = client.get_model_version(store.training.registered_model, "1")
     assert version.run_id == first.run_id and version.tags["model"] == "test-weak-als"
     assert champion_version(store) is None  # registering does not promote
@@ -270,6 +244,8 @@ def test_better_challenger_has_deltas_against_the_champion_on_the_same_split(sto
     assert run.data.metrics["champion.ndcg_at_10"] == pytest.approx(
         second.champion_metrics["ndcg@10"]
     )
+    plots = {a.path for a in _client(store).list_artifacts(second.run_id, "plots")}
+    assert "plots/model_comparison.png" in plots
     comparison = mlflow.artifacts.load_dict(f"runs:/{second.run_id}/champion_comparison.json")
     assert comparison["champion_version"] == "1" and comparison["better"] is True
     assert comparison["deltas"]["ndcg@10"] == pytest.approx(second.deltas["ndcg@10"])
