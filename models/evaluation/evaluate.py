@@ -7,6 +7,7 @@ have no history to recommend from) and counted in ``users_skipped``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Sequence
@@ -111,7 +112,7 @@ def metrics_by_activity(
     ``11-20`` and ``>20``. Returns ``bucket, min_interactions, users, ndcg`` in bucket order;
     empty buckets are kept with ``users = 0`` and ``ndcg = nan``.
     """
-    if not buckets or any(b <= a for a, b in zip(buckets, buckets[1:], strict=False)):
+    if not buckets or any(b <= a for a, b in itertools.pairwise(buckets)):
         raise ValueError(f"buckets must be a non-empty increasing sequence, got {buckets}")
     if buckets[0] < 1:
         raise ValueError(f"bucket bounds must be >= 1, got {buckets}")
