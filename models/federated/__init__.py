@@ -1,0 +1,1 @@
+"""Federated, differentially private item-side recommender (Flower + Opacus)."""

@@ -1,0 +1,455 @@
+"""FederatedRecommender: the Flower app run in-process, behind the common Recommender interface.
+
+In-process driver (no Ray, no SuperLink): :class:`InProcessGrid` implements Flower's ``Grid`` by
+handing every message to the real ``ClientApp`` (``models.federated.client_app.app``) of the
+destination node, each node keeping its own ``Context`` (node config with its partition, and
+``state`` with its privacy accountant) for the whole run. The server side is the same
+:func:`models.federated.server_app.run_federation` the deployment ServerApp calls, so the training
+path is identical to ``flwr run``; only the transport differs. The interactions are written once to
+a temporary Parquet file that every simulated client reads its own partition from (as SuperNodes
+read their local file).
+
+The trained global model holds item-side arrays only. To answer ``recommend(user_ids)`` for
+training users the recommender also keeps their training histories (the clients' local state in a
+real deployment) and folds them in at query time; ``score_history`` folds in any history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from flwr.app import Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+from tqdm.auto import tqdm
+
+from models.base import (
+    SIMILAR_SCHEMA,
+    IdMap,
+    NotFittedError,
+    Recommender,
+    UnknownUserError,
+    check_interactions,
+    top_k_frame,
+)
+from models.federated.client_app import app as client_app
+from models.federated.server_app import run_federation
+from models.federated.task import TaskConfig, score_histories
+from models.privacy.accounting import PrivacyReport
+
+logger = logging.getLogger(__name__)
+
+SCORE_CHUNK = 1024
+
+
+class UnknownItemError(KeyError):
+    """The item id is not in the model's catalogue."""
+
+
+@contextlib.contextmanager
+def serverapp_identity(run_id: int = 1) -> Iterator[None]:
+    """Set Flower's process identity as the ServerApp runtime does, restoring it afterwards."""
+    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
+    TaskIdentity.task_id = 1
+    TaskIdentity.run_id = run_id
+    TaskIdentity.node_id = SUPERLINK_NODE_ID
+    try:
+        yield
+    finally:
+        TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
+
+
+class InProcessGrid(Grid):
+    """A Flower ``Grid`` that delivers each message to an in-process ClientApp and returns its reply.
+
+    Client errors propagate as exceptions (the in-process caller wants to fail loudly).
+    """
+
+    def __init__(self, app: ClientApp, contexts: dict[int, Context], run_id: int = 1) -> None:
+        self._app = app
+        self._contexts = contexts
+        self._run = Run.create_empty(run_id)
+        self._progress: tqdm | None = None
+
+    def set_run(self, run: Run) -> None:
+        self._run = run
+
+    @property
+    def run(self) -> Run:
+        return self._run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return sorted(self._contexts)
+
+    def _deliver(self, message: Message) -> Message:
+        node = message.metadata.dst_node_id
+        if node not in self._contexts:
+            raise ValueError(f"message for unknown node {node}")
+        message.metadata.__dict__["_message_id"] = uuid.uuid4().hex
+        reply = self._app(message, self._contexts[node])
+        reply.metadata.__dict__["_message_id"] = uuid.uuid4().hex
+        return reply
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        raise NotImplementedError("InProcessGrid answers synchronously: use send_and_receive")
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        raise NotImplementedError("InProcessGrid answers synchronously: use send_and_receive")
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        replies = [self._deliver(m) for m in messages]
+        is_train = bool(replies) and replies[0].metadata.message_type.startswith("train")
+        if self._progress is not None and is_train:
+            self._progress.update(1)
+        return replies
+
+    @contextlib.contextmanager
+    def progress(self, rounds: int, desc: str) -> Iterator[None]:
+        """Show a progress bar over training rounds while the federation runs."""
+        with tqdm(total=rounds, desc=desc, unit="round", leave=False) as bar:
+            self._progress = bar
+            try:
+                yield
+            finally:
+                self._progress = None
+
+
+def _run_config(cfg: TaskConfig) -> dict[str, Any]:
+    """TaskConfig -> kebab-case run config (what ``[tool.flwr.app.config]`` would hold)."""
+    out: dict[str, Any] = {}
+    for key, value in vars(cfg).items():
+        if key == "noise_multiplier" and value is None:
+            value = -1.0
+        out[key.replace("_", "-")] = value
+    return out
+
+
+DEFAULTS: dict[bool, dict[str, Any]] = {
+    False: {
+        "rounds": 30,
+        "local_epochs": 5,
+        "embedding_dim": 200,
+        "learning_rate": 1e-3,
+        "batch_size": 128,
+        "dropout": 0.5,
+    },
+    True: {
+        "rounds": 10,
+        "local_epochs": 3,
+        "embedding_dim": 32,
+        "learning_rate": 1e-2,
+        "batch_size": 128,
+        "dropout": 0.0,
+    },
+}
+"""Per-mode defaults (chosen on ML-100k; see benchmarks/federated_time.py)."""
+
+
+class FederatedRecommender(Recommender):
+    """Item-side autoencoder trained by Flower FedAvg across ``num_clients`` user partitions.
+
+    ``dp=True`` trains every client with Opacus DP-SGD at (``target_epsilon``, ``target_delta``)
+    for one user's whole history; :meth:`privacy_report` states the guarantee. Parameters left
+    ``None`` take the per-mode defaults in :data:`DEFAULTS`.
+    """
+
+    name: ClassVar[str] = "federated"
+
+    def __init__(
+        self,
+        dp: bool = False,
+        target_epsilon: float = 1.0,
+        target_delta: float = 1e-5,
+        num_clients: int = 3,
+        rounds: int | None = None,
+        local_epochs: int | None = None,
+        embedding_dim: int | None = None,
+        learning_rate: float | None = None,
+        batch_size: int | None = None,
+        dropout: float | None = None,
+        max_grad_norm: float = 1.0,
+        noise_multiplier: float | None = None,
+        validation_fraction: float = 0.0,
+        central_dp: bool = False,
+        central_noise_multiplier: float = 1.0,
+        central_clip: float = 1.0,
+        seed: int = 42,
+        show_progress: bool = True,
+    ) -> None:
+        defaults = DEFAULTS[bool(dp)]
+        given = {
+            "rounds": rounds,
+            "local_epochs": local_epochs,
+            "embedding_dim": embedding_dim,
+            "learning_rate": learning_rate,
+            "batch_size": batch_size,
+            "dropout": dropout,
+        }
+        self.params: dict[str, Any] = {
+            "dp": bool(dp),
+            "target_epsilon": float(target_epsilon),
+            "target_delta": float(target_delta),
+            "num_clients": int(num_clients),
+            **{k: (defaults[k] if v is None else v) for k, v in given.items()},
+            "max_grad_norm": float(max_grad_norm),
+            "noise_multiplier": noise_multiplier,
+            "validation_fraction": float(validation_fraction),
+            "central_dp": bool(central_dp),
+            "central_noise_multiplier": float(central_noise_multiplier),
+            "central_clip": float(central_clip),
+            "seed": int(seed),
+        }
+        self.show_progress = show_progress
+        self.weights: dict[str, np.ndarray] | None = None
+        self.items: IdMap | None = None
+        self.users: IdMap | None = None
+        self.histories: sp.csr_matrix | None = None
+        self.round_history: list[dict[str, float]] = []
+        self._privacy: PrivacyReport | None = None
+
+    # ---- config --------------------------------------------------------------------------
+    @property
+    def manifest_name(self) -> str:
+        return "federated-dp" if self.params["dp"] else "federated"
+
+    def task_config(self, num_items: int) -> TaskConfig:
+        return TaskConfig(num_items=num_items, **self.params)
+
+    def _cfg(self) -> TaskConfig:
+        if self.weights is None or self.items is None:
+            raise NotFittedError("FederatedRecommender is not fitted (call fit or load)")
+        return self.task_config(len(self.items))
+
+    # ---- training ------------------------------------------------------------------------
+    def fit(
+        self, interactions: pl.DataFrame, item_features: pl.DataFrame | None = None
+    ) -> FederatedRecommender:
+        """Run the federation in-process. ``item_features`` is accepted and not used."""
+        df = check_interactions(interactions)
+        if df.height == 0:
+            raise ValueError("cannot fit FederatedRecommender on an empty interactions frame")
+        self.items = IdMap.from_values(df["item_id"])
+        self.users = IdMap.from_values(df["user_id"])
+        cfg = self.task_config(len(self.items))
+        item_index = self.items.index()
+        indexed = df.with_columns(
+            pl.col("item_id").replace_strict(item_index, return_dtype=pl.Int64).alias("item_index")
+        ).select("user_id", "item_index", "weight")
+        with tempfile.TemporaryDirectory(prefix="federated-") as tmp:
+            path = Path(tmp) / "interactions.parquet"
+            indexed.write_parquet(path)
+            contexts = {
+                node: Context(
+                    run_id=1,
+                    node_id=node,
+                    node_config={
+                        "partition-id": node - 1,
+                        "num-partitions": cfg.num_clients,
+                        "data-path": str(path),
+                    },
+                    state=RecordDict(),
+                    run_config=_run_config(cfg),
+                )
+                for node in range(1, cfg.num_clients + 1)
+            }
+            grid = InProcessGrid(client_app, contexts)
+            desc = f"{self.manifest_name} ({cfg.num_clients} clients)"
+            progress = (
+                grid.progress(cfg.rounds, desc) if self.show_progress else contextlib.nullcontext()
+            )
+            with serverapp_identity(), progress:
+                result = run_federation(grid, cfg)
+        self.weights = result.weights
+        self.round_history = result.history
+        self._privacy = result.privacy
+        self.histories = self._history_matrix(indexed)
+        logger.info(
+            "federated training done",
+            extra={"rounds": cfg.rounds, "clients": cfg.num_clients, "dp": cfg.dp},
+        )
+        return self
+
+    def _history_matrix(self, indexed: pl.DataFrame) -> sp.csr_matrix:
+        assert self.users is not None and self.items is not None
+        rows = indexed["user_id"].replace_strict(self.users.index(), return_dtype=pl.Int64)
+        mat = sp.coo_matrix(
+            (indexed["weight"].to_numpy(), (rows.to_numpy(), indexed["item_index"].to_numpy())),
+            shape=(len(self.users), len(self.items)),
+        )
+        return mat.tocsr()
+
+    def privacy_report(self) -> dict[str, Any]:
+        """ε, δ, privacy unit, accountant, noise multiplier, clip, rounds and sample rate."""
+        self._cfg()
+        if self._privacy is None:
+            return {
+                "epsilon": float("inf"),
+                "delta": 0.0,
+                "privacy_unit": "none (trained without differential privacy)",
+                "accountant": "none",
+                "noise_multiplier": 0.0,
+                "max_grad_norm": None,
+                "rounds": self.params["rounds"],
+                "sample_rate": None,
+            }
+        return self._privacy.model_dump()
+
+    # ---- scoring -------------------------------------------------------------------------
+    def _scores(self, histories: np.ndarray) -> np.ndarray:
+        cfg = self._cfg()
+        assert self.weights is not None
+        return score_histories(self.weights, histories, cfg).astype(np.float64)
+
+    def _user_rows(self, user_ids: list[str]) -> list[int]:
+        if self.users is None:
+            raise NotFittedError("FederatedRecommender is not fitted (call fit or load)")
+        index = self.users.index()
+        missing = [u for u in user_ids if u not in index]
+        if missing:
+            raise UnknownUserError(f"unknown users (not in training): {missing[:5]}")
+        return [index[u] for u in user_ids]
+
+    def recommend(
+        self, user_ids: list[str], k: int = 10, exclude_seen: bool = True
+    ) -> pl.DataFrame:
+        rows = self._user_rows(user_ids)
+        assert self.histories is not None and self.items is not None
+        frames = []
+        for start in range(0, len(rows), SCORE_CHUNK):
+            chunk = rows[start : start + SCORE_CHUNK]
+            hist = self.histories[chunk].toarray()
+            scores = self._scores(hist)
+            if exclude_seen:
+                scores[hist > 0] = -np.inf
+            frames.append(
+                top_k_frame(user_ids[start : start + SCORE_CHUNK], scores, self.items.ids, k)
+            )
+        return pl.concat(frames) if frames else top_k_frame([], np.zeros((0, 0)), self.items.ids, k)
+
+    def _pick(self, scores: np.ndarray, item_ids: list[str]) -> np.ndarray:
+        assert self.items is not None
+        index = self.items.index()
+        out = np.full(len(item_ids), np.nan)
+        for pos, item in enumerate(item_ids):
+            if item in index:
+                out[pos] = scores[index[item]]
+        return out
+
+    def score(self, user_id: str, item_ids: list[str]) -> np.ndarray:
+        (row,) = self._user_rows([user_id])
+        assert self.histories is not None
+        return self._pick(self._scores(self.histories[[row]].toarray())[0], item_ids)
+
+    def score_history(
+        self, history: list[str], weights: list[float] | None, item_ids: list[str]
+    ) -> np.ndarray:
+        cfg = self._cfg()
+        assert self.items is not None
+        if weights is not None and len(weights) != len(history):
+            raise ValueError(f"{len(weights)} weights for {len(history)} history items")
+        index = self.items.index()
+        vec = np.zeros((1, cfg.num_items), dtype=np.float32)
+        for pos, item in enumerate(history):
+            if item in index:
+                vec[0, index[item]] += 1.0 if weights is None else float(weights[pos])
+        return self._pick(self._scores(vec)[0], item_ids)
+
+    def similar_items(self, item_id: str, k: int = 10) -> pl.DataFrame:
+        """Cosine similarity of the items' output embeddings (rows of the decoder weight)."""
+        self._cfg()
+        assert self.items is not None and self.weights is not None
+        index = self.items.index()
+        if item_id not in index:
+            raise UnknownItemError(f"unknown item {item_id!r}")
+        emb = self.weights["decoder.weight"].astype(np.float64)
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        sims = emb @ emb[index[item_id]]
+        sims[index[item_id]] = -np.inf
+        k_eff = min(k, len(sims) - 1)
+        if k_eff <= 0:
+            return pl.DataFrame(schema=SIMILAR_SCHEMA)
+        top = np.argsort(-sims, kind="stable")[:k_eff]
+        return pl.DataFrame(
+            {
+                "item_id": [item_id] * k_eff,
+                "similar_item_id": self.items.ids[top].tolist(),
+                "score": sims[top].tolist(),
+            },
+            schema=SIMILAR_SCHEMA,
+        )
+
+    # ---- persistence ---------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """Write the model folder atomically (staged next to it, then swapped in)."""
+        self._cfg()
+        assert self.items is not None and self.users is not None and self.histories is not None
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = directory.with_name(f".{directory.name}.{uuid.uuid4().hex}.staging")
+        self.write_manifest(staging, self.manifest_name, self.params)
+        np.savez(staging / "weights.npz", **(self.weights or {}))
+        sp.save_npz(staging / "histories.npz", self.histories)
+        (staging / "ids.json").write_text(
+            json.dumps({"items": self.items.to_json(), "users": self.users.to_json()})
+        )
+        (staging / "training.json").write_text(
+            json.dumps(
+                {
+                    "round_history": self.round_history,
+                    "privacy": self._privacy.model_dump() if self._privacy else None,
+                },
+                indent=2,
+            )
+        )
+        old = directory.with_name(f".{directory.name}.{uuid.uuid4().hex}.old")
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(staging, directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, directory: Path) -> FederatedRecommender:
+        directory = Path(directory)
+        manifest = cls.read_manifest(directory)
+        if manifest.get("name") not in ("federated", "federated-dp"):
+            raise ValueError(
+                f"{directory}/model.json names {manifest.get('name')!r}, not federated"
+            )
+        model = cls(**manifest["params"], show_progress=False)
+        with np.load(directory / "weights.npz") as npz:
+            model.weights = {k: npz[k] for k in npz.files}
+        ids = json.loads((directory / "ids.json").read_text())
+        model.items = IdMap(np.asarray(ids["items"], dtype=object))
+        model.users = IdMap(np.asarray(ids["users"], dtype=object))
+        model.histories = sp.load_npz(directory / "histories.npz").tocsr()
+        training = json.loads((directory / "training.json").read_text())
+        model.round_history = training["round_history"]
+        model._privacy = PrivacyReport(**training["privacy"]) if training["privacy"] else None
+        return model

@@ -1,0 +1,391 @@
+"""Plain-torch core of the federated recommender: model, local (DP-)training, evaluation, weights.
+
+Design (why an item-side autoencoder)
+-------------------------------------
+The model is a shallow multinomial autoencoder in the style of Mult-DAE / EASE: a user is *only*
+their history vector ``x_u`` (n_items, L2-normalised, dropout while training), encoded by an item
+embedding bag ``W_in`` (n_items x d), squashed by ``tanh`` and decoded by an output layer
+``W_out`` (d x n_items) plus a per-item bias; the loss is the multinomial log-likelihood
+``-sum_i x_ui log softmax(z_u)_i``. Every parameter is indexed by items, none by users, so:
+
+* a client keeps its users' histories (and nothing else user-specific) on the device; only
+  item-side arrays travel to the server, which averages them with FedAvg;
+* scoring a new or known user is a fold-in from a history (one forward pass), natural for
+  :meth:`models.base.Recommender.score_history`.
+
+The item vocabulary (``num-items``, ids ``0..num_items-1``) is the public catalogue, shared by all
+clients through the run config; the mapping from catalogue ids to indices is not private.
+
+Privacy unit: ONE USER'S WHOLE HISTORY. With DP enabled each client trains with Opacus DP-SGD
+where one Opacus sample is one user's history row, so per-sample clipping bounds the influence of
+a user's entire history (user-level DP within each client). Batches are Poisson-sampled (Opacus
+``DPDataLoader``) as the accountant assumes. The noise multiplier is calibrated once, before
+training, for the *total* number of local steps of the whole federation
+(``rounds x local_epochs x steps_per_epoch``) at the client's sample rate, so the composed ε of a
+client after the last round is <= the target. The accountant's history is carried across rounds
+(see :class:`AccountantState`), never reset.
+
+Users are partitioned disjointly across clients, so by parallel composition the federation as a
+whole is (max_k ε_k, δ)-DP with respect to any single user's history: the reported ε is the maximum
+over clients of each client's composed ε.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord
+from opacus import PrivacyEngine
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from models.privacy.accounting import calibrate_noise, epsilon_of_history
+
+logger = logging.getLogger(__name__)
+
+WRAPPED_PREFIX = "_module."
+PRIVACY_UNIT = "one user's whole interaction history (user-level DP within each client)"
+ACCOUNTANT = "rdp"
+
+
+class FederatedConfigError(ValueError):
+    """A run-config value is missing or has the wrong type (the message names the key)."""
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Settings of one federation, read once from the kebab-case ``[tool.flwr.app.config]``."""
+
+    num_items: int
+    """Size of the public item catalogue (model input and output width)."""
+    embedding_dim: int = 200
+    """Width ``d`` of the item embedding bag and the output layer."""
+    dropout: float = 0.5
+    """Input dropout on the history vector while training (denoising)."""
+    learning_rate: float = 1e-3
+    """Adam learning rate of the local optimiser."""
+    weight_decay: float = 0.0
+    """L2 penalty of the local optimiser."""
+    batch_size: int = 128
+    """Expected local batch size (Poisson-sampled under DP)."""
+    local_epochs: int = 1
+    """Passes over the client's users per round."""
+    rounds: int = 10
+    """Federated rounds (needed up front to calibrate the DP noise)."""
+    num_clients: int = 2
+    """Clients (partitions) taking part; every round trains on all of them."""
+    dp: bool = False
+    """Train with Opacus DP-SGD (user-level, per-client accountant)."""
+    target_epsilon: float = 1.0
+    """ε each client may spend over the whole federation."""
+    target_delta: float = 1e-5
+    """δ of the guarantee."""
+    max_grad_norm: float = 1.0
+    """Per-user gradient clipping bound (DP only)."""
+    noise_multiplier: float | None = None
+    """Fixed noise multiplier; ``None`` calibrates it from ε, δ, rounds and the sample rate."""
+    seed: int = 42
+    """Seed of model initialisation, dropout, sampling and noise."""
+    central_dp: bool = False
+    """Server-side fixed-clipping central DP on client updates (Flower wrapper, client-level)."""
+    central_noise_multiplier: float = 1.0
+    """Noise multiplier of central DP (std = multiplier x clip / sampled clients)."""
+    central_clip: float = 1.0
+    """L2 clipping bound of each client's update under central DP."""
+    validation_fraction: float = 0.0
+    """Share of each user's items a client holds out for federated evaluation (0 = none)."""
+    data_path: str = ""
+    """Parquet file of interactions (deployment engine; node config may override it)."""
+    model_out: str = ""
+    """Where the ServerApp writes the final model and metrics (deployment engine)."""
+
+    @classmethod
+    def from_run_config(cls, run_config: Mapping[str, object]) -> TaskConfig:
+        """Cast the kebab-case run config (``num-items`` ...) into typed fields, once."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            key = f.name.replace("_", "-")
+            if key not in run_config:
+                continue
+            raw = run_config[key]
+            values[f.name] = _cast(key, raw, f.type)
+        if "num_items" not in values:
+            raise FederatedConfigError("run config is missing 'num-items'")
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _cast(key: str, raw: object, type_name: object) -> object:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise TypeError
+            return int(raw)  # type: ignore[arg-type]
+        if kind == "float":
+            return float(raw)  # type: ignore[arg-type]
+        if kind == "float | None":
+            return None if raw in ("", None) or (isinstance(raw, float) and raw < 0) else float(raw)  # type: ignore[arg-type]
+        if kind == "bool":
+            if not isinstance(raw, bool):
+                raise TypeError
+            return raw
+        if kind == "str":
+            return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise FederatedConfigError(f"run config {key!r}={raw!r} is not a valid {kind}") from exc
+    raise FederatedConfigError(f"run config {key!r}: unsupported field type {kind}")
+
+
+class ItemAutoencoder(nn.Module):
+    """History vector -> dropout -> item embedding bag -> tanh -> output layer + bias (logits)."""
+
+    def __init__(self, num_items: int, embedding_dim: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Linear(num_items, embedding_dim)
+        self.decoder = nn.Linear(embedding_dim, num_items)
+
+    def forward(self, history: torch.Tensor) -> torch.Tensor:
+        norm = history.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        hidden = torch.tanh(self.encoder(self.drop(history / norm)))
+        return self.decoder(hidden)
+
+
+def build_model(cfg: TaskConfig) -> ItemAutoencoder:
+    """A freshly initialised model (deterministic for ``cfg.seed``)."""
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(cfg.seed)
+    try:
+        return ItemAutoencoder(cfg.num_items, cfg.embedding_dim, cfg.dropout)
+    finally:
+        torch.random.set_rng_state(gen_state)
+
+
+def multinomial_loss(logits: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+    """Mean over users of ``-sum_i x_ui log softmax(z_u)_i``."""
+    return -(torch.log_softmax(logits, dim=1) * history).sum(dim=1).mean()
+
+
+# ---- weights -------------------------------------------------------------------------------
+def get_weights(model: nn.Module) -> dict[str, np.ndarray]:
+    """Item-side parameters as numpy arrays, with Opacus's ``_module.`` prefix removed."""
+    out: dict[str, np.ndarray] = {}
+    for key, value in model.state_dict().items():
+        name = key[len(WRAPPED_PREFIX) :] if key.startswith(WRAPPED_PREFIX) else key
+        out[name] = value.detach().cpu().numpy().copy()
+    return out
+
+
+def set_weights(model: nn.Module, weights: Mapping[str, np.ndarray]) -> None:
+    """Load arrays produced by :func:`get_weights` (strict: names and shapes must match)."""
+    state = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in weights.items()}
+    model.load_state_dict(state, strict=True)
+
+
+def weights_to_record(weights: Mapping[str, np.ndarray]) -> ArrayRecord:
+    """Wrap numpy weights in an ArrayRecord (the payload of train messages)."""
+    return ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in weights.items()})
+
+
+def record_to_weights(record: ArrayRecord) -> dict[str, np.ndarray]:
+    """Inverse of :func:`weights_to_record`."""
+    return {k: v.numpy() for k, v in record.items()}
+
+
+# ---- privacy -------------------------------------------------------------------------------
+@dataclass
+class AccountantState:
+    """The RDP accountant history of one client: ``(noise_multiplier, sample_rate, steps)`` runs.
+
+    It survives ClientApp re-creation by being stored in ``Context.state`` (see client_app.py).
+    """
+
+    history: list[tuple[float, float, int]] = field(default_factory=list)
+
+    def epsilon(self, delta: float) -> float:
+        """Composed ε so far (0 before any private step)."""
+        if not self.history:
+            return 0.0
+        return epsilon_of_history(self.history, delta)
+
+    @property
+    def steps(self) -> int:
+        return sum(int(s) for _, _, s in self.history)
+
+
+def steps_per_epoch(num_users: int, batch_size: int) -> int:
+    """Local steps in one epoch: Opacus's Poisson loader keeps the plain loader's length."""
+    if num_users <= 0:
+        raise ValueError("a client needs at least one user to train")
+    return math.ceil(num_users / batch_size)
+
+
+def sample_rate(num_users: int, batch_size: int) -> float:
+    """Poisson sampling rate of a client (``1 / steps_per_epoch``, as Opacus sets it)."""
+    return 1.0 / steps_per_epoch(num_users, batch_size)
+
+
+def calibrated_noise(cfg: TaskConfig, num_users: int) -> float:
+    """Noise multiplier so that ``rounds x local_epochs`` epochs compose to ``cfg.target_epsilon``."""
+    if cfg.noise_multiplier is not None:
+        return cfg.noise_multiplier
+    spe = steps_per_epoch(num_users, cfg.batch_size)
+    return calibrate_noise(
+        cfg.target_epsilon,
+        cfg.target_delta,
+        sample_rate=1.0 / spe,
+        steps=cfg.rounds * cfg.local_epochs * spe,
+        accountant=ACCOUNTANT,
+    )
+
+
+# ---- local training / evaluation -----------------------------------------------------------
+@dataclass(frozen=True)
+class TrainResult:
+    """What one local training call produced (weights are item-side only)."""
+
+    weights: dict[str, np.ndarray]
+    loss: float
+    num_examples: int
+    epsilon: float
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+
+
+def train_local(
+    weights: Mapping[str, np.ndarray],
+    histories: np.ndarray,
+    cfg: TaskConfig,
+    *,
+    round_seed: int,
+    accountant: AccountantState | None = None,
+) -> TrainResult:
+    """Train the global weights on a client's history matrix (users x items) for local epochs.
+
+    With ``cfg.dp`` the training is DP-SGD through one Opacus ``PrivacyEngine`` whose RDP
+    accountant starts from ``accountant.history`` and whose new history is written back into
+    ``accountant`` (so ε composes across rounds). Returns unwrapped item-side weights.
+    """
+    if histories.ndim != 2 or histories.shape[1] != cfg.num_items:
+        raise ValueError(
+            f"histories must be (users x {cfg.num_items}), got shape {tuple(histories.shape)}"
+        )
+    num_users = int(histories.shape[0])
+    model = build_model(cfg)
+    set_weights(model, weights)
+    model.train()
+    generator = torch.Generator().manual_seed(round_seed)
+    data = TensorDataset(torch.from_numpy(np.asarray(histories, dtype=np.float32)))
+    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=generator)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+    )
+    noise = 0.0
+    rate = sample_rate(num_users, cfg.batch_size)
+    engine: PrivacyEngine | None = None
+    if cfg.dp:
+        if accountant is None:
+            raise ValueError("DP training needs the client's AccountantState")
+        noise = calibrated_noise(cfg, num_users)
+        engine = PrivacyEngine(accountant=ACCOUNTANT)
+        engine.accountant.history = list(accountant.history)
+        model, optimizer, loader = engine.make_private(
+            module=model,
+            optimizer=optimizer,
+            data_loader=loader,
+            noise_multiplier=noise,
+            max_grad_norm=cfg.max_grad_norm,
+            poisson_sampling=True,
+            noise_generator=torch.Generator().manual_seed(round_seed + 1),
+        )
+    torch.manual_seed(round_seed + 2)  # dropout masks
+    total, batches, steps = 0.0, 0, 0
+    for _ in range(cfg.local_epochs):
+        for (batch,) in loader:
+            optimizer.zero_grad(set_to_none=True)
+            if batch.shape[0] == 0:
+                # Opacus can draw an empty Poisson batch; the step still adds noise and counts.
+                logits = model(batch)
+                loss = logits.sum() * 0.0
+            else:
+                loss = multinomial_loss(model(batch), batch)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            if batch.shape[0]:
+                total += float(loss.detach())
+                batches += 1
+    epsilon = 0.0
+    if engine is not None and accountant is not None:
+        accountant.history = [(float(s), float(q), int(n)) for s, q, n in engine.accountant.history]
+        epsilon = accountant.epsilon(cfg.target_delta)
+    return TrainResult(
+        weights=get_weights(model),
+        loss=total / max(batches, 1),
+        num_examples=num_users,
+        epsilon=epsilon,
+        noise_multiplier=noise,
+        sample_rate=rate,
+        steps=steps,
+    )
+
+
+def score_histories(
+    weights: Mapping[str, np.ndarray], histories: np.ndarray, cfg: TaskConfig
+) -> np.ndarray:
+    """Logits (users x items) of the global model for the given history rows (eval mode)."""
+    model = build_model(cfg)
+    set_weights(model, weights)
+    model.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(np.asarray(histories, dtype=np.float32))
+        if x.shape[0] == 0:
+            return np.zeros((0, cfg.num_items), dtype=np.float32)
+        empty = x.sum(dim=1) == 0
+        logits = model(x)
+        if bool(empty.any()):
+            # An empty history has no direction: fall back to the non-personal item bias.
+            logits[empty] = model.decoder.bias.expand(int(empty.sum()), -1)
+        return logits.numpy()
+
+
+def ndcg_at_k(scores: np.ndarray, seen: np.ndarray, heldout: np.ndarray, k: int = 10) -> float:
+    """Mean binary nDCG@k over users with held-out items; seen items are excluded from ranking."""
+    masked = np.where(seen > 0, -np.inf, scores)
+    gains = 1.0 / np.log2(np.arange(2, k + 2))
+    values = []
+    for row in range(masked.shape[0]):
+        truth = heldout[row] > 0
+        n_true = int(truth.sum())
+        if n_true == 0:
+            continue
+        top = np.argpartition(-masked[row], k - 1)[:k]
+        top = top[np.argsort(-masked[row][top], kind="stable")]
+        dcg = float((truth[top] * gains[: len(top)]).sum())
+        idcg = float(gains[: min(n_true, k)].sum())
+        values.append(dcg / idcg)
+    return float(np.mean(values)) if values else float("nan")
+
+
+def evaluate_local(
+    weights: Mapping[str, np.ndarray],
+    train_histories: np.ndarray,
+    heldout: np.ndarray,
+    cfg: TaskConfig,
+    k: int = 10,
+) -> tuple[float, float, int]:
+    """(multinomial loss on held-out items, nDCG@k, users evaluated) of a client's validation set."""
+    has_truth = heldout.sum(axis=1) > 0
+    users = int(has_truth.sum())
+    if users == 0:
+        return float("nan"), float("nan"), 0
+    scores = score_histories(weights, train_histories[has_truth], cfg)
+    logits = torch.from_numpy(scores)
+    loss = float(multinomial_loss(logits, torch.from_numpy(heldout[has_truth].astype(np.float32))))
+    return loss, ndcg_at_k(scores, train_histories[has_truth], heldout[has_truth], k), users

@@ -1,0 +1,1 @@
+"""Differential-privacy accounting shared by the federated models."""

@@ -1,0 +1,136 @@
+"""Privacy accounting on top of Opacus's accountants (RDP, PRV): ε for a run, noise for a target ε.
+
+Two mechanisms are accounted here:
+
+* **DP-SGD inside a client** (Opacus): ``steps`` Poisson-subsampled Gaussian steps at
+  ``sample_rate`` with ``noise_multiplier``; the privacy unit is one training sample (for the
+  federated recommender: one user's whole history).
+* **Central DP at the server** (Flower's ``DifferentialPrivacyServerSideFixedClipping``): each
+  round the server clips every client update to ``clip`` and adds Gaussian noise of std
+  ``noise_multiplier x clip / sampled_clients`` to their uniform average, i.e. the sum has noise
+  ``noise_multiplier x clip``: one subsampled Gaussian mechanism per round with sample rate
+  ``clients_per_round / total_clients``. The privacy unit is one client's whole update (all of its
+  users), so it is user-level DP only when a client is a single user. Accounted with Opacus's RDP
+  accountant, not Flower's (which needs Google's ``dp-accounting``, not installed).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from opacus.accountants import PRVAccountant, RDPAccountant
+from opacus.accountants.utils import get_noise_multiplier
+from pydantic import BaseModel, ConfigDict, Field
+
+AccountantName = Literal["rdp", "prv"]
+
+
+class PrivacyParameterError(ValueError):
+    """An accounting input is out of range (the message names it)."""
+
+
+class PrivacyReport(BaseModel):
+    """What guarantee a trained model carries, reported next to the model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epsilon: float = Field(ge=0)
+    """Composed ε at ``delta`` (max over clients for per-client DP-SGD)."""
+    delta: float = Field(gt=0, lt=1)
+    privacy_unit: str
+    """What neighbouring datasets differ by (e.g. one user's whole history)."""
+    accountant: str
+    """Accountant that computed ``epsilon`` (e.g. ``opacus-rdp``)."""
+    noise_multiplier: float = Field(ge=0)
+    max_grad_norm: float = Field(gt=0)
+    rounds: int = Field(ge=0)
+    sample_rate: float = Field(ge=0, le=1)
+    """Poisson sampling rate per step (the largest over clients)."""
+    mechanism: str = "dp-sgd"
+    """``dp-sgd`` (per-client Opacus) or ``central-dp`` (server-side fixed clipping)."""
+    steps: int = Field(0, ge=0)
+    """Private steps composed by the accountant (per client for DP-SGD)."""
+
+
+def _check(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> None:
+    if not (noise_multiplier > 0 and math.isfinite(noise_multiplier)):
+        raise PrivacyParameterError(f"noise_multiplier must be > 0, got {noise_multiplier}")
+    if not 0 < sample_rate <= 1:
+        raise PrivacyParameterError(f"sample_rate must be in (0, 1], got {sample_rate}")
+    if steps < 0:
+        raise PrivacyParameterError(f"steps must be >= 0, got {steps}")
+    if not 0 < delta < 1:
+        raise PrivacyParameterError(f"delta must be in (0, 1), got {delta}")
+
+
+def compute_epsilon(
+    noise_multiplier: float,
+    sample_rate: float,
+    steps: int,
+    delta: float,
+    accountant: AccountantName = "rdp",
+) -> float:
+    """ε after ``steps`` Poisson-subsampled Gaussian steps, by Opacus's RDP or PRV accountant."""
+    _check(noise_multiplier, sample_rate, steps, delta)
+    if steps == 0:
+        return 0.0
+    if accountant == "rdp":
+        acc: RDPAccountant | PRVAccountant = RDPAccountant()
+    elif accountant == "prv":
+        acc = PRVAccountant()
+    else:
+        raise PrivacyParameterError(f"accountant must be 'rdp' or 'prv', got {accountant!r}")
+    acc.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
+    return float(acc.get_epsilon(delta=delta))
+
+
+def epsilon_of_history(history: list[tuple[float, float, int]], delta: float) -> float:
+    """RDP ε of an Opacus accountant history (``(noise, sample_rate, steps)`` runs)."""
+    if not history:
+        return 0.0
+    acc = RDPAccountant()
+    acc.history = [(float(s), float(q), int(n)) for s, q, n in history]
+    return float(acc.get_epsilon(delta=delta))
+
+
+def calibrate_noise(
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: AccountantName = "rdp",
+) -> float:
+    """Smallest noise multiplier (within Opacus's 0.01 ε tolerance) whose ε after ``steps`` <= target."""
+    if not target_epsilon > 0:
+        raise PrivacyParameterError(f"target_epsilon must be > 0, got {target_epsilon}")
+    _check(1.0, sample_rate, steps, delta)
+    if steps < 1:
+        raise PrivacyParameterError("steps must be >= 1 to calibrate noise")
+    return float(
+        get_noise_multiplier(
+            target_epsilon=target_epsilon,
+            target_delta=delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=accountant,
+        )
+    )
+
+
+def central_dp_epsilon(
+    noise_multiplier: float,
+    clients_per_round: int,
+    total_clients: int,
+    rounds: int,
+    delta: float,
+) -> float:
+    """ε of server-side fixed-clipping central DP (client-level), Opacus RDP accounting."""
+    if not 1 <= clients_per_round <= total_clients:
+        raise PrivacyParameterError(
+            f"clients_per_round must be in 1..total_clients={total_clients}, "
+            f"got {clients_per_round}"
+        )
+    return compute_epsilon(
+        noise_multiplier, clients_per_round / total_clients, rounds, delta, accountant="rdp"
+    )
