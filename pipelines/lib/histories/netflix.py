@@ -207,13 +207,17 @@ _ISO = r"^(?P<y>\d{4})[-/.](?P<a>\d{1,2})[-/.](?P<b>\d{1,2})$"
 _FORMAT_PATTERN = {"M/D/YY": _SLASH, "D/M/YY": _SLASH, "DD.MM.YY": _DOT, "YYYY-MM-DD": _ISO}
 
 
-def detect_date_format(dates: pl.Series, file: str) -> str:
+def detect_date_format(dates: pl.Series, file: str, lines: pl.Series | None = None) -> str:
     """The locale date format of a NetflixViewingHistory file (see the module docstring).
 
-    The shape most rows have wins (slashes, dots or ISO); among slash dates a first part above 12
-    means D/M, a second part above 12 means M/D, both is an error naming the two lines.
+    The shape most rows have wins (slashes, dots or ISO). Among slash dates, a row whose first part
+    is 13-31 while the second is at most 12 means D/M, the reverse means M/D, both kinds in one file
+    is an error naming a line of each (``lines``: the rows' line numbers). Rows impossible in both
+    orders decide nothing (they are quarantined later).
     """
-    frame = pl.DataFrame({"d": dates.str.strip_chars()}).with_row_index("i")
+    frame = pl.DataFrame({"d": dates.str.strip_chars()}).with_columns(
+        line=lines if lines is not None else pl.int_range(2, dates.len() + 2)
+    )
     counts = {
         name: frame.filter(pl.col("d").str.contains(pattern)).height
         for name, pattern in (("slash", _SLASH), ("dot", _DOT), ("iso", _ISO))
@@ -226,17 +230,18 @@ def detect_date_format(dates: pl.Series, file: str) -> str:
     if shape == "iso":
         return "YYYY-MM-DD"
     parts = (
-        frame.select("i", pl.col("d").str.extract_groups(_SLASH).alias("g"))
+        frame.select("line", pl.col("d").str.extract_groups(_SLASH).alias("g"))
         .unnest("g")
         .drop_nulls("a")
+        .with_columns(a=pl.col("a").cast(pl.Int32), b=pl.col("b").cast(pl.Int32))
     )
-    day_first = parts.filter(pl.col("a").cast(pl.Int32) > 12)
-    month_first = parts.filter(pl.col("b").cast(pl.Int32) > 12)
+    day_first = parts.filter(pl.col("a").is_between(13, 31) & pl.col("b").is_between(1, 12))
+    month_first = parts.filter(pl.col("b").is_between(13, 31) & pl.col("a").is_between(1, 12))
     if day_first.height and month_first.height:
         raise HistoryImportError(
             file,
             "dates mix day-first and month-first forms (lines "
-            f"{day_first['i'][0] + 2} and {month_first['i'][0] + 2}); pass date_format",
+            f"{day_first['line'][0]} and {month_first['line'][0]}); pass date_format",
         )
     return "D/M/YY" if day_first.height else "M/D/YY"
 
@@ -274,7 +279,7 @@ def parse_netflix_history(
             read_text(path), file, required=("Title", "Date"), source=SOURCE_HISTORY
         )
         rows = table.rows
-        fmt = date_format or detect_date_format(rows["Date"], file)
+        fmt = date_format or detect_date_format(rows["Date"], file, rows["line"])
         rows = rows.with_columns(date=parse_dates(pl.col("Date"), fmt))
         good, bad = split_bad(
             rows,
