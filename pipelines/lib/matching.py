@@ -130,8 +130,10 @@ class TitleResolver:
     3. ``native_id``: a title_id the source implies (MovieLens ``ml:<movieId>``), if catalogued;
     4. normalised title (or original title) + year: exact year, then ±1 year, then catalogue
        entries without a year;
-    5. normalised title alone when unique - only for events without a year, and never a title
-       released after the event (a 2019 remake cannot be what was watched in 2015).
+    5. normalised title alone when unique - only for events without a year. When several titles
+       share the name, the only one released by the year of the watch wins (a 2019 remake cannot
+       be what was watched in 2015). This is a tie-breaker, not a filter: platform catalogues
+       often date a series by its latest season.
 
     Episodes arrive as their series (``title_type="series"``) and only match series; movies only
     match movies; an unknown type matches either. Records of different sources describing the
@@ -259,12 +261,14 @@ class TitleResolver:
                 if len(found) > 1:
                     return Resolution.failed(f"ambiguous: {len(found)} candidates")
             return Resolution.failed(f"no title match in year {year}±1")
-        if watched_year is not None:
-            cands = [c for c in cands if c.year is None or c.year <= watched_year]
-            if not cands:
-                return Resolution.failed("no title match")
         if len(cands) == 1:
             return Resolution.found(cands[0].title_id, "title")
+        if watched_year is not None:
+            earlier = [c for c in cands if c.year is None or c.year <= watched_year]
+            if len(earlier) == 1:
+                return Resolution.found(earlier[0].title_id, "title, released before watch")
+            if earlier:
+                cands = earlier
         return Resolution.failed(f"ambiguous: {len(cands)} candidates")
 
     def resolve(self, events: pl.DataFrame) -> pl.DataFrame:
