@@ -1,0 +1,862 @@
+"""Turn ``data/sample/catalog_seed.csv`` into recorded, real-shaped TMDB and JustWatch responses.
+
+Usage::
+
+    .venv/bin/python scripts/make_sample_catalog.py [--seed-csv PATH] [--out DIR] [--seed N]
+
+The output folder (default ``data/sample/recorded``, layout in :mod:`pipelines.fakes.recorded`) is
+rebuilt in a staging folder and swapped in at the end, so a rerun is atomic and removes stale
+files. Everything is deterministic: each title draws from its own ``random.Random`` keyed on
+``(seed, kind, tmdb id)``, JSON is written compactly in a fixed key order and gzip headers carry
+``mtime=0``; the same seed CSV always gives byte-identical files.
+
+Titles, people, genres, keywords and overviews come from the hand-made seed. Everything else is
+synthetic but plausible: poster paths, budgets, season counts, person/keyword ids, JustWatch node
+ids and every offer (which services carry a title in which country, prices, deep links). TMDB's
+watch-provider lists are derived from the same synthetic offers (TMDB's data comes from JustWatch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import gzip
+import hashlib
+import logging
+import math
+import os
+import random
+import re
+import shutil
+import string
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pipelines.fakes.recorded import (
+    EXPORT_PREFIX,
+    RECORDED_COUNTRIES,
+    RecordedLayout,
+    dump_json,
+    query_key,
+    write_bytes_atomic,
+)
+from pipelines.lib.matching import normalize_title
+
+logger = logging.getLogger("make_sample_catalog")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SEED_CSV = ROOT / "data" / "sample" / "catalog_seed.csv"
+DEFAULT_OUT = ROOT / "data" / "sample" / "recorded"
+DEFAULT_SEED = 20261128
+RECORDED_ON = date(2026, 11, 28)
+"""Date in the names of the recorded daily-export files."""
+
+PAGE_SIZE = 20
+SEARCH_FIRST = 5
+"""Results kept in a recorded GetSearchTitles response."""
+
+COLUMNS = [
+    "tmdb_id", "type", "title", "original_title", "year", "release_date", "runtime", "genres",
+    "original_language", "directors", "cast", "keywords", "overview", "popularity",
+    "vote_average", "vote_count", "imdb_id",
+]  # fmt: skip
+
+MOVIE_GENRES = {
+    28: "Action", 12: "Adventure", 16: "Animation", 35: "Comedy", 80: "Crime",
+    99: "Documentary", 18: "Drama", 10751: "Family", 14: "Fantasy", 36: "History", 27: "Horror",
+    10402: "Music", 9648: "Mystery", 10749: "Romance", 878: "Science Fiction", 10770: "TV Movie",
+    53: "Thriller", 10752: "War", 37: "Western",
+}  # fmt: skip
+TV_GENRES = {
+    10759: "Action & Adventure", 16: "Animation", 35: "Comedy", 80: "Crime", 99: "Documentary",
+    18: "Drama", 10751: "Family", 10762: "Kids", 9648: "Mystery", 10763: "News", 10764: "Reality",
+    10765: "Sci-Fi & Fantasy", 10766: "Soap", 10767: "Talk", 10768: "War & Politics", 37: "Western",
+}  # fmt: skip
+JW_GENRE = {
+    "Action": "act", "Adventure": "act", "Action & Adventure": "act", "Animation": "ani",
+    "Comedy": "cmy", "Crime": "crm", "Documentary": "doc", "Drama": "drm", "Family": "fml",
+    "Kids": "fml", "Fantasy": "fnt", "History": "hst", "Horror": "hrr", "Music": "msc",
+    "Mystery": "trl", "Thriller": "trl", "Romance": "rma", "Science Fiction": "scf",
+    "Sci-Fi & Fantasy": "scf", "War": "war", "War & Politics": "war", "Western": "wsn",
+    "Reality": "rly", "TV Movie": "drm", "News": "doc", "Soap": "drm", "Talk": "cmy",
+}  # fmt: skip
+
+LANGUAGES = {
+    "en": ("English", "English", "US"), "fr": ("French", "Français", "FR"),
+    "ja": ("Japanese", "日本語", "JP"), "ko": ("Korean", "한국어/조선말", "KR"),
+    "es": ("Spanish", "Español", "ES"), "de": ("German", "Deutsch", "DE"),
+    "hi": ("Hindi", "हिन्दी", "IN"), "te": ("Telugu", "తెలుగు", "IN"),
+    "it": ("Italian", "Italiano", "IT"), "zh": ("Mandarin", "普通话", "CN"),
+    "cn": ("Cantonese", "广州话 / 廣州話", "HK"), "ru": ("Russian", "Pусский", "SU"),
+    "sv": ("Swedish", "svenska", "SE"), "pt": ("Portuguese", "Português", "BR"),
+}  # fmt: skip
+"""original_language -> (English name, native name, usual origin country)."""
+COUNTRY_NAMES = {
+    "US": "United States of America", "GB": "United Kingdom", "FR": "France", "JP": "Japan",
+    "KR": "South Korea", "ES": "Spain", "DE": "Germany", "IN": "India", "IT": "Italy",
+    "CN": "China", "HK": "Hong Kong", "SU": "Soviet Union", "SE": "Sweden", "BR": "Brazil",
+    "MX": "Mexico",
+}  # fmt: skip
+BRITISH = {
+    "Sherlock", "Peaky Blinders", "Black Mirror", "The Crown", "Fleabag", "Doctor Who",
+    "Downton Abbey", "Planet Earth II", "Trainspotting", "Shaun of the Dead", "Notting Hill",
+    "Love Actually", "28 Days Later", "Lawrence of Arabia", "Monty Python and the Holy Grail",
+    "Dr. No", "Goldfinger", "Paddington 2", "A Clockwork Orange",
+}  # fmt: skip
+MEXICAN = {"Amores Perros"}
+
+
+@dataclass(frozen=True)
+class Provider:
+    technical: str
+    jw_clear: str
+    short: str
+    package_id: int
+    tmdb_name: str
+    display_priority: int
+
+
+PROVIDERS = {
+    p.technical: p
+    for p in [
+        Provider("netflix", "Netflix", "nfx", 8, "Netflix", 1),
+        Provider("amazonprime", "Amazon Prime Video", "amp", 9, "Amazon Prime Video", 2),
+        Provider("disneyplus", "Disney Plus", "dnp", 337, "Disney Plus", 3),
+        Provider("hulu", "Hulu", "hlu", 15, "Hulu", 4),
+        Provider("max", "Max", "mxx", 1899, "Max", 5),
+        Provider("appletvplus", "Apple TV Plus", "atp", 350, "Apple TV+", 6),
+        Provider("itunes", "Apple TV", "itu", 2, "Apple TV", 7),
+        Provider("googleplay", "Google Play Movies", "ply", 3, "Google Play Movies", 8),
+        Provider("tubi", "Tubi TV", "tbv", 73, "Tubi TV", 20),
+        Provider("pluto", "Pluto TV", "ptv", 300, "Pluto TV", 21),
+    ]
+}
+SUBSCRIPTION_POOL = [
+    ("netflix", 35), ("amazonprime", 30), ("max", 18), ("hulu", 12), ("appletvplus", 5),
+]  # fmt: skip
+CURRENCY = {"US": ("USD", "${:.2f}"), "GB": ("GBP", "£{:.2f}"), "DE": ("EUR", "{:.2f} €")}
+PRICES = {  # (rent, buy) per country and tier
+    "US": {"old": (2.99, 9.99), "HD": (3.99, 14.99), "_4K": (5.99, 19.99), "season": 24.99},
+    "GB": {"old": (2.49, 7.99), "HD": (3.49, 9.99), "_4K": (4.99, 13.99), "season": 19.99},
+    "DE": {"old": (2.99, 8.99), "HD": (3.99, 11.99), "_4K": (4.99, 13.99), "season": 22.99},
+}
+
+# Ownership that decides flat-rate homes (well-known facts, used to make the offers plausible).
+DISNEY = {
+    ("movie", i)
+    for i in [862, 12, 8587, 812, 10020, 9325, 433, 9806, 2062, 10681, 14160, 150540, 354912,
+              508442, 299534, 11, 1891, 1892, 85, 89, 22, 329865]
+} | {("tv", 82856), ("tv", 456), ("tv", 82728)}  # fmt: skip
+ORIGINALS = {  # (kind, id) -> provider in every recorded country (FX shows: hulu in US only)
+    **{("tv", i): "netflix" for i in [66732, 65494, 70523, 93405, 71446, 63351, 42009, 119051,
+                                      71912, 87739, 67744, 69740, 96677, 94796, 70593, 76669,
+                                      61222, 9900201, 94605]},
+    **{("tv", i): "max" for i in [1399, 94997, 1398, 1438, 46648, 87108, 63247, 76331, 100088,
+                                  4613]},
+    ("tv", 76479): "amazonprime", ("tv", 97546): "appletvplus", ("tv", 95396): "appletvplus",
+    ("tv", 136315): "hulu", ("tv", 126308): "hulu", ("tv", 69478): "hulu", ("tv", 60622): "hulu",
+}  # fmt: skip
+MINISERIES = {87108, 4613, 87739, 126308}
+
+
+class SeedError(ValueError):
+    """The seed CSV is malformed (the message names file and line)."""
+
+
+@dataclass(frozen=True)
+class Seed:
+    tmdb_id: int
+    kind: str  # "movie" | "tv"
+    title: str
+    original_title: str
+    year: int
+    release_date: str
+    runtime: int
+    genres: list[str]
+    language: str
+    directors: list[str]
+    cast: list[str]
+    keywords: list[str]
+    overview: str
+    popularity: float
+    vote_average: float
+    vote_count: int
+    imdb_id: str | None
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split("|") if v.strip()]
+
+
+def read_seed(path: Path) -> list[Seed]:
+    """Parse and validate the seed CSV; any bad row raises :class:`SeedError` with file:line."""
+    seeds: list[Seed] = []
+    seen: set[tuple[str, int]] = set()
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header != COLUMNS:
+            raise SeedError(f"{path}:1: header must be {','.join(COLUMNS)}")
+        line = 1
+        for row in reader:
+            start, line = line + 1, reader.line_num
+            where = f"{path}:{start}"
+            if len(row) != len(COLUMNS):
+                raise SeedError(f"{where}: expected {len(COLUMNS)} fields, found {len(row)}")
+            rec = dict(zip(COLUMNS, row, strict=True))
+            try:
+                seed = Seed(
+                    tmdb_id=int(rec["tmdb_id"]),
+                    kind=rec["type"],
+                    title=rec["title"].strip(),
+                    original_title=rec["original_title"].strip(),
+                    year=int(rec["year"]),
+                    release_date=rec["release_date"],
+                    runtime=int(rec["runtime"]),
+                    genres=_split(rec["genres"]),
+                    language=rec["original_language"],
+                    directors=_split(rec["directors"]),
+                    cast=_split(rec["cast"]),
+                    keywords=_split(rec["keywords"]),
+                    overview=rec["overview"].strip(),
+                    popularity=float(rec["popularity"]),
+                    vote_average=float(rec["vote_average"]),
+                    vote_count=int(rec["vote_count"]),
+                    imdb_id=rec["imdb_id"] or None,
+                )
+            except ValueError as exc:
+                raise SeedError(f"{where}: {exc}") from exc
+            problems = []
+            if seed.kind not in ("movie", "tv"):
+                problems.append(f"type {seed.kind!r} is not movie|tv")
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", seed.release_date):
+                problems.append(f"release_date {seed.release_date!r} is not YYYY-MM-DD")
+            elif int(seed.release_date[:4]) != seed.year:
+                problems.append("year does not match release_date")
+            allowed = MOVIE_GENRES if seed.kind == "movie" else TV_GENRES
+            unknown = [g for g in seed.genres if g not in allowed.values()]
+            if unknown:
+                problems.append(f"unknown {seed.kind} genres {unknown}")
+            if seed.language not in LANGUAGES:
+                problems.append(f"original_language {seed.language!r} has no entry in LANGUAGES")
+            if not seed.title or not seed.overview:
+                problems.append("title and overview are required")
+            if seed.imdb_id and not re.fullmatch(r"tt\d{7,8}", seed.imdb_id):
+                problems.append(f"imdb_id {seed.imdb_id!r} is not tt + 7-8 digits")
+            if (seed.kind, seed.tmdb_id) in seen:
+                problems.append(f"duplicate {seed.kind} id {seed.tmdb_id}")
+            if problems:
+                raise SeedError(f"{where}: " + "; ".join(problems))
+            seen.add((seed.kind, seed.tmdb_id))
+            seeds.append(seed)
+    if not seeds:
+        raise SeedError(f"{path}: no titles")
+    return seeds
+
+
+# ---- small deterministic helpers ----------------------------------------------------------------
+def stable_int(text: str, lo: int, hi: int) -> int:
+    digest = int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+    return lo + digest % (hi - lo + 1)
+
+
+def stable_hex(text: str, n: int = 24) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def slugify(text: str) -> str:
+    return query_key(text)
+
+
+def image_path(rng: random.Random) -> str:
+    return "/" + "".join(rng.choices(string.ascii_letters + string.digits, k=27)) + ".jpg"
+
+
+def genre_ids(kind: str, names: list[str]) -> list[int]:
+    table = {v: k for k, v in (MOVIE_GENRES if kind == "movie" else TV_GENRES).items()}
+    return [table[n] for n in names]
+
+
+def origin_country(seed: Seed) -> str:
+    if seed.title in BRITISH:
+        return "GB"
+    if seed.title in MEXICAN:
+        return "MX"
+    return LANGUAGES[seed.language][2]
+
+
+def person(name: str, department: str) -> dict[str, Any]:
+    pid = stable_int("person:" + name, 1, 4_999_999)
+    return {
+        "adult": False,
+        "gender": stable_int("gender:" + name, 0, 2),
+        "id": pid,
+        "known_for_department": department,
+        "name": name,
+        "original_name": name,
+        "popularity": round(stable_int("ppop:" + name, 50, 9000) / 100, 3),
+        "profile_path": "/" + stable_hex("profile:" + name, 27) + ".jpg",
+    }
+
+
+def credits(seed: Seed) -> dict[str, Any]:
+    cast = []
+    for order, name in enumerate(seed.cast):
+        entry = person(name, "Acting")
+        entry.update(
+            cast_id=order + 1,
+            character="",
+            credit_id=stable_hex(f"credit:{seed.kind}:{seed.tmdb_id}:{name}"),
+            order=order,
+        )
+        cast.append(entry)
+    crew = []
+    if seed.kind == "movie":
+        for name in seed.directors:
+            entry = person(name, "Directing")
+            entry.update(
+                credit_id=stable_hex(f"crew:{seed.tmdb_id}:{name}"),
+                department="Directing",
+                job="Director",
+            )
+            crew.append(entry)
+    out: dict[str, Any] = {"cast": cast, "crew": crew}
+    if seed.kind == "movie":
+        out["id"] = seed.tmdb_id
+    return out
+
+
+def keyword_list(seed: Seed) -> list[dict[str, Any]]:
+    return [{"id": stable_int("kw:" + k, 1000, 330000), "name": k} for k in seed.keywords]
+
+
+def spoken(seed: Seed) -> list[dict[str, str]]:
+    english, native, _ = LANGUAGES[seed.language]
+    return [{"english_name": english, "iso_639_1": seed.language, "name": native}]
+
+
+# ---- TMDB details ----------------------------------------------------------------------------------
+def movie_details(seed: Seed, rng: random.Random) -> dict[str, Any]:
+    country = origin_country(seed)
+    scale = seed.vote_count / 10000
+    budget = 0 if rng.random() < 0.15 else int(round(rng.uniform(3, 40) * 1e6 * (0.3 + scale), -5))
+    revenue = 0 if budget == 0 else int(round(budget * rng.uniform(0.8, 6.0), -4))
+    return {
+        "adult": False,
+        "backdrop_path": image_path(rng),
+        "belongs_to_collection": None,
+        "budget": budget,
+        "genres": [
+            {"id": i, "name": n}
+            for i, n in zip(genre_ids("movie", seed.genres), seed.genres, strict=True)
+        ],
+        "homepage": "",
+        "id": seed.tmdb_id,
+        "imdb_id": seed.imdb_id,
+        "origin_country": [country],
+        "original_language": seed.language,
+        "original_title": seed.original_title,
+        "overview": seed.overview,
+        "popularity": seed.popularity,
+        "poster_path": image_path(rng),
+        "production_companies": [],
+        "production_countries": [{"iso_3166_1": country, "name": COUNTRY_NAMES[country]}],
+        "release_date": seed.release_date,
+        "revenue": revenue,
+        "runtime": seed.runtime,
+        "spoken_languages": spoken(seed),
+        "status": "Released",
+        "tagline": "",
+        "title": seed.title,
+        "video": False,
+        "vote_average": seed.vote_average,
+        "vote_count": seed.vote_count,
+        "credits": credits(seed),
+        "keywords": {"keywords": keyword_list(seed)},
+        "external_ids": {
+            "id": seed.tmdb_id,
+            "imdb_id": seed.imdb_id,
+            "wikidata_id": None,
+            "facebook_id": None,
+            "instagram_id": None,
+            "twitter_id": None,
+        },
+    }
+
+
+def tv_seasons(seed: Seed, rng: random.Random) -> tuple[int, int]:
+    if seed.tmdb_id in MINISERIES:
+        return 1, rng.randint(5, 10)
+    span = max(1, RECORDED_ON.year - seed.year)
+    seasons = 36 if seed.title == "The Simpsons" else max(1, min(span, rng.randint(1, 9)))
+    return seasons, seasons * rng.randint(6, 22)
+
+
+def tv_details(seed: Seed, rng: random.Random) -> dict[str, Any]:
+    country = origin_country(seed)
+    seasons, episodes = tv_seasons(seed, rng)
+    ended = seed.tmdb_id in MINISERIES or rng.random() < 0.5
+    last_year = min(RECORDED_ON.year, seed.year + seasons + rng.randint(0, 2))
+    kind = (
+        "Miniseries"
+        if seed.tmdb_id in MINISERIES
+        else ("Documentary" if "Documentary" in seed.genres else "Scripted")
+    )
+    return {
+        "adult": False,
+        "backdrop_path": image_path(rng),
+        "created_by": [
+            {
+                "id": stable_int("person:" + n, 1, 4_999_999),
+                "credit_id": stable_hex(f"creator:{seed.tmdb_id}:{n}"),
+                "name": n,
+                "original_name": n,
+                "gender": stable_int("gender:" + n, 0, 2),
+                "profile_path": "/" + stable_hex("profile:" + n, 27) + ".jpg",
+            }
+            for n in seed.directors
+        ],
+        "episode_run_time": [seed.runtime],
+        "first_air_date": seed.release_date,
+        "genres": [
+            {"id": i, "name": n}
+            for i, n in zip(genre_ids("tv", seed.genres), seed.genres, strict=True)
+        ],
+        "homepage": "",
+        "id": seed.tmdb_id,
+        "in_production": not ended,
+        "languages": [seed.language],
+        "last_air_date": f"{last_year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "name": seed.title,
+        "networks": [],
+        "number_of_episodes": episodes,
+        "number_of_seasons": seasons,
+        "origin_country": [country],
+        "original_language": seed.language,
+        "original_name": seed.original_title,
+        "overview": seed.overview,
+        "popularity": seed.popularity,
+        "poster_path": image_path(rng),
+        "production_companies": [],
+        "production_countries": [{"iso_3166_1": country, "name": COUNTRY_NAMES[country]}],
+        "spoken_languages": spoken(seed),
+        "status": "Ended" if ended else "Returning Series",
+        "tagline": "",
+        "type": kind,
+        "vote_average": seed.vote_average,
+        "vote_count": seed.vote_count,
+        "credits": credits(seed),
+        "keywords": {"results": keyword_list(seed)},
+        "external_ids": {
+            "imdb_id": seed.imdb_id,
+            "tvdb_id": None,
+            "wikidata_id": None,
+            "facebook_id": None,
+            "instagram_id": None,
+            "twitter_id": None,
+        },
+    }
+
+
+def discover_item(seed: Seed, details: dict[str, Any]) -> dict[str, Any]:
+    common = {
+        "adult": False,
+        "backdrop_path": details["backdrop_path"],
+        "genre_ids": genre_ids(seed.kind, seed.genres),
+        "id": seed.tmdb_id,
+        "original_language": seed.language,
+        "overview": seed.overview,
+        "popularity": seed.popularity,
+        "poster_path": details["poster_path"],
+        "vote_average": seed.vote_average,
+        "vote_count": seed.vote_count,
+    }
+    if seed.kind == "movie":
+        return {
+            **common,
+            "original_title": seed.original_title,
+            "release_date": seed.release_date,
+            "title": seed.title,
+            "video": False,
+        }
+    return {
+        **common,
+        "origin_country": details["origin_country"],
+        "original_name": seed.original_title,
+        "first_air_date": seed.release_date,
+        "name": seed.title,
+    }
+
+
+# ---- synthetic offers ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Offer:
+    provider: str
+    monetization: str  # FLATRATE | FREE | ADS | RENT | BUY
+    presentation: str  # SD | HD | _4K
+    price: float | None
+    url: str
+    element_count: int
+
+
+def _alnum(
+    rng: random.Random, n: int, alphabet: str = string.ascii_uppercase + string.digits
+) -> str:
+    return "".join(rng.choices(alphabet, k=n))
+
+
+def deep_links(seed: Seed, rng: random.Random) -> dict[str, dict[str, str]]:
+    """Per provider, per country deep link (same catalogue id across countries, as services do)."""
+    slug = slugify(seed.title)
+    movie = seed.kind == "movie"
+    nf = f"https://www.netflix.com/title/{rng.choice('78')}{rng.randint(0, 1)}{rng.randint(0, 999999):06d}"
+    amz = f"https://www.primevideo.com/detail/0{_alnum(rng, 25)}/"
+    dnp = (
+        f"https://www.disneyplus.com/{'movies' if movie else 'series'}/{slug}/"
+        f"{_alnum(rng, 12, string.ascii_letters + string.digits)}"
+    )
+    hulu_id = uuid.UUID(int=rng.getrandbits(128))
+    hulu = f"https://www.hulu.com/{'movie' if movie else 'series'}/{slug}-{hulu_id}"
+    mx = (
+        f"https://play.max.com/{'movie' if movie else 'show'}/{uuid.UUID(int=rng.getrandbits(128))}"
+    )
+    umc = "umc.cmc." + _alnum(rng, 25, string.ascii_lowercase + string.digits)
+    gp_id = _alnum(rng, 11, string.ascii_letters + string.digits + "_-")
+    tubi = (
+        f"https://tubitv.com/{'movies' if movie else 'series'}/{rng.randint(100000, 999999)}/{slug}"
+    )
+    pluto_id = stable_hex(slug + str(seed.tmdb_id))
+    pluto = f"https://pluto.tv/on-demand/{'movies' if movie else 'series'}/{pluto_id}"
+    links: dict[str, dict[str, str]] = {}
+    for c in RECORDED_COUNTRIES:
+        lc = c.lower()
+        links[c] = {
+            "netflix": nf,
+            "amazonprime": amz,
+            "disneyplus": dnp,
+            "hulu": hulu,
+            "max": mx,
+            "appletvplus": f"https://tv.apple.com/{lc}/{'movie' if movie else 'show'}/{slug}/{umc}",
+            "itunes": f"https://tv.apple.com/{lc}/{'movie' if movie else 'show'}/{slug}/{umc}",
+            "googleplay": (
+                f"https://play.google.com/store/{'movies' if movie else 'tv'}/details"
+                f"?id={gp_id}&gl={c}"
+            ),
+            "tubi": tubi,
+            "pluto": pluto,
+        }  # fmt: skip
+    return links
+
+
+def _subscription_homes(seed: Seed, rng: random.Random) -> dict[str, list[str]]:
+    key = (seed.kind, seed.tmdb_id)
+    if key in ORIGINALS:
+        home = ORIGINALS[key]
+        return {
+            c: [home if (home != "hulu" or c == "US") else "disneyplus"] for c in RECORDED_COUNTRIES
+        }
+    if key in DISNEY:
+        return {c: ["disneyplus"] for c in RECORDED_COUNTRIES}
+    names = [n for n, _ in SUBSCRIPTION_POOL]
+    weights = [w for _, w in SUBSCRIPTION_POOL]
+    k = rng.choices([0, 1, 2, 3], weights=[30, 45, 20, 5])[0]
+    us: list[str] = []
+    while len(us) < k:
+        pick = rng.choices(names, weights=weights)[0]
+        if pick not in us:
+            us.append(pick)
+    homes = {"US": us}
+    for c in RECORDED_COUNTRIES[1:]:
+        kept = [p for p in us if p != "hulu" and rng.random() < 0.6]
+        if rng.random() < 0.3:
+            extra = rng.choices(
+                [n for n in names if n != "hulu"], weights=weights[:3] + weights[4:]
+            )[0]
+            if extra not in kept:
+                kept.append(extra)
+        homes[c] = kept
+    return homes
+
+
+def make_offers(seed: Seed, rng: random.Random, seasons: int) -> dict[str, list[Offer]]:
+    """Synthetic offers per recorded country (see module docstring)."""
+    links = deep_links(seed, rng)
+    homes = _subscription_homes(seed, rng)
+    exclusive = (seed.kind, seed.tmdb_id) in ORIGINALS and ORIGINALS[
+        (seed.kind, seed.tmdb_id)
+    ] != "hulu"
+    offers: dict[str, list[Offer]] = {}
+    for c in RECORDED_COUNTRIES:
+        out: list[Offer] = []
+        count = seasons if seed.kind == "tv" else 1
+        for p in homes[c]:
+            pres = (
+                "_4K"
+                if seed.year >= 2015 and p in ("netflix", "disneyplus", "appletvplus", "max")
+                else "HD"
+            )
+            out.append(Offer(p, "FLATRATE", pres, None, links[c][p], count))
+        prices = PRICES[c]
+        if seed.kind == "movie" and not exclusive and rng.random() < 0.88:
+            rent, buy = prices["old" if seed.year < 2000 else "HD"]
+            for store in ("itunes", "googleplay"):
+                if store == "googleplay" and rng.random() < 0.15:
+                    continue
+                out.append(Offer(store, "RENT", "HD", rent, links[c][store], 1))
+                out.append(Offer(store, "BUY", "HD", buy, links[c][store], 1))
+            if seed.year >= 2012:
+                out.append(Offer("itunes", "BUY", "_4K", prices["_4K"][1], links[c]["itunes"], 1))
+        elif seed.kind == "tv" and not exclusive and rng.random() < 0.6:
+            for store in ("itunes", "googleplay"):
+                out.append(Offer(store, "BUY", "HD", prices["season"], links[c][store], seasons))
+        if seed.year < 2005 and not exclusive:
+            if c in ("US", "GB") and rng.random() < 0.15:
+                out.append(Offer("tubi", "FREE", "HD", None, links[c]["tubi"], 1))
+            if rng.random() < 0.1:
+                out.append(Offer("pluto", "ADS", "SD", None, links[c]["pluto"], 1))
+        offers[c] = out
+    return offers
+
+
+def jw_offer(seed: Seed, country: str, offer: Offer) -> dict[str, Any]:
+    p = PROVIDERS[offer.provider]
+    currency, fmt = CURRENCY[country]
+    ident = "of|" + stable_hex(
+        f"{seed.kind}|{seed.tmdb_id}|{country}|{p.technical}|{offer.monetization}|{offer.presentation}",
+        16,
+    )
+    price_text = None
+    if offer.price is not None:
+        price_text = fmt.format(offer.price)
+        if country == "DE":
+            price_text = price_text.replace(".", ",")
+    return {
+        "id": base64.b64encode(ident.encode()).decode(),
+        "monetizationType": offer.monetization,
+        "presentationType": offer.presentation,
+        "retailPrice": price_text,
+        "retailPriceValue": offer.price,
+        "currency": currency,
+        "availableTo": None,
+        "elementCount": offer.element_count,
+        "package": {
+            "id": base64.b64encode(f"pa|{p.package_id}".encode()).decode(),
+            "packageId": p.package_id,
+            "clearName": p.jw_clear,
+            "technicalName": p.technical,
+            "shortName": p.short,
+        },
+        "standardWebURL": offer.url,
+    }
+
+
+def tmdb_providers(seed: Seed, offers: dict[str, list[Offer]]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    slug = slugify(seed.title)
+    logos = {t: "/" + stable_hex("logo:" + t, 27) + ".jpg" for t in PROVIDERS}
+    for c, items in offers.items():
+        if not items:
+            continue
+        entry: dict[str, Any] = {
+            "link": f"https://www.themoviedb.org/{seed.kind}/{seed.tmdb_id}-{slug}/watch?locale={c}"
+        }
+        for o in items:
+            cat = o.monetization.lower()
+            p = PROVIDERS[o.provider]
+            listed = entry.setdefault(cat, [])
+            if any(e["provider_id"] == p.package_id for e in listed):
+                continue
+            listed.append(
+                {
+                    "logo_path": logos[p.technical],
+                    "provider_id": p.package_id,
+                    "provider_name": p.tmdb_name,
+                    "display_priority": p.display_priority,
+                }
+            )
+        results[c] = entry
+    return {"id": seed.tmdb_id, "results": results}
+
+
+def jw_node(seed: Seed, node_id: str, object_id: int, country: str) -> dict[str, Any]:
+    genres: list[str] = []
+    for g in seed.genres:
+        short = JW_GENRE[g]
+        if short not in genres:
+            genres.append(short)
+    kind = "movie" if seed.kind == "movie" else "tv-show"
+    return {
+        "id": node_id,
+        "objectId": object_id,
+        "objectType": "MOVIE" if seed.kind == "movie" else "SHOW",
+        "content": {
+            "title": seed.title,
+            "fullPath": f"/{country.lower()}/{kind}/{slugify(seed.title)}",
+            "originalReleaseYear": seed.year,
+            "originalReleaseDate": seed.release_date,
+            "runtime": seed.runtime,
+            "shortDescription": seed.overview,
+            "genres": [{"shortName": g, "__typename": "Genre"} for g in genres],
+            "externalIds": {
+                "imdbId": seed.imdb_id,
+                "tmdbId": str(seed.tmdb_id),
+                "__typename": "ExternalIds",
+            },
+            "scoring": {
+                "imdbScore": round(min(10.0, seed.vote_average + 0.1), 1),
+                "imdbVotes": seed.vote_count * 40,
+                "tmdbScore": seed.vote_average,
+                "tmdbPopularity": seed.popularity,
+                "__typename": "Scoring",
+            },
+            "__typename": "MovieContent" if seed.kind == "movie" else "ShowContent",
+        },
+        "__typename": "Movie" if seed.kind == "movie" else "Show",
+    }
+
+
+# ---- the build -------------------------------------------------------------------------------------
+def build(seeds: list[Seed], out: Path, seed: int) -> dict[str, int]:
+    """Write every recording for ``seeds`` into the (empty) folder ``out``; returns file counts."""
+    layout = RecordedLayout(out)
+    counts: dict[str, int] = {}
+
+    def write(path: Path, obj: Any) -> None:
+        write_bytes_atomic(path, dump_json(obj).encode("utf-8"))
+        counts[path.relative_to(out).parts[0]] = counts.get(path.relative_to(out).parts[0], 0) + 1
+
+    used_object_ids: set[int] = set()
+    nodes: dict[tuple[str, int], tuple[str, int]] = {}
+    details_by: dict[tuple[str, int], dict[str, Any]] = {}
+    offers_by: dict[tuple[str, int], dict[str, list[Offer]]] = {}
+    for s in seeds:
+        rng = random.Random(f"{seed}:{s.kind}:{s.tmdb_id}")
+        details = movie_details(s, rng) if s.kind == "movie" else tv_details(s, rng)
+        details_by[(s.kind, s.tmdb_id)] = details
+        write(layout.tmdb_details(s.kind, s.tmdb_id), details)
+        seasons = details.get("number_of_seasons", 1)
+        offers = make_offers(s, rng, seasons)
+        offers_by[(s.kind, s.tmdb_id)] = offers
+        write(layout.tmdb_providers(s.kind, s.tmdb_id), tmdb_providers(s, offers))
+        object_id = stable_int(f"jw:{s.kind}:{s.tmdb_id}", 10_000, 1_999_999)
+        while object_id in used_object_ids:
+            object_id += 1
+        used_object_ids.add(object_id)
+        nodes[(s.kind, s.tmdb_id)] = (
+            ("tm" if s.kind == "movie" else "ts") + str(object_id),
+            object_id,
+        )
+
+    for kind, genres in (("movie", MOVIE_GENRES), ("tv", TV_GENRES)):
+        write(
+            layout.tmdb_genres(kind), {"genres": [{"id": i, "name": n} for i, n in genres.items()]}
+        )
+        ranked = sorted(
+            (s for s in seeds if s.kind == kind), key=lambda s: (-s.popularity, s.tmdb_id)
+        )
+        total_pages = math.ceil(len(ranked) / PAGE_SIZE)
+        for page in range(1, total_pages + 1):
+            chunk = ranked[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+            write(
+                layout.tmdb_discover(kind, page),
+                {
+                    "page": page,
+                    "results": [discover_item(s, details_by[(kind, s.tmdb_id)]) for s in chunk],
+                    "total_pages": total_pages,
+                    "total_results": len(ranked),
+                },
+            )
+        lines = []
+        for s in sorted((s for s in seeds if s.kind == kind), key=lambda s: s.tmdb_id):
+            if kind == "movie":
+                rec = {"adult": False, "id": s.tmdb_id, "original_title": s.original_title,
+                       "popularity": s.popularity, "video": False}  # fmt: skip
+            else:
+                rec = {
+                    "id": s.tmdb_id,
+                    "original_name": s.original_title,
+                    "popularity": s.popularity,
+                }
+            lines.append(dump_json(rec))
+        name = f"{EXPORT_PREFIX[kind]}_{RECORDED_ON:%m_%d_%Y}.json.gz"
+        data = gzip.compress("".join(lines).encode("utf-8"), mtime=0)
+        write_bytes_atomic(layout.tmdb_exports / name, data)
+        counts["tmdb"] = counts.get("tmdb", 0) + 1
+
+    # JustWatch: one GetTitleOffers response per node, GetSearchTitles per (country, title query).
+    for s in seeds:
+        node_id, object_id = nodes[(s.kind, s.tmdb_id)]
+        node = {
+            "id": node_id,
+            "objectId": object_id,
+            "objectType": "MOVIE" if s.kind == "movie" else "SHOW",
+        }
+        node["content"] = jw_node(s, node_id, object_id, "US")["content"]
+        for c in RECORDED_COUNTRIES:
+            node[c] = [jw_offer(s, c, o) for o in offers_by[(s.kind, s.tmdb_id)][c]]
+        node["__typename"] = "Movie" if s.kind == "movie" else "Show"
+        write(layout.jw_offers(node_id), {"data": {"node": node}})
+    normalised = {(s.kind, s.tmdb_id): normalize_title(s.title) for s in seeds}
+    queries = {query_key(s.title): s.title for s in seeds}
+    for c in RECORDED_COUNTRIES:
+        for key, query in sorted(queries.items()):
+            wanted = normalize_title(query)
+            hits = sorted(
+                (s for s in seeds if wanted and wanted in normalised[(s.kind, s.tmdb_id)]),
+                key=lambda s: (normalised[(s.kind, s.tmdb_id)] != wanted, -s.popularity),
+            )[:SEARCH_FIRST]
+            edges = []
+            for s in hits:
+                node_id, object_id = nodes[(s.kind, s.tmdb_id)]
+                node = jw_node(s, node_id, object_id, c)
+                edges.append({"node": node, "__typename": "PopularTitlesEdge"})
+            write(
+                layout.jw_search(c, key),
+                {"data": {"popularTitles": {"totalCount": len(hits), "edges": edges,
+                                            "__typename": "PopularTitlesConnection"}}},
+            )  # fmt: skip
+    return counts
+
+
+def rebuild(seed_csv: Path, out: Path, seed: int) -> dict[str, int]:
+    """Build into a staging sibling of ``out`` and swap it in (atomic, idempotent)."""
+    seeds = read_seed(seed_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.{uuid.uuid4().hex}.staging")
+    staging.mkdir()
+    try:
+        counts = build(seeds, staging, seed)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = out.with_name(f".{out.name}.{uuid.uuid4().hex}.old")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+    logger.info("wrote %d titles to %s (%s)", len(seeds), out, counts)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed-csv", type=Path, default=DEFAULT_SEED_CSV)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        rebuild(args.seed_csv, args.out, args.seed)
+    except SeedError as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
