@@ -294,3 +294,15 @@ def test_thrillers_like_inception(tmdb_catalog: Catalog) -> None:
         limit=5,
     )
     assert EXPECTED_NEIGHBOURS & {h.title for h in with_text.hits}
+
+
+def test_catalog_from_content_index_matches_the_lake_frames(
+    catalog: Catalog, index: ContentIndex, frames: tuple[pl.DataFrame, pl.DataFrame, np.ndarray]
+) -> None:
+    titles, avail, _ = frames
+    from_index = Catalog.from_content_index(index, titles, avail)
+    order = [from_index.index[t] for t in catalog.ids]
+    np.testing.assert_allclose(from_index.vectors[order], catalog.vectors, atol=1e-6)
+    assert from_index.offers == catalog.offers
+    bare = Catalog.from_content_index(index)  # index columns only: no offers, same genres
+    assert bare.genres[bare.index["movie:3"]] == catalog.genres[catalog.index["movie:3"]]
