@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import polars as pl
@@ -33,6 +33,9 @@ from pydantic import BaseModel, ConfigDict
 
 from pipelines.lib.matching import normalize_title
 from pipelines.lib.schemas import AVAILABILITY, conform
+
+if TYPE_CHECKING:
+    from pipelines.lib.vector_index import ContentIndex
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +257,7 @@ class Catalog:
     @classmethod
     def from_content_index(
         cls,
-        index: object,
+        index: ContentIndex,
         titles: pl.DataFrame | None = None,
         availability: pl.DataFrame | None = None,
     ) -> Catalog:
@@ -264,9 +267,9 @@ class Catalog:
         poster, offers with prices and deep links). Without ``titles`` the index's own columns are
         used; without ``availability`` titles have no offers.
         """
-        ids, vectors = index.vectors()  # type: ignore[attr-defined]
+        ids, vectors = index.vectors()
         if titles is None:
-            titles = index.frame(  # type: ignore[attr-defined]
+            titles = index.frame(
                 [
                     "title_id",
                     "title",

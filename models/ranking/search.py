@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +39,9 @@ from models.ranking.availability import AvailabilityFilter, sql_list, sql_string
 from models.ranking.catalog import GENRE_ALIASES, Catalog, Offer, raw_genre_names
 from models.ranking.context import mood_affinity
 from models.ranking.intent import QueryIntent
+
+if TYPE_CHECKING:
+    from pipelines.lib.vector_index import ContentIndex
 
 log = logging.getLogger(__name__)
 
@@ -302,17 +305,17 @@ def _exact(
 
 def _via_index(
     catalog: Catalog,
-    index: object,
+    index: ContentIndex,
     scorer: _Scorer,
     mask: np.ndarray,
     where: str | None,
     need: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     assert scorer.vector is not None
-    total_rows = int(index.count())  # type: ignore[attr-defined]
+    total_rows = index.count()
     fetch = max(4 * need, 50)
     while True:
-        found = index.search(scorer.vector, limit=fetch, where=where)  # type: ignore[attr-defined]
+        found = index.search(scorer.vector, limit=fetch, where=where)
         ids = found["title_id"].to_list()
         unknown = [t for t in ids if t not in catalog.index]
         if unknown:
@@ -335,7 +338,7 @@ def _via_index(
 
 def search(
     catalog: Catalog,
-    index: object | None,
+    index: ContentIndex | None,
     intent: QueryIntent,
     filters: SearchFilters | None = None,
     history: list[str] | None = None,
@@ -367,6 +370,7 @@ def search(
     if use_index and index is None:
         raise SearchError("use_index=True but no index was given")
     if use_index and vector is not None:
+        assert index is not None
         rows, rel, sim = _via_index(catalog, index, scorer, mask, where_clause(catalog, f), need)
     else:
         rows, rel, sim = _exact(catalog, scorer, mask, need)
