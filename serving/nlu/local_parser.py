@@ -391,7 +391,7 @@ _HOURS = r"(?:hours?|hrs?|h)"
 _MINUTES = r"(?:minutes?|mins?|m)"
 _DURATION = (
     rf"(?:(?P<hh>(?:an?\s+)?hour\s+and\s+a\s+half)|(?P<half>half\s+an\s+hour)"
-    rf"|(?P<h>{_NUM_BEFORE_UNIT})(?P<andhalf>and\s+a\s+half\s+)?{_HOURS}(?!\w)"
+    rf"|(?P<h>{_NUM_BEFORE_UNIT})(?P<andhalf>and\s+a\s+half\s+)?{_HOURS}(?![a-z])"
     rf"(?P<andhalf2>\s+and\s+a\s+half)?"
     rf"(?:\s*(?:and\s+)?(?:(?P<hm>\d{{1,2}})(?!\d)\s*(?:{_MINUTES}(?!\w))?"
     rf"|(?P<hmw>{_COUNT_WORDS})\s+{_MINUTES}(?!\w)))?"
@@ -442,7 +442,7 @@ _RATING_TAIL = (
 )
 _RATING = re.compile(
     rf"{_B}(?:(?P<hi>(?:highly|high|top|well|best|highest)[\s\-]+(?:rated|reviewed)|rated\s+highly"
-    rf"|critically[\s\-]+acclaimed|acclaimed|good\s+reviews|great\s+reviews)"
+    rf"|critically[\s\-]+acclaimed|acclaimed|(?:good|great|high|strong)\s+(?:reviews|ratings?))"
     rf"|(?:rated|rating|ratings|score|scored|scoring|imdb|tmdb)(?:\s+(?:of|is))?\s+"
     rf"(?:{_RATING_CMP}\s+)?(?P<n1>\d+(?:\.\d+)?){_RATING_TAIL}"
     rf"|{_RATING_CMP}\s+(?P<n2>\d+(?:\.\d+)?)(?:\s*(?:/|out\s+of)\s*(?P<scale2>100|10|5))?"
@@ -493,13 +493,67 @@ _TRIGGER = re.compile(
 _LIKE_SUFFIX = re.compile(r"(?<![\w'\-])(?P<t>\w[\w'.]*)-like(?![\w+])")
 """A one-word title with a "-like" suffix ("Casablanca-like")."""
 _NOT_A_TRIGGER_AFTER = frozenset(
-    "i i'd id we we'd you you'd they would 'd really also feel feels felt do don't dont didn't "
-    "might may i'll we'll".split()
+    [
+        "i",
+        "i'd",
+        "id",
+        "we",
+        "we'd",
+        "you",
+        "you'd",
+        "they",
+        "would",
+        "'d",
+        "really",
+        "also",
+        "feel",
+        "feels",
+        "felt",
+        "do",
+        "don't",
+        "dont",
+        "didn't",
+        "might",
+        "may",
+        "i'll",
+        "we'll",
+    ]
 )
 _NEGATING_WORDS = frozenset({"not", "nothing", "never"})
-_TITLE_STOP = frozenset("but that which please tonight today except so".split())
-_FOR_STOP_NEXT = frozenset("tonight today me us my our the a kids family date movie night".split())
-_WITH_STOP_NEXT = frozenset("subtitles subs a an more less some no my friends kids family".split())
+_TITLE_STOP = frozenset(["but", "that", "which", "please", "tonight", "today", "except", "so"])
+_FOR_STOP_NEXT = frozenset(
+    [
+        "tonight",
+        "today",
+        "me",
+        "us",
+        "my",
+        "our",
+        "the",
+        "a",
+        "kids",
+        "family",
+        "date",
+        "movie",
+        "night",
+    ]
+)
+_WITH_STOP_NEXT = frozenset(
+    [
+        "subtitles",
+        "subs",
+        "a",
+        "an",
+        "more",
+        "less",
+        "some",
+        "no",
+        "my",
+        "friends",
+        "kids",
+        "family",
+    ]
+)
 _TOKEN = re.compile(r'"[^"\x00\x01]*"|[^\s\x00\x01]+|[\x00\x01]+')
 _ABBREVIATION = re.compile(r"(?:^|[\s.])(?:\w|mr|mrs|ms|dr|st|vs|jr|sr)\.$")
 _TITLE_PREFIX = re.compile(r"^(?:the\s+)(?:movie|film|show|series)\s+(?=\S)")
