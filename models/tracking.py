@@ -8,6 +8,7 @@ working directory. Parameters are flattened to ``a.b`` keys and truncated to MLf
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -70,8 +71,16 @@ def configure(settings: Settings) -> str:
 
 
 def client(settings: Settings) -> MlflowClient:
-    """An MLflow client bound to the settings' tracking and registry store."""
-    uri = settings.paths.mlflow_uri
+    """An MLflow client bound to the settings' tracking and registry store (one per URI).
+
+    Building a client on a sqlite URI opens the database and checks its schema (about a second),
+    and serving polls the champion often, so clients are cached per URI.
+    """
+    return _client_for(settings.paths.mlflow_uri)
+
+
+@functools.lru_cache(maxsize=8)
+def _client_for(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

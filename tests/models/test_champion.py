@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from media_gateway.settings import Settings
+from media_gateway.settings import Settings, load_settings
 from models.base import UnknownUserError
 from models.champion import (
     FoldInView,
@@ -51,8 +51,19 @@ def test_no_champion_is_a_clear_error(settings: Settings) -> None:
         load_champion(settings)
 
 
-@pytest.fixture
-def promoted(settings: Settings) -> Settings:
+@pytest.fixture(scope="module")
+def promoted(tmp_path_factory) -> Settings:
+    """One store with a promoted popularity model, shared by the read-only tests below."""
+    var = tmp_path_factory.mktemp("champion") / "var"
+    settings = load_settings(
+        "configs/sample.yaml",
+        overrides={
+            "paths": {
+                name: str(var / name) for name in ("lake", "lancedb", "inbox", "models", "feedback")
+            }
+            | {"mlflow_uri": f"sqlite:///{var / 'mlflow.db'}", "mlflow_artifacts": str(var / "art")}
+        },
+    )
     result = run_training_cycle(settings, _events(), model_name="popularity")
     promote(settings, result)
     return settings

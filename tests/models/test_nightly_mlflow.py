@@ -16,8 +16,9 @@ from mlflow.tracking import MlflowClient
 
 import models.registry as registry
 from media_gateway.settings import Settings, load_settings
-from models.champion import champion_version
+from models.champion import champion_version, load_champion
 from models.collaborative.implicit_models import ALSRecommender
+from models.collaborative.popularity import PopularityRecommender
 from models.nightly import (
     ITEMS_VERSION_TAG,
     CycleResult,
@@ -283,3 +284,45 @@ def test_rollback_moves_the_alias_and_restores_the_vector_table(store, first, se
     assert now.schema.field("vector").type.list_size == 1  # the weak model's single factor
     with pytest.raises(PromotionRefusedError, match="never promoted"):
         rollback(store, "3")
+
+
+class PrivatePopularity(PopularityRecommender):
+    """Stand-in for a DP federated model: a privacy report and a per-round history."""
+
+    name: ClassVar[str] = "test-private"
+
+    def fit(self, interactions, item_features=None):
+        super().fit(interactions, item_features)
+        self.round_history = [
+            {"round": r, "ndcg": 0.1 * r, "epsilon": 0.25 * r, "loss": 1.0 / r} for r in (1, 2, 3)
+        ]
+        return self
+
+    def privacy_report(self) -> dict:
+        return {"epsilon": 0.75, "delta": 1e-5, "privacy_unit": "user", "accountant": "rdp"}
+
+
+def test_private_model_logs_privacy_and_rounds(settings, monkeypatch) -> None:
+    original = registry.model_class
+    monkeypatch.setattr(
+        registry,
+        "model_class",
+        lambda name: PrivatePopularity if name == "test-private" else original(name),
+    )
+    result = run_training_cycle(settings, clustered_events(n_users=20), model_name="test-private")
+    assert result.privacy == PrivatePopularity().privacy_report()
+    client = _client(settings)
+    run = client.get_run(result.run_id)
+    assert run.data.metrics["privacy.epsilon"] == 0.75
+    assert run.data.metrics["privacy.delta"] == 1e-5
+    assert run.data.params["privacy.unit"] == run.data.tags["privacy_unit"] == "user"
+    history = client.get_metric_history(result.run_id, "round.ndcg")
+    assert [(m.step, round(m.value, 6)) for m in history] == [(1, 0.1), (2, 0.2), (3, 0.3)]
+    assert "round.round" not in run.data.metrics
+    plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert "plots/metric_per_round.png" in plots
+    promote(settings, result)
+    handle = load_champion(settings)
+    assert handle.privacy == result.privacy and handle.version == result.model_version
+    assert handle.metrics["ndcg@10"] == pytest.approx(result.metrics["ndcg@10"])
+    assert not any(k.startswith(("round.", "privacy.")) for k in handle.metrics)
