@@ -133,3 +133,59 @@ def test_coverage_and_popularity(recs: pl.DataFrame) -> None:
     # ARP: u mean(3, 2) = 2.5, v mean(0) = 0 -> 1.25.
     assert average_recommendation_popularity(few, train) == pytest.approx(1.25)
     assert math.isnan(popularity_bias(few.clear(), train))
+
+
+# ---- evaluate_model / metrics_by_activity ----------------------------------------------------
+def _toy_split() -> tuple[pl.DataFrame, pl.DataFrame]:
+    # Popularity in train: i1 (3 users), i2 (2), i3 (2), i4 (1).
+    train = pl.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "b", "c", "c", "d", "e"],
+            "item_id": ["i1", "i2", "i1", "i2", "i1", "i3", "i4", "i3"],
+        }
+    ).with_columns(pl.lit(1.0).alias("weight"))
+    # "new" is unknown to training and must be skipped.
+    test = pl.DataFrame({"user_id": ["a", "c", "d", "new"], "item_id": ["i3", "i2", "i1", "i1"]})
+    return train, test
+
+
+def test_evaluate_model_on_popularity() -> None:
+    from models.collaborative.popularity import PopularityRecommender
+    from models.evaluation.evaluate import evaluate_model
+
+    train, test = _toy_split()
+    model = PopularityRecommender().fit(train)
+    result = evaluate_model(model, train, test, k=1)
+    # Top-1 unseen by popularity: a -> i3 (hit), c -> i2 (hit), d -> i1 (hit).
+    assert result["ndcg"] == pytest.approx(1.0)
+    assert result["precision"] == pytest.approx(1.0)
+    assert (result["users_evaluated"], result["users_skipped"]) == (3.0, 1.0)
+    assert result["coverage"] == pytest.approx(3 / 4)  # i1 i2 i3 of 4 training items
+
+
+def test_metrics_by_activity_buckets() -> None:
+    from models.collaborative.popularity import PopularityRecommender
+    from models.evaluation.evaluate import metrics_by_activity
+
+    train, test = _toy_split()
+    model = PopularityRecommender().fit(train)
+    frame = metrics_by_activity(model, train, test, k=1, buckets=(1, 2))
+    # Test users: d has 1 training item, a and c have 2; nobody has more.
+    assert frame["bucket"].to_list() == ["1-1", "2-2", ">2"]
+    assert frame["users"].to_list() == [1, 2, 0]
+    assert frame["ndcg"][0] == pytest.approx(1.0) and math.isnan(frame["ndcg"][2])
+    with pytest.raises(ValueError, match="increasing"):
+        metrics_by_activity(model, train, test, buckets=(5, 5))
+
+
+def test_evaluation_refuses_models_fitted_on_other_data() -> None:
+    from models.collaborative.popularity import PopularityRecommender
+    from models.evaluation.evaluate import EvaluationError, evaluate_model
+
+    train, test = _toy_split()
+    # Fitted without a's i1, so the model may recommend i1 to a although it is in `train`.
+    model = PopularityRecommender().fit(
+        train.filter(~((pl.col("user_id") == "a") & (pl.col("item_id") == "i1")))
+    )
+    with pytest.raises(EvaluationError, match="training items"):
+        evaluate_model(model, train, test, k=3)

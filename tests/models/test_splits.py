@@ -98,3 +98,26 @@ def test_temporal_split_keeps_each_users_oldest_share() -> None:
     assert sorted(train.filter(pl.col("user_id") == "a")["item_id"]) == ["i2", "i3", "i4"]
     assert test["item_id"].to_list() == ["i1"]
     assert train.filter(pl.col("user_id") == "b")["item_id"].to_list() == ["j1", "j2"]
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_ml100k_protocol_reproduces_published_anchors(shared_data) -> None:
+    """Popularity and EASE on the Microsoft protocol land on the anchors measured by others."""
+    from models.evaluation.evaluate import evaluate_model
+    from models.registry import create
+
+    ratings = pl.read_csv(
+        shared_data / "movielens" / "ml-100k" / "u.data",
+        separator="\t",
+        has_header=False,
+        new_columns=["user_id", "item_id", "rating", "timestamp"],
+        schema_overrides={"user_id": pl.String, "item_id": pl.String},
+    )
+    train, test = stratified_split(ratings, ratio=0.75, seed=42, filter_by="item")
+    assert (train.height, test.height) == (75066, 24933)
+    train = train.select("user_id", "item_id").with_columns(pl.lit(1.0).alias("weight"))
+    popularity = evaluate_model(create("popularity").fit(train), train, test, k=10)
+    assert popularity["ndcg"] == pytest.approx(0.250, abs=0.01)
+    ease = evaluate_model(create("ease").fit(train), train, test, k=10)
+    assert ease["ndcg"] == pytest.approx(0.482, abs=0.01)

@@ -1,0 +1,198 @@
+"""Recommendation quality on MovieLens with the Microsoft Recommenders protocol.
+
+Protocol: ``stratified_split(ratio=0.75, seed=42, filter_by="item")`` (their
+``python_stratified_split``), binary weights as in the training contract (``models.train``), every
+held-out rating relevant, training items excluded, top 10. One table per dataset: nDCG@10, P@10,
+R@10, MAP@10, catalogue coverage, popularity bias (mean popularity percentile of recommended
+items) and fit seconds. Models come from ``models.registry``; federated models are skipped with a
+note when their module cannot be imported.
+
+``--privacy-utility`` trains federated-dp at several ε (δ = 1e-5) plus federated without DP on
+each dataset and writes a table and ``privacy_utility_<dataset>.png`` (``plot_privacy_utility``).
+
+Run from the project root (opacus installs a top-level ``benchmarks`` package, so run the file, not
+``-m``)::
+
+    .venv/bin/python benchmarks/quality.py --datasets ml-100k
+    .venv/bin/python benchmarks/quality.py --privacy-utility --datasets ml-100k
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from _datasets import DATASETS, DEFAULT_DATA_DIR, load_dataset
+from rich.console import Console
+from rich.table import Table
+
+from media_gateway import PROJECT_ROOT
+from models.evaluation.evaluate import evaluate_model
+from models.evaluation.plots import plot_model_comparison, plot_privacy_utility
+from models.evaluation.splits import stratified_split
+from models.registry import MODELS, create, model_class
+from models.train import to_weights
+
+log = logging.getLogger("benchmarks.quality")
+console = Console()
+
+DEFAULT_MODELS = ("popularity", "als", "bpr", "ease", "federated", "federated-dp")
+MODEL_PARAMS: dict[str, dict[str, Any]] = {
+    "als": {"factors": 64},
+    "federated-dp": {"target_epsilon": 1.0, "target_delta": 1e-5},
+}
+"""Benchmark settings on top of each model's defaults (only keys the constructor accepts)."""
+EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0)
+FEDERATED_MODULE = "models.federated"
+COLUMNS = ("nDCG@10", "P@10", "R@10", "MAP@10", "coverage", "pop. bias", "train s")
+
+
+def _accepted(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    accepted = inspect.signature(model_class(name).__init__).parameters
+    return {k: v for k, v in params.items() if k in accepted}
+
+
+def _importable(name: str) -> bool:
+    """False only when the model's own module is missing (federated extras not installed)."""
+    try:
+        model_class(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(FEDERATED_MODULE):
+            return False
+        raise
+    return True
+
+
+def run_model(
+    name: str, train: pl.DataFrame, test: pl.DataFrame, seed: int, k: int, **params: Any
+) -> dict[str, Any]:
+    """Fit one registry model on ``train`` and evaluate it on ``test``; returns one table row."""
+    kwargs = {**_accepted(name, MODEL_PARAMS.get(name, {})), **_accepted(name, params)}
+    started = time.perf_counter()
+    model = create(name, seed=seed, **kwargs).fit(train)
+    seconds = time.perf_counter() - started
+    result = evaluate_model(model, train, test, k=k)
+    return {
+        "model": name,
+        "nDCG@10": result["ndcg"],
+        "P@10": result["precision"],
+        "R@10": result["recall"],
+        "MAP@10": result["map"],
+        "coverage": result["coverage"],
+        "pop. bias": result["popularity_bias"],
+        "train s": seconds,
+    }
+
+
+def split_dataset(name: str, data_dir: Path, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    ratings = load_dataset(name, data_dir)
+    train, test = stratified_split(ratings, ratio=0.75, seed=seed, filter_by="item")
+    log.info("split %s: %d train rows, %d test rows", name, train.height, test.height)
+    return to_weights(train), test
+
+
+def _show(title: str, rows: list[dict[str, Any]], first: str = "model") -> None:
+    table = Table(title=title)
+    columns = [first, *(c for c in rows[0] if c != first)] if rows else [first]
+    for column in columns:
+        left = column in (first, "label")
+        table.add_column(column, justify="left" if left else "right", no_wrap=left)
+    for row in rows:
+        table.add_row(*(_fmt(row[c]) for c in columns))
+    console.print(table)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.3f}" if value < 100 else f"{value:.0f}"
+    return "-" if value is None else str(value)
+
+
+def quality(args: argparse.Namespace) -> None:
+    for dataset in args.datasets:
+        train, test = split_dataset(dataset, args.data_dir, args.seed)
+        rows = []
+        for name in args.models:
+            if not _importable(name):
+                console.print(f"[yellow]{name}: not importable, skipped[/yellow]")
+                continue
+            console.print(f"[dim]{dataset}: training {name}...[/dim]")
+            rows.append(run_model(name, train, test, args.seed, args.k))
+        _show(f"{dataset}: stratified 75/25 by item, seed {args.seed}, top {args.k}", rows)
+        if args.out_dir and rows:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+            frame = pl.DataFrame(rows)
+            frame.write_csv(args.out_dir / f"quality_{dataset}.csv")
+            plot_model_comparison(frame.drop("train s")).savefig(
+                args.out_dir / f"quality_{dataset}.png"
+            )
+
+
+def privacy_utility(args: argparse.Namespace) -> None:
+    for dataset in args.datasets:
+        train, test = split_dataset(dataset, args.data_dir, args.seed)
+        points: list[dict[str, Any]] = []
+        for epsilon in args.epsilons:
+            console.print(f"[dim]{dataset}: federated-dp at ε={epsilon}...[/dim]")
+            row = run_model("federated-dp", train, test, args.seed, args.k, target_epsilon=epsilon)
+            points.append({"label": "federated-dp", "epsilon": epsilon, **row})
+        console.print(f"[dim]{dataset}: federated without DP...[/dim]")
+        row = run_model("federated", train, test, args.seed, args.k)
+        points.append({"label": "federated (no DP)", "epsilon": None, **row})
+        _show(
+            f"{dataset}: privacy/utility (δ = 1e-5)",
+            [{k: v for k, v in p.items() if k != "model"} for p in points],
+            first="label",
+        )
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        figure = plot_privacy_utility([{**p, "ndcg": p["nDCG@10"]} for p in points])
+        path = args.out_dir / f"privacy_utility_{dataset}.png"
+        figure.savefig(path)
+        console.print(f"wrote {path}")
+
+
+def _list(choices: tuple[str, ...] | dict[str, Any]):
+    def parse(text: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        unknown = [v for v in values if v not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {unknown}; choose from {', '.join(choices)}")
+        return values
+
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--datasets", type=_list(DATASETS), default=list(DATASETS))
+    parser.add_argument("--models", type=_list(MODELS), default=list(DEFAULT_MODELS))
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--privacy-utility", action="store_true")
+    parser.add_argument(
+        "--epsilons", type=lambda s: [float(x) for x in s.split(",")], default=list(EPSILONS)
+    )
+    parser.add_argument("--out-dir", type=Path, default=PROJECT_ROOT / "var" / "benchmarks")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.privacy_utility:
+        privacy_utility(args)
+    else:
+        quality(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
