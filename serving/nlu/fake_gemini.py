@@ -427,7 +427,10 @@ class FakeGeminiServer:
         self._state.stopping.clear()
         self._server = _Server(self._address, self._state)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-gemini", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # a quick shutdown keeps tests fast
+            name="fake-gemini",
+            daemon=True,
         )
         self._thread.start()
         logger.info("fake gemini listening", extra={"base_url": self.base_url})
