@@ -7,6 +7,7 @@ a ``title_id`` of a TITLES frame, or to a reason why it cannot.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import unicodedata
@@ -63,6 +64,12 @@ def normalize_title(s: str | None) -> str:
     text = _APOSTROPHES.sub("", text)
     text = _NON_WORD.sub(" ", text).strip()
     return _LEADING_ARTICLE.sub("", text)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _normalized(s: str | None) -> str:
+    """Memoised :func:`normalize_title` (histories repeat the same titles many times)."""
+    return normalize_title(s)
 
 
 class CatalogueError(ValueError):
@@ -226,9 +233,7 @@ class TitleResolver:
         if title_type == "episode":
             return Resolution.failed("episode without series title" + suffix)
         names = [
-            n
-            for n in dict.fromkeys([normalize_title(raw_title), normalize_title(original_title)])
-            if n
+            n for n in dict.fromkeys([_normalized(raw_title), _normalized(original_title)]) if n
         ]
         if not names:
             return Resolution.failed("no title" + suffix)
