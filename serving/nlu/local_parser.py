@@ -632,9 +632,10 @@ def _titles(q: _Query) -> None:
             continue
         for part in titles:
             raw = q.original[part.start : part.end].strip()
-            if raw.startswith(('"', "\u201c")):
+            if len(raw) >= 2 and raw[0] in '"\u201c' and raw[-1] in '"\u201d':
                 raw = raw[1:-1].strip()
             else:
+                raw = raw.strip('"\u201c\u201d')
                 prefix = _TITLE_PREFIX.match(raw.lower())
                 raw = raw[prefix.end() :] if prefix else raw
             if raw and not negated:

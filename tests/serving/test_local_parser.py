@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pytest
 
 from models.ranking.intent import QueryIntent
@@ -526,3 +528,34 @@ def test_vocabulary_only_produces_valid_values() -> None:
         assert d.language is None or len(d.language) == 2, phrase
     assert set(SERVICE_ALIASES.values()) <= set(SERVICE_IDS)
     assert all(len(code) == 2 and code.islower() for code in LANGUAGES.values())
+
+
+@pytest.mark.parametrize(
+    ("query", "titles"),
+    [
+        ('like "Heat"', ["Heat"]),
+        ("like \u201cHeat\u201d or Ronin", ["Heat", "Ronin"]),
+        ('like "an unterminated title', ["an unterminated title"]),
+        (
+            "Similar to Mr. Robot or E.T. the Extra-Terrestrial",
+            ["Mr. Robot", "E.T. the Extra-Terrestrial"],
+        ),
+        ("like No Country for Old Men for tonight", ["No Country for Old Men"]),
+        ("Casablanca-like romance", ["Casablanca"]),
+        ("like the movie Heat", ["Heat"]),
+    ],
+)
+def test_title_extraction(query: str, titles: list[str]) -> None:
+    assert parse_local(query, today=TODAY).like_titles == titles
+
+
+def test_random_word_salad_always_yields_a_valid_intent(rng: np.random.Generator) -> None:
+    extra = (
+        "like not no under over 2 hours 90 minutes from the 80s after 2015 rated 8+ above 7 , . "
+        '" or and in on similar to 1h30 an hour a half stars 5/10 - + : ! 0 00s 1999 Heat'
+    )
+    words = [*DESCRIPTORS, *SERVICE_ALIASES, *LANGUAGES, *re.split(r"\s+", extra)]
+    for _ in range(300):
+        query = " ".join(rng.choice(words, size=int(rng.integers(1, 10))))
+        intent = parse_local(query, today=TODAY)
+        assert QueryIntent.model_validate(intent.model_dump()) == intent
