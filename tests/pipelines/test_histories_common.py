@@ -106,3 +106,11 @@ def test_event_id_is_stable_and_sensitive_to_identity() -> None:
         {"episode": [1]},
     ):
         assert with_event_ids(_events(**change))["event_id"][0] != first, change
+
+
+def test_header_only_file_has_no_rows_and_repeated_columns_are_an_error() -> None:
+    table, bad = parse_delimited("Title,Date\n", "f.csv", required=("Title", "Date"), source="x")
+    assert table.rows.is_empty() and bad.is_empty()
+    assert table.rows.columns == ["Title", "Date", "line", "line_end"]
+    with pytest.raises(HistoryImportError, match="f.csv:1: header repeats column"):
+        parse_delimited("Title,Title\na,b\n", "f.csv", required=("Title",), source="x")

@@ -195,6 +195,11 @@ def parse_delimited(
                 continue
             if columns is None:
                 columns = [c.strip() for c in fields]
+                repeated = sorted({c for c in columns if columns.count(c) > 1})
+                if repeated:
+                    raise HistoryImportError(
+                        file, f"header repeats column(s) {', '.join(repeated)}", line=start
+                    )
                 missing = [c for c in required if c not in columns]
                 if missing:
                     raise HistoryImportError(

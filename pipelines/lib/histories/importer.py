@@ -12,11 +12,13 @@ Decisions:
   MovieLens users become ``"<user_id>-<userId>"``, Netflix ViewingActivity profiles become
   ``"<user_id>-<profile slug>"`` (or exactly ``user_id`` when ``profile`` selects one profile).
 * **Idempotence.** ``event_id`` is a hash of (user, source, raw identity, time, season, episode),
-  so re-importing a file yields the same ids. Before writing, events already in ``watch_events``
-  are skipped, unresolved events already in either table are skipped, and quarantine rows already
-  present (same file name, line, raw text and reason) are skipped; nothing new means no file is
-  written. If the batch's partition file already exists (a rerun with the same ``batch_id``), the
-  new rows are merged into it, never replacing rows already there.
+  so re-importing a file yields the same ids. Times have the source's precision, so identical rows
+  at the same time are one view (Netflix ViewingHistory has dates only: the same episode twice on
+  one day counts once; repeats are counted in ``duplicates_skipped``). Before writing, events
+  already in ``watch_events`` are skipped, unresolved events already in either table are skipped,
+  and quarantine rows already present (same file name, line, raw text and reason) are skipped;
+  nothing new means no file is written. If the batch's partition file already exists (a rerun with
+  the same ``batch_id``), the new rows are merged into it, never replacing rows already there.
 * **Late resolution.** When an event that was unresolved in an earlier import resolves now (the
   catalogue grew), it is added to ``watch_events`` and removed from the older
   ``unresolved_events`` partition (rewritten atomically, deleted when empty), so the two tables
