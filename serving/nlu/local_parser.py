@@ -134,7 +134,6 @@ _SERVICE_AFTER_ON_KEYS = {_key(k): v for k, v in SERVICE_AFTER_ON.items()}
 _NUMBER_RE = "|".join(
     re.escape(w).replace(r"\ ", r"\s+") for w in sorted(NUMBER_WORDS, key=len, reverse=True)
 )
-_NUM = rf"(?:\d+(?:[.,]\d+)?|{_NUMBER_RE})"
 _NUM_BEFORE_UNIT = rf"(?:\d+(?:[.,]\d+)?\s*|(?:{_NUMBER_RE})\s+)"
 """A number followed by its unit: digits may touch the unit ("2h"), words may not ("a m")."""
 _COUNT_WORDS = "|".join(
@@ -519,7 +518,6 @@ _NOT_A_TRIGGER_AFTER = frozenset(
         "we'll",
     ]
 )
-_NEGATING_WORDS = frozenset({"not", "nothing", "never"})
 _TITLE_STOP = frozenset(["but", "that", "which", "please", "tonight", "today", "except", "so"])
 _FOR_STOP_NEXT = frozenset(
     [
