@@ -14,6 +14,7 @@ from pipelines.lib.histories.netflix import (
     NetflixTitle,
     parse_netflix_activity,
     parse_netflix_history,
+    profile_slug,
     split_netflix_title,
 )
 
@@ -235,3 +236,10 @@ def test_real_exports_parse_completely(shared_data: Path) -> None:
     activity = parse_netflix_activity([folder / "ViewingActivity_example.csv"], "b")
     assert activity.rows_read == 30
     assert activity.quarantine.is_empty()
+
+
+def test_profile_slug() -> None:
+    assert profile_slug("Kids Room") == "kids-room"
+    assert profile_slug("  Zoë & Co. ") == "zoë-co"
+    emoji = profile_slug("🍿")
+    assert emoji.startswith("profile-") and len(emoji) == 16 and emoji == profile_slug("🍿")

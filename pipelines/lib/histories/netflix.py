@@ -37,6 +37,7 @@ profiles when ``profile`` is given. Without ``profile``, every profile becomes t
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -316,11 +317,12 @@ _NOT_SET = ("", "NA", "N/A", "NONE_SET")
 
 
 def profile_slug(profile: str) -> str:
-    """``"Profile 1"`` -> ``"profile-1"`` (lower case, runs of other characters -> ``-``)."""
-    slug = re.sub(r"[^\w]+", "-", profile.strip().casefold()).strip("-")
-    if not slug:
-        raise ValueError(f"profile name {profile!r} has no letters or digits")
-    return slug
+    """``"Profile 1"`` -> ``"profile-1"`` (lower case, runs of other characters -> ``-``); a name
+    without letters or digits (say, only an emoji) -> ``"profile-<8 hex of its sha256>"``."""
+    slug = re.sub(r"[^\w]+", "-", profile.strip().casefold()).strip("-_")
+    if slug:
+        return slug
+    return "profile-" + hashlib.sha256(profile.encode("utf-8")).hexdigest()[:8]
 
 
 def parse_netflix_activity(
