@@ -147,6 +147,7 @@ class Request:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # keep-alive + small writes would stall on delayed ACKs
     server: _Server
 
     def _serve(self, method: str) -> None:
@@ -212,7 +213,10 @@ class LoopbackServer(ABC):
         server.owner = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name=f"fake-{self.name}", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-{self.name}",
+            daemon=True,
         )
         self._thread.start()
         logger.debug("fake %s listening on %s", self.name, self.root_url)
