@@ -11,7 +11,8 @@ It understands the two operations :mod:`pipelines.lib.justwatch` sends:
 Anything else gets a top-level GraphQL ``errors`` list (HTTP 200, like a GraphQL server):
 unknown operations, missing or ill-typed variables, bad country or language codes, and ``first``
 above 100 (JustWatch's complexity limit). A body that is not JSON gets HTTP 400.
-:meth:`FakeJustWatchServer.inject_status` makes the next answers fail with an HTTP status.
+:meth:`FakeJustWatchServer.inject_status` makes the next answers fail with an HTTP status,
+:meth:`FakeJustWatchServer.inject_graphql_errors` the next one carry GraphQL errors.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class FakeJustWatchServer(LoopbackServer):
         self._fail_left = 0
         self._fail_status = 500
         self._fail_retry_after: str | None = None
+        self._errors_next: list[str] = []
 
     @property
     def url(self) -> str:
@@ -63,8 +65,16 @@ class FakeJustWatchServer(LoopbackServer):
             self._fail_status = status
             self._fail_retry_after = None if retry_after is None else f"{retry_after:g}"
 
+    def inject_graphql_errors(self, *messages: str) -> None:
+        """Answer the next request with HTTP 200 and a top-level ``errors`` list."""
+        with self._fail_lock:
+            self._errors_next = list(messages)
+
     def handle(self, request: Request) -> Response:
         with self._fail_lock:
+            if self._errors_next:
+                messages, self._errors_next = self._errors_next, []
+                return graphql_errors(*messages)
             if self._fail_left > 0:
                 self._fail_left -= 1
                 headers = {"Retry-After": self._fail_retry_after} if self._fail_retry_after else {}
