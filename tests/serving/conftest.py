@@ -374,5 +374,11 @@ def bearer(fresh_world: World) -> Callable[..., dict[str, str]]:
 
 
 @pytest.fixture
+def signing(fresh_world: World) -> tuple[Settings, bytes]:
+    """(settings, HS256 key) the test service validates tokens with."""
+    return fresh_world.settings(), SECRET.encode()
+
+
+@pytest.fixture
 def feedback_dir(fresh_world: World) -> Path:
     return Path(fresh_world.overrides["paths"]["feedback"])
