@@ -42,6 +42,7 @@ from models.pyfunc import MODEL_DIR_ARTIFACT
 from models.registry import load_model
 from models.tracking import client as tracking_client
 from models.tracking import metric_name
+from models.vectors import ITEMS_VERSION_TAG, USERS_VERSION_TAG, parse_version_tag
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ class ChampionHandle:
     model_dir: Path
     privacy: dict[str, Any] | None
     metrics: dict[str, float] = field(default_factory=dict)
+    items_table_version: int | None = None
+    """``collab_items`` version published with this model (pin it with ``checkout_items``)."""
+    users_table_version: int | None = None
 
 
 def _registered_aliases(client: MlflowClient, name: str) -> dict[str, str] | None:
@@ -162,6 +166,8 @@ def load_version(settings: Settings, version: str) -> ChampionHandle:
         model_dir=model_dir,
         privacy=run_privacy_report(client, mv.run_id),
         metrics=run_evaluation_metrics(client, mv.run_id),
+        items_table_version=parse_version_tag(mv.tags, ITEMS_VERSION_TAG),
+        users_table_version=parse_version_tag(mv.tags, USERS_VERSION_TAG),
     )
 
 
@@ -185,6 +191,10 @@ class FoldInView(Recommender):
     split's training catalogue -- the same candidates the challenger ranks -- with items unknown to
     the wrapped model (``nan`` scores) and, with ``exclude_seen``, the user's training items left
     out. The view cannot be fitted, saved or loaded: it exists only for evaluation.
+
+    Fold-in costs one ``score_history`` per user (ALS solves a least-squares problem each time),
+    and the cycle asks for the same users twice (metrics, then metrics by activity), so the last
+    ``recommend`` answer is memoised.
     """
 
     name: ClassVar[str] = "fold-in-view"
@@ -197,6 +207,7 @@ class FoldInView(Recommender):
         self.histories: dict[str, tuple[list[str], list[float]]] = {
             row["user_id"]: (row["item_id"], row["weight"]) for row in grouped.iter_rows(named=True)
         }
+        self._memo: tuple[tuple[tuple[str, ...], int, bool], pl.DataFrame] | None = None
 
     def fit(
         self, interactions: pl.DataFrame, item_features: pl.DataFrame | None = None
@@ -208,6 +219,9 @@ class FoldInView(Recommender):
     ) -> pl.DataFrame:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        key = (tuple(str(u) for u in user_ids), k, exclude_seen)
+        if self._memo is not None and self._memo[0] == key:
+            return self._memo[1]
         catalog = self.catalog.tolist()
         position = {item: n for n, item in enumerate(catalog)}
         frames = []
@@ -220,7 +234,9 @@ class FoldInView(Recommender):
             if exclude_seen:
                 scores[[position[i] for i in items]] = -np.inf
             frames.append(top_k_frame([str(uid)], scores[None, :], self.catalog, k))
-        return pl.concat(frames) if frames else pl.DataFrame(schema=RECS_SCHEMA)
+        recs = pl.concat(frames) if frames else pl.DataFrame(schema=RECS_SCHEMA)
+        self._memo = (key, recs)
+        return recs
 
     def score(self, user_id: str, item_ids: list[str]) -> np.ndarray:
         if user_id not in self.histories:

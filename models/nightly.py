@@ -71,7 +71,14 @@ from models.tracking import (
     log_dataset,
     metric_key,
 )
-from models.vectors import VectorVersions, publish_vectors, restore_versions
+from models.vectors import (
+    ITEMS_VERSION_TAG,
+    USERS_VERSION_TAG,
+    parse_version_tag,
+    publish_vectors,
+    restore_versions,
+    version_tags,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +88,6 @@ SPLIT_RATIO = 0.75
 MIN_STRATIFIED_INTERACTIONS = 100
 """Below this many interactions the split falls back to leave-last-out (see module docstring)."""
 GATE_METRIC = f"ndcg@{K}"
-ITEMS_VERSION_TAG = "lancedb.collab_items.version"
-USERS_VERSION_TAG = "lancedb.collab_users.version"
-NO_VECTORS = "none"
 
 EVENT_COLUMNS = ("user_id", "title_id", "weight", "event_time")
 
@@ -422,7 +426,7 @@ def run_training_cycle(
                         "test_rows": test.height,
                     },
                     "item_features": item_features is not None,
-                    "champion_version": champion.version if champion else NO_VECTORS,
+                    "champion_version": champion.version if champion else "none",
                 }
             )
         )
@@ -498,13 +502,6 @@ def run_training_cycle(
 
 
 # ---- promotion and rollback ----------------------------------------------------------------
-def _vector_tags(versions: VectorVersions) -> dict[str, str]:
-    return {
-        ITEMS_VERSION_TAG: NO_VECTORS if versions.items is None else str(versions.items),
-        USERS_VERSION_TAG: NO_VECTORS if versions.users is None else str(versions.users),
-    }
-
-
 def promote(settings: Settings, result: CycleResult) -> dict[str, Any]:
     """Make ``result``'s model version the champion (refuses when ``result.better`` is False).
 
@@ -527,7 +524,7 @@ def promote(settings: Settings, result: CycleResult) -> dict[str, Any]:
         return {"model_version": previous, "already_champion": True, **tags}
     handle = load_version(settings, result.model_version)
     versions = publish_vectors(settings, handle.recommender, result.model_version)
-    tags = _vector_tags(versions)
+    tags = version_tags(versions)
     for key, value in tags.items():
         client.set_model_version_tag(registered, result.model_version, key, value)
     if versions.reason:
@@ -555,11 +552,11 @@ def rollback(settings: Settings, version: str) -> dict[str, Any]:
             "only a former champion can be rolled back to"
         )
 
-    def parse(tag: str) -> int | None:
-        value = mv.tags.get(tag, NO_VECTORS)
-        return None if value == NO_VECTORS else int(value)
-
-    restored = restore_versions(settings, parse(ITEMS_VERSION_TAG), parse(USERS_VERSION_TAG))
+    restored = restore_versions(
+        settings,
+        parse_version_tag(mv.tags, ITEMS_VERSION_TAG),
+        parse_version_tag(mv.tags, USERS_VERSION_TAG),
+    )
     previous = champion_version(settings)
     client.set_registered_model_alias(registered, CHAMPION_ALIAS, str(version))
     client.set_tag(mv.run_id, "rolled_back_to_at", datetime.now(UTC).isoformat())

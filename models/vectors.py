@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 ITEMS_TABLE = "collab_items"
 USERS_TABLE = "collab_users"
+ITEMS_VERSION_TAG = "lancedb.collab_items.version"
+"""Model-version tag holding the ``collab_items`` table version published for it (or ``none``)."""
+USERS_VERSION_TAG = "lancedb.collab_users.version"
+NO_VECTORS = "none"
 
 
 class VectorError(ValueError):
@@ -129,6 +133,20 @@ def publish_vectors(settings: Settings, model: object, model_version: str) -> Ve
         extra={"model_version": model_version, "items": items_version, "users": users_version},
     )
     return VectorVersions(model_version, items_version, users_version, reason)
+
+
+def version_tags(versions: VectorVersions) -> dict[str, str]:
+    """The model-version tags recording ``versions`` (``none`` for an unpublished table)."""
+    return {
+        ITEMS_VERSION_TAG: NO_VECTORS if versions.items is None else str(versions.items),
+        USERS_VERSION_TAG: NO_VECTORS if versions.users is None else str(versions.users),
+    }
+
+
+def parse_version_tag(tags: dict[str, str], tag: str) -> int | None:
+    """Table version recorded in model-version ``tags`` (``None``: ``none`` or never promoted)."""
+    value = tags.get(tag, NO_VECTORS)
+    return None if value == NO_VECTORS else int(value)
 
 
 def _open(settings: Settings, table: str) -> lancedb.table.Table:

@@ -115,6 +115,7 @@ def test_fold_in_view_scores_a_champion_trained_on_other_items() -> None:
     # never saw (D) are left out; C (champion-only) is not a candidate.
     assert recs.filter(pl.col("user_id") == "n1")["item_id"].to_list() == ["B"]
     assert recs.filter(pl.col("user_id") == "n2")["item_id"].to_list() == ["A"]
+    assert view.recommend(["n1", "n2"], k=5) is recs  # memoised: fold-in is not repeated
     metrics = evaluate_model(view, train, test, k=5)
     assert metrics["hit_rate"] == 1.0 and metrics["users_evaluated"] == 2.0
     with pytest.raises(UnknownUserError):

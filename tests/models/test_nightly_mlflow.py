@@ -20,7 +20,6 @@ from models.champion import champion_version, load_champion
 from models.collaborative.implicit_models import ALSRecommender
 from models.collaborative.popularity import PopularityRecommender
 from models.nightly import (
-    ITEMS_VERSION_TAG,
     CycleResult,
     InsufficientDataError,
     NightlyInputError,
@@ -34,7 +33,7 @@ from models.nightly import (
     split_interactions,
 )
 from models.tracking import EXPERIMENT
-from models.vectors import ITEMS_TABLE, checkout_items, latest_version
+from models.vectors import ITEMS_TABLE, ITEMS_VERSION_TAG, checkout_items, latest_version
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -282,6 +281,9 @@ def test_rollback_moves_the_alias_and_restores_the_vector_table(store, first, se
     assert now.column("model_version").to_pylist() == then.column("model_version").to_pylist()
     assert set(now.column("model_version").to_pylist()) == {"1"}
     assert now.schema.field("vector").type.list_size == 1  # the weak model's single factor
+    handle = load_champion(store)
+    assert handle.version == "1" and handle.items_table_version == v1_table
+    assert handle.recommender.params["factors"] == 1
     with pytest.raises(PromotionRefusedError, match="never promoted"):
         rollback(store, "3")
 
