@@ -466,7 +466,7 @@ class Gateway:
 
 def default_parser() -> Callable[[str], QueryIntent]:
     """The NLU parser configured from the environment (read once, at service start-up)."""
-    from serving.nlu.parse import parse_query
+    from serving.nlu.parse import QueryTooLongError, parse_query
 
     api_key = os.environ.get(GEMINI_KEY_ENV) or None
     base_url = os.environ.get(GEMINI_URL_ENV) or None
@@ -474,7 +474,10 @@ def default_parser() -> Callable[[str], QueryIntent]:
         log.info("no %s: queries are parsed by the local parser", GEMINI_KEY_ENV)
 
     def parse(text: str) -> QueryIntent:
-        return parse_query(text, api_key=api_key, base_url=base_url, fallback=True)
+        try:
+            return parse_query(text, api_key=api_key, base_url=base_url, fallback=True)
+        except QueryTooLongError as exc:
+            raise ApiError(400, str(exc)) from exc
 
     return parse
 
