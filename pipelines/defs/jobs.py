@@ -1,7 +1,5 @@
 """Jobs, the nightly schedule and the inbox sensor."""
 
-from __future__ import annotations
-
 import json
 from datetime import UTC, datetime
 

@@ -13,7 +13,7 @@ from pipelines.lib.lake import table_dir
 
 log = logging.getLogger(__name__)
 
-USER_TABLES = ("watch_events", "unresolved_events")
+USER_TABLES = ("watch_events", "unresolved_events", "quarantine")
 
 
 def erase_users(lake: Path, users: set[str], tables: tuple[str, ...] = USER_TABLES) -> int:

@@ -84,6 +84,7 @@ UNRESOLVED_EVENTS = {
 }
 
 QUARANTINE = {
+    "user_id": pl.String,  # the importing user (malformed rows may hold their history): for erasure
     "file": pl.String,
     "line": pl.Int64,  # 1-based line number in the file (header is line 1)
     "source": pl.String,

@@ -1,7 +1,5 @@
 """Catalogue assets: TMDB titles, JustWatch offers, platform catalogues -> `titles`, `availability`."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

@@ -1,7 +1,5 @@
 """Blocking checks on the catalogue: a bad catalogue never reaches the vector index."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

@@ -1,7 +1,5 @@
 """Content assets: incremental sentence embeddings and the LanceDB `content_index`."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from models.embeddings.encoder import encode_texts

@@ -1,7 +1,5 @@
 """Blocking checks on embeddings: the index is only replaced with one finite unit vector per title."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from pipelines.defs.content.assets import content_embeddings

@@ -5,8 +5,6 @@ events are de-duplicated by ``event_id`` across the whole table, so reruns add n
 Erasure requests recorded by the API are applied here: the users' rows are physically deleted.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

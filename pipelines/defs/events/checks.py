@@ -1,7 +1,5 @@
 """Checks on watch events: schema, unique event ids, resolution rate."""
 
-from __future__ import annotations
-
 import dagster as dg
 import polars as pl
 

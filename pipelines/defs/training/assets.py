@@ -1,7 +1,5 @@
 """Training assets: the nightly challenger and, behind a blocking check, the promoted champion."""
 
-from __future__ import annotations
-
 import json
 
 import dagster as dg

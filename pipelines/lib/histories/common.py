@@ -47,7 +47,7 @@ RAW_EVENTS: dict[str, pl.DataType] = {
 }
 """Columns of the raw events every parser returns (nullable unless the source always has them)."""
 
-QUARANTINE_ROWS = {k: v for k, v in QUARANTINE.items() if k != "import_batch"}
+QUARANTINE_ROWS = {k: v for k, v in QUARANTINE.items() if k not in ("import_batch", "user_id")}
 
 
 class HistoryImportError(ValueError):

@@ -293,7 +293,10 @@ def _run(
         "watch_events",
     )
     unresolved = conform(bad.with_columns(import_batch=pl.lit(batch)), "unresolved_events")
-    quarantine = conform(parsed.quarantine.with_columns(import_batch=pl.lit(batch)), "quarantine")
+    quarantine = conform(
+        parsed.quarantine.with_columns(import_batch=pl.lit(batch), user_id=pl.lit(user_id)),
+        "quarantine",
+    )
 
     summary = ImportSummary(
         fmt=fmt,
