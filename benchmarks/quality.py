@@ -187,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # Flower logs every round at INFO through its own handler
+        logging.getLogger("flwr").setLevel(logging.WARNING)
     if args.privacy_utility:
         privacy_utility(args)
     else:

@@ -229,7 +229,8 @@ class MatrixRecommender(Recommender):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         data = self.data
-        rows = data.user_rows(list(user_ids))
+        user_ids = [str(u) for u in user_ids]
+        rows = data.user_rows(user_ids)
         frames = []
         for start in range(0, len(rows), RECOMMEND_BATCH):
             block = rows[start : start + RECOMMEND_BATCH]
@@ -237,7 +238,7 @@ class MatrixRecommender(Recommender):
             if exclude_seen:
                 seen = data.matrix[block].tocoo()
                 scores[seen.row, seen.col] = -np.inf
-            ids = [str(u) for u in user_ids[start : start + RECOMMEND_BATCH]]
+            ids = user_ids[start : start + RECOMMEND_BATCH]
             frames.append(top_k_frame(ids, scores, data.items.ids, k))
         if not frames:
             return pl.DataFrame(schema=RECS_SCHEMA)
