@@ -42,6 +42,13 @@ def import_history(
     format: Annotated[str, typer.Option("--format", "-f", help="Export format.")],
     user: Annotated[str, typer.Option("--user", "-u", help="User id the history belongs to.")],
     lake: Annotated[Path | None, typer.Option(help="Lake folder (default: from config).")] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option(help="Netflix history date order, e.g. %d/%m/%y (default: detected)."),
+    ] = None,
+    profile: Annotated[
+        str | None, typer.Option(help="Netflix ViewingActivity: import only this profile.")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Import watch-history export files into the lake's watch_events (idempotent)."""
@@ -50,7 +57,12 @@ def import_history(
     settings = _settings(config)
     try:
         summary = import_files(
-            fmt=format, user_id=user, paths=paths, lake=lake or settings.paths.lake
+            fmt=format,
+            user_id=user,
+            paths=paths,
+            lake=lake or settings.paths.lake,
+            date_format=date_format,
+            profile=profile,
         )
     except HistoryImportError as exc:
         console.print(f"[red]import failed:[/red] {exc}")
