@@ -88,6 +88,8 @@ SPLIT_RATIO = 0.75
 MIN_STRATIFIED_INTERACTIONS = 100
 """Below this many interactions the split falls back to leave-last-out (see module docstring)."""
 GATE_METRIC = f"ndcg@{K}"
+COUNT_METRICS = ("users_evaluated", "users_skipped")
+"""``evaluate_model`` outputs that are counts, not quality: logged, but no delta."""
 
 EVENT_COLUMNS = ("user_id", "title_id", "weight", "event_time")
 
@@ -228,9 +230,12 @@ def with_k(metrics: dict[str, float], k: int = K) -> dict[str, float]:
 
 
 def deltas(challenger: dict[str, float], champion: dict[str, float]) -> dict[str, float]:
-    """``challenger - champion`` for every metric finite in both."""
+    """``challenger - champion`` for every quality metric finite in both (user counts excluded:
+    both models are evaluated on the same split, so their difference says nothing)."""
     out = {}
     for name, value in challenger.items():
+        if name in COUNT_METRICS:
+            continue
         other = champion.get(name)
         if other is not None and math.isfinite(value) and math.isfinite(other):
             out[name] = value - other

@@ -138,9 +138,9 @@ def test_split_rule_falls_back_to_leave_last_out_on_tiny_data() -> None:
 
 
 def test_gate_and_deltas() -> None:
-    assert deltas({"ndcg@10": 0.3, "coverage": math.nan}, {"ndcg@10": 0.2, "coverage": 0.5}) == {
-        "ndcg@10": pytest.approx(0.1)
-    }
+    challenger = {"ndcg@10": 0.3, "coverage": math.nan, "users_evaluated": 50.0}
+    champion = {"ndcg@10": 0.2, "coverage": 0.5, "users_evaluated": 50.0}
+    assert deltas(challenger, champion) == {"ndcg@10": pytest.approx(0.1)}
     assert is_better({"ndcg@10": 0.3}, None, margin=0.0)
     assert is_better({"ndcg@10": 0.3}, {"ndcg@10": 0.2}, margin=0.05)
     assert not is_better({"ndcg@10": 0.3}, {"ndcg@10": 0.28}, margin=0.05)
@@ -236,6 +236,15 @@ def second(store, first) -> CycleResult:
 
 def test_better_challenger_has_deltas_against_the_champion_on_the_same_split(store, second) -> None:
     assert second.champion_version == "1" and second.champion_metrics is not None
+    assert set(second.deltas) == {
+        "ndcg@10",
+        "precision@10",
+        "recall@10",
+        "map@10",
+        "hit_rate@10",
+        "coverage",
+        "popularity_bias",
+    }
     for name, delta in second.deltas.items():
         assert delta == pytest.approx(second.metrics[name] - second.champion_metrics[name])
     assert second.deltas["ndcg@10"] > 0 and second.better
