@@ -17,7 +17,7 @@ from models.ranking.explain import Explanation
 from models.ranking.intent import QueryIntent
 
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
-ContentId = Annotated[str, Field(min_length=3, max_length=256, pattern=r"^[a-z0-9_]+:[^\s/]+$")]
+ContentId = Annotated[str, Field(min_length=3, max_length=256, pattern=r"^[a-z0-9_]+[:-][^\s/]+$")]
 Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 ProviderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
 Monetization = Literal["subscription", "free", "rent", "buy"]
