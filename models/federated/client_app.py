@@ -87,12 +87,14 @@ def handle_train(msg: Message, context: Context) -> Message:
     weights = record_to_weights(msg.content.array_records["arrays"])
     accountant = load_accountant(context)
     partition = int(context.node_config["partition-id"])
+    server_round = _server_round(msg)
     result = train_local(
         weights,
         data.train,
         cfg,
-        round_seed=cfg.seed * 1_000_003 + _server_round(msg) * 1_009 + partition,
+        round_seed=cfg.seed * 1_000_003 + server_round * 1_009 + partition,
         accountant=accountant,
+        bias_only=server_round <= cfg.bias_rounds,
     )
     if cfg.dp:
         store_accountant(context, accountant)

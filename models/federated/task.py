@@ -68,7 +68,15 @@ class TaskConfig:
     dropout: float = 0.5
     """Input dropout on the history vector while training (denoising)."""
     learning_rate: float = 1e-3
-    """Adam learning rate of the local optimiser."""
+    """Learning rate of the local optimiser."""
+    optimizer: str = "adam"
+    """Local optimiser: ``adam`` or ``sgd`` (SGD with momentum 0.9; averages DP noise better)."""
+    bias_rounds: int = 0
+    """First rounds train only the output bias (item popularity: 1 x n_items noised values
+    instead of the whole model), a DP warm start; later rounds train everything trainable."""
+    freeze_encoder: bool = False
+    """Keep the encoder at its seeded random initialisation (a public random sketch of the
+    history, never trained): halves the noised parameters under DP."""
     weight_decay: float = 0.0
     """L2 penalty of the local optimiser."""
     batch_size: int = 128
@@ -161,7 +169,12 @@ def build_model(cfg: TaskConfig) -> ItemAutoencoder:
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(cfg.seed)
     try:
-        return ItemAutoencoder(cfg.num_items, cfg.embedding_dim, cfg.dropout)
+        model = ItemAutoencoder(cfg.num_items, cfg.embedding_dim, cfg.dropout)
+        if cfg.freeze_encoder:
+            nn.init.zeros_(model.decoder.weight)
+            for param in model.encoder.parameters():
+                param.requires_grad_(False)
+        return model
     finally:
         torch.random.set_rng_state(gen_state)
 
@@ -244,6 +257,18 @@ def calibrated_noise(cfg: TaskConfig, num_users: int) -> float:
     )
 
 
+def make_optimizer(model: nn.Module, cfg: TaskConfig) -> torch.optim.Optimizer:
+    """The local optimiser over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.learning_rate, momentum=0.9, weight_decay=cfg.weight_decay
+        )
+    raise FederatedConfigError(f"run config 'optimizer' must be adam or sgd, got {cfg.optimizer!r}")
+
+
 # ---- local training / evaluation -----------------------------------------------------------
 @dataclass(frozen=True)
 class TrainResult:
@@ -265,6 +290,7 @@ def train_local(
     *,
     round_seed: int,
     accountant: AccountantState | None = None,
+    bias_only: bool = False,
 ) -> TrainResult:
     """Train the global weights on a client's history matrix (users x items) for local epochs.
 
@@ -279,13 +305,14 @@ def train_local(
     num_users = int(histories.shape[0])
     model = build_model(cfg)
     set_weights(model, weights)
+    if bias_only:
+        for name, param in model.named_parameters():
+            param.requires_grad_(name == "decoder.bias")
     model.train()
     generator = torch.Generator().manual_seed(round_seed)
     data = TensorDataset(torch.from_numpy(np.asarray(histories, dtype=np.float32)))
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=generator)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
-    )
+    optimizer = make_optimizer(model, cfg)
     noise = 0.0
     rate = sample_rate(num_users, cfg.batch_size)
     engine: PrivacyEngine | None = None

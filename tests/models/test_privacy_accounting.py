@@ -1,0 +1,92 @@
+"""Privacy accounting: our wrappers agree with Opacus's accountants and behave monotonically."""
+
+from __future__ import annotations
+
+import pytest
+from opacus.accountants import PRVAccountant, RDPAccountant
+
+from models.federated.task import AccountantState, TaskConfig, calibrated_noise, steps_per_epoch
+from models.privacy.accounting import (
+    PrivacyParameterError,
+    PrivacyReport,
+    calibrate_noise,
+    central_dp_epsilon,
+    compute_epsilon,
+    epsilon_of_history,
+)
+
+
+@pytest.mark.parametrize("name,cls", [("rdp", RDPAccountant), ("prv", PRVAccountant)])
+def test_epsilon_equals_opacus_accountant(name: str, cls: type) -> None:
+    acc = cls()
+    for _ in range(120):
+        acc.step(noise_multiplier=1.3, sample_rate=0.05)
+    expected = acc.get_epsilon(delta=1e-5)
+    assert compute_epsilon(1.3, 0.05, 120, 1e-5, accountant=name) == pytest.approx(expected)
+
+
+def test_epsilon_grows_with_steps_and_shrinks_with_noise() -> None:
+    eps = [compute_epsilon(1.0, 0.1, steps, 1e-5) for steps in (10, 50, 200)]
+    assert eps[0] < eps[1] < eps[2]
+    assert compute_epsilon(2.0, 0.1, 50, 1e-5) < eps[1]
+    assert compute_epsilon(1.0, 0.1, 0, 1e-5) == 0.0
+
+
+def test_calibrated_noise_meets_the_target_for_the_total_steps() -> None:
+    sigma = calibrate_noise(1.0, 1e-5, sample_rate=0.25, steps=120)
+    eps = compute_epsilon(sigma, 0.25, 120, 1e-5)
+    assert 0.98 <= eps <= 1.0
+    # the task calibrates for rounds x local epochs x steps per epoch of a client
+    cfg = TaskConfig(num_items=10, dp=True, rounds=4, local_epochs=2, batch_size=32)
+    spe = steps_per_epoch(100, 32)
+    assert calibrated_noise(cfg, 100) == pytest.approx(
+        calibrate_noise(1.0, 1e-5, 1 / spe, 4 * 2 * spe)
+    )
+
+
+def test_accountant_history_composes_like_one_run() -> None:
+    split = AccountantState([(1.1, 0.2, 30)])
+    split.history.append((1.1, 0.2, 20))  # a second round with the same mechanism
+    assert split.epsilon(1e-5) == pytest.approx(compute_epsilon(1.1, 0.2, 50, 1e-5))
+    assert split.steps == 50
+    assert epsilon_of_history([], 1e-5) == 0.0
+
+
+def test_central_dp_uses_client_sampling_rate() -> None:
+    assert central_dp_epsilon(1.5, 5, 20, 30, 1e-5) == pytest.approx(
+        compute_epsilon(1.5, 0.25, 30, 1e-5)
+    )
+    with pytest.raises(PrivacyParameterError, match="clients_per_round"):
+        central_dp_epsilon(1.5, 30, 20, 30, 1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"noise_multiplier": 0.0}, "noise_multiplier"),
+        ({"sample_rate": 1.5}, "sample_rate"),
+        ({"delta": 0.0}, "delta"),
+        ({"steps": -1}, "steps"),
+        ({"accountant": "gdp2"}, "accountant"),
+    ],
+)
+def test_bad_inputs_raise_typed_errors(kwargs: dict, match: str) -> None:
+    args = {"noise_multiplier": 1.0, "sample_rate": 0.1, "steps": 10, "delta": 1e-5, **kwargs}
+    with pytest.raises(PrivacyParameterError, match=match):
+        compute_epsilon(**args)
+
+
+def test_privacy_report_validates() -> None:
+    report = PrivacyReport(
+        epsilon=0.9,
+        delta=1e-5,
+        privacy_unit="one user's whole interaction history",
+        accountant="opacus-rdp",
+        noise_multiplier=3.0,
+        max_grad_norm=1.0,
+        rounds=5,
+        sample_rate=0.5,
+    )
+    assert report.model_dump()["mechanism"] == "dp-sgd"
+    with pytest.raises(ValueError):
+        PrivacyReport(**{**report.model_dump(), "delta": 2.0})
