@@ -7,4 +7,5 @@ thousands of tiny partitions; instead each daily run writes its own batch files
 
 import dagster as dg
 
-daily_imports = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC")
+daily_imports = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC", end_offset=1)
+"""``end_offset=1``: today's partition exists, so a run at 02:30 imports into the current day."""

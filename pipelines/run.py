@@ -20,6 +20,9 @@ from media_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
+PROMOTION_GATE = "challenger_beats_champion"
+"""The blocking check in front of `champion_model`; a run stopped only by it is a normal night."""
+
 
 def prepare_dagster_home(settings: Settings) -> dg.DagsterInstance:
     """Create DAGSTER_HOME with the project's dagster.yaml and return its instance."""
