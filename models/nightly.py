@@ -23,7 +23,8 @@ Decisions:
   at least two interactions holds out their latest one. No such user -> :class:`InsufficientDataError`.
 * The champion is evaluated through :class:`models.champion.FoldInView` (its score_history on
   tonight's training histories, ranking tonight's training catalogue), so a champion trained on
-  other users or items is still scored on exactly the challenger's test set.
+  other users or items is still scored on exactly the challenger's test set. A champion that
+  cannot be loaded fails the cycle (it is never silently treated as "no champion").
 * A rerun is a new MLflow run and a new model version (each run is a record of one training); it
   changes nothing else until ``promote``. ``promote`` is idempotent for an already promoted result.
 """
