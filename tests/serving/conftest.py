@@ -353,6 +353,30 @@ def strict_client(
     yield from start_client(asgi_app, overlay, service_env)
 
 
+@pytest.fixture
+def fast_poll_client(
+    asgi_app: Any, fresh_world: World, service_env: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    """Like ``client`` but polling the registry every 0.3 s (hot-swap tests)."""
+    service_env.setenv("MEDIA_GATEWAY_POLL_S", "0.3")
+    overlay = fresh_world.overlay("poll", anonymous_per_minute=1000, authenticated_per_minute=1000)
+    yield from start_client(asgi_app, overlay, service_env)
+
+
+@pytest.fixture(scope="session")
+def bare_world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """Lake + content index but nothing promoted in its (empty) MLflow store."""
+    return build_world(tmp_path_factory.mktemp("bare-world"), champion=False)
+
+
+@pytest.fixture
+def bare_client(
+    asgi_app: Any, bare_world: World, service_env: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    overlay = bare_world.overlay("bare", anonymous_per_minute=1000, authenticated_per_minute=1000)
+    yield from start_client(asgi_app, overlay, service_env)
+
+
 def make_token(world: World, user: str, scopes: list[str] | None = None, ttl: int = 5) -> str:
     return issue_token(
         world.settings(),
@@ -371,6 +395,18 @@ def bearer(fresh_world: World) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {make_token(fresh_world, user, scopes)}"}
 
     return header
+
+
+@pytest.fixture
+def promote(fresh_world: World) -> Callable[[], str]:
+    """``promote()`` registers a popularity model as a new version and moves ``@champion``."""
+    from models.collaborative.popularity import PopularityRecommender
+
+    def run() -> str:
+        model = PopularityRecommender().fit(interactions())
+        return register_champion(fresh_world.settings(), model, fresh_world.root)
+
+    return run
 
 
 @pytest.fixture

@@ -1,0 +1,88 @@
+"""Start-up, readiness and champion hot-swap; serving without a champion; history merging."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import polars as pl
+from starlette.testclient import TestClient
+
+from serving.state import UserHistories
+
+
+def test_hot_swap_to_new_champion_without_dropping_requests(
+    fast_poll_client: TestClient, promote, bearer
+) -> None:
+    client = fast_poll_client
+    assert client.get("/status").json()["champion_version"] == "1"
+    h = bearer("alice")
+    client.post(
+        "/feedback", json={"user": "alice", "content_id": "movie:78", "rating": 5}, headers=h
+    )
+    codes: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            codes.append(client.post("/recommend", json={"user": "alice"}, headers=h).status_code)
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    try:
+        version = promote()
+        deadline = time.monotonic() + 60
+        while client.get("/status").json()["champion_version"] != version:
+            assert time.monotonic() < deadline, "champion was not swapped in"
+            time.sleep(0.1)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        worker.join()
+    assert version == "2"
+    assert codes and set(codes) == {200}
+    status = client.get("/status").json()
+    assert status["swaps"] == 1 and status["last_error"] is None
+    body = client.post("/recommend", json={"user": "alice"}, headers=h).json()
+    assert body["model_version"] == "2"
+    # feedback given before the swap survives it
+    ids = [x["content_id"] for x in body["results"]]
+    assert "movie:78" not in ids
+
+
+def test_without_champion_serves_content_and_popularity(bare_client: TestClient, bearer) -> None:
+    status = bare_client.get("/status").json()
+    assert status["ready"] is True
+    assert status["mode"] == "content+popularity"
+    assert status["champion_version"] is None
+    r = bare_client.post("/recommend", json={"user": "alice", "limit": 3}, headers=bearer("alice"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_version"] is None
+    for item in body["results"]:
+        assert "collaborative" not in item["components"]
+
+
+def test_user_histories_merge_by_event_id_and_drop_erased() -> None:
+    base = UserHistories.from_frame(
+        pl.DataFrame(
+            {
+                "event_id": ["e1", "e2", "e3"],
+                "user_id": ["a", "a", "b"],
+                "title_id": ["t1", "t2", "t1"],
+                "weight": [1.0, None, 2.0],
+                "event_time": pl.Series(
+                    ["2026-01-01T00:00:00", "2026-01-02T00:00:00", "2026-01-01T00:00:00"]
+                ).str.to_datetime(time_zone="UTC"),
+            }
+        )
+    )
+    assert base.history("a") == (["t1", "t2"], [1.0, 1.0])
+    fresh = UserHistories()
+    fresh.add("a", "e1", "t1", 1.0, 1.0)
+    fresh.add("a", "e4", "t1", 0.5, 2e9)
+    fresh.add("b", "e5", "t3", 1.0, 1.0)
+    base.merge_from(fresh, erased={"b"})
+    assert base.history("a") == (["t2", "t1"], [1.0, 1.5])
+    assert base.history("b") == ([], [])
+    assert base.erase("a") == 3 and base.users() == 0
