@@ -60,3 +60,68 @@ def serve(settings: Settings, config_files: Sequence[str | Path]) -> int:
         extra={"host": settings.serving.host, "port": settings.serving.port},
     )
     return subprocess.call(command, env=server_env(config_files), cwd=PROJECT_ROOT)
+
+
+class ServerStartError(RuntimeError):
+    """The server process exited or did not become ready in time."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently free TCP port on ``host`` (loopback by default)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(
+    settings: Settings,
+    config_files: Sequence[str | Path],
+    *,
+    env: dict[str, str] | None = None,
+    log_file: Path | None = None,
+) -> subprocess.Popen:
+    """Start the server in the background in its own process group (stop with :func:`stop_server`)."""
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to Popen
+    return subprocess.Popen(
+        server_command(settings),
+        env=server_env(config_files, env),
+        cwd=PROJECT_ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_ready(proc: subprocess.Popen, base_url: str, timeout_s: float = 180.0) -> float:
+    """Poll ``/readyz`` until 200; returns the seconds it took. Raises :class:`ServerStartError`."""
+    import time
+
+    import httpx
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if proc.poll() is not None:
+            raise ServerStartError(f"server exited with code {proc.returncode} before ready")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise ServerStartError(f"server at {base_url} not ready after {timeout_s:.0f} s")
+
+
+def stop_server(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it lingers."""
+    import signal
+
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout_s)

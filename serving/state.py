@@ -7,7 +7,8 @@ the content index, the ``@champion`` recommender (optional) and the hybrid ranke
 the single ``state`` reference. Requests that already hold the old state finish on it, so no request
 is dropped or sees half of each.
 
-Readiness: the service is ready once a catalogue and a content index are loaded. The champion is
+Readiness: the service is ready once a catalogue and a content index are loaded (and the query
+encoder is warm, so the first search does not pay for loading it). The champion is
 optional: without one (nothing promoted yet) the ranker runs content + popularity only, and
 ``status()`` (served at ``GET /status``) says so. A failed load or poll is logged and reported in
 ``status()``; the holder keeps the last good state and retries at the next poll.
@@ -31,6 +32,7 @@ import polars as pl
 
 from media_gateway.settings import Settings
 from models.champion import ChampionHandle, NoChampionError, champion_version, load_champion
+from models.embeddings.encoder import encode_query
 from models.ranking.catalog import Catalog
 from pipelines.lib.feedback import read_erasures, read_feedback
 from pipelines.lib.lake import read_table
@@ -154,6 +156,7 @@ def load_state(settings: Settings) -> ServingState:
         log.warning("no @champion model yet: serving content + popularity only")
         champion = None
     state = ServingState(catalog, index, champion, build_ranker(catalog, champion))
+    encode_query("warm-up")  # load the sentence encoder before reporting ready
     log.info(
         "serving state loaded",
         extra={
