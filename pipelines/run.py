@@ -76,14 +76,21 @@ def run_nightly(
         status = "[green]passed[/green]" if evaluation.passed else "[red]failed[/red]"
         table.add_row(evaluation.check_name, status, "")
     console.print(table)
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                console.print(
-                    f"[red]step failed:[/red] {event.step_key}: "
-                    f"{event.event_specific_data.error.message.strip()}"
-                )
-    return result.success
+    if result.success:
+        return True
+    failed = [e for e in result.all_events if e.is_step_failure]
+    if failed and all(e.step_key.endswith(PROMOTION_GATE) for e in failed):
+        console.print(
+            "[yellow]challenger not promoted:[/yellow] it did not beat the champion by the "
+            "configured margin (the champion keeps serving; see the MLflow run for the deltas)"
+        )
+        return True
+    for event in failed:
+        console.print(
+            f"[red]step failed:[/red] {event.step_key}: "
+            f"{event.event_specific_data.error.message.strip()}"
+        )
+    return False
 
 
 def _fmt(values: dict) -> str:
