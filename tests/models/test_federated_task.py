@@ -149,3 +149,28 @@ def test_ndcg_hand_checked() -> None:
     held = np.array([[0, 0, 1, 0], [0, 0, 0, 0]])  # second user has no truth: skipped
     # user 0 ranking (item 0 excluded): 1, 3, 2 -> relevant item at rank 3
     assert ndcg_at_k(scores, seen, held, k=3) == pytest.approx(1 / np.log2(4))
+
+
+def test_bias_only_round_and_frozen_encoder_train_only_their_parameters(
+    rng: np.random.Generator,
+) -> None:
+    x = _blocks(rng)
+    cfg = TaskConfig(**{**vars(_dp_cfg(1.0)), "freeze_encoder": True})
+    start = get_weights(build_model(cfg))
+    assert not start["decoder.weight"].any()  # frozen-encoder mode starts from uniform scores
+    bias_only = train_local(
+        start, x, cfg, round_seed=1, accountant=AccountantState(), bias_only=True
+    )
+    changed = {k for k in start if not np.array_equal(start[k], bias_only.weights[k])}
+    assert changed == {"decoder.bias"}
+    full = train_local(start, x, cfg, round_seed=1, accountant=AccountantState())
+    changed = {k for k in start if not np.array_equal(start[k], full.weights[k])}
+    assert changed == {"decoder.weight", "decoder.bias"}
+    with pytest.raises(FederatedConfigError, match="optimizer"):
+        train_local(
+            start,
+            x,
+            TaskConfig(**{**vars(cfg), "optimizer": "rmsprop"}),
+            round_seed=1,
+            accountant=AccountantState(),
+        )
