@@ -1,0 +1,357 @@
+"""Serving benchmark: a real ``bentoml serve`` on loopback, latency and throughput per endpoint.
+
+Builds a synthetic world in a temporary folder (``--titles`` titles with random unit vectors and
+random offers, ``--users`` users with random histories, an EASE champion registered in a temporary
+MLflow store), starts the service on a free 127.0.0.1 port with rate limits raised out of the way,
+then for each concurrency level (default 1, 8, 32) sends a bounded number of requests to
+``/livez`` (baseline), ``POST /search`` and ``POST /recommend`` from a thread pool (one httpx client
+per thread). Reports p50/p95/p99 latency, throughput, and each endpoint's p50 as a ratio to
+``/livez``'s p50 measured in the same run. 429s (the ``max_concurrency`` cap shedding load, which
+is intended) are counted apart from errors (anything else that is not 200).
+
+    .venv/bin/python benchmarks/serving.py --requests 200
+
+(This file is named like the ``serving`` package; it removes its own folder from ``sys.path`` so
+the package, not this script, is imported.)
+
+Loopback only; every loop is bounded by ``--requests`` and a per-request timeout.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse
+import logging
+import os
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import numpy as np
+import polars as pl
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from media_gateway.settings import Settings, load_settings
+from serving.auth import SCOPES, SECRET_ENV, issue_token
+from serving.run import free_port, start_server, stop_server, wait_ready
+
+log = logging.getLogger("benchmarks.serving")
+console = Console(width=130)
+
+GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Science Fiction", "Thriller",
+          "Animation", "Family", "Documentary", "Crime", "Fantasy"]  # fmt: skip
+PROVIDERS = [("netflix", "Netflix"), ("hulu", "Hulu"), ("disneyplus", "Disney Plus"),
+             ("amazon", "Amazon Video")]  # fmt: skip
+QUERIES = [
+    "funny movies for a family night",
+    "dark thriller under 2 hours",
+    "space adventure like Interstellar",
+    "romantic comedy from the 90s",
+    "scary films on netflix",
+    "documentary about nature",
+    "something exciting with heists",
+    "animated films for kids",
+]
+
+
+def build_world(root: Path, n_titles: int, n_users: int, seed: int) -> Settings:
+    """Synthetic lake, content index and champion under ``root``; returns its settings."""
+    from models.collaborative.ease import EASERecommender
+    from models.embeddings.encoder import EMBEDDING_DIM
+    from pipelines.lib.lake import read_table, write_table
+    from pipelines.lib.vector_index import build_content_rows, write_content_index
+
+    rng = np.random.default_rng(seed)
+    var = root / "var"
+    settings = load_settings(
+        "configs/base.yaml",
+        overrides={
+            "paths": {
+                "lake": str(var / "lake"),
+                "lancedb": str(var / "lancedb"),
+                "mlflow_uri": f"sqlite:///{var / 'mlflow.db'}",
+                "mlflow_artifacts": str(var / "mlartifacts"),
+                "inbox": str(var / "inbox"),
+                "models": str(var / "models"),
+                "feedback": str(var / "feedback"),
+            }
+        },
+    )
+    ids = [f"movie:{i + 1}" for i in range(n_titles)]
+    titles = pl.DataFrame(
+        {
+            "title_id": ids,
+            "tmdb_id": list(range(1, n_titles + 1)),
+            "type": ["series" if i % 5 == 0 else "movie" for i in range(n_titles)],
+            "title": [f"Title {i}" for i in range(n_titles)],
+            "original_title": [f"Title {i}" for i in range(n_titles)],
+            "year": rng.integers(1960, 2026, n_titles).tolist(),
+            "release_date": [date(2000, 1, 1)] * n_titles,
+            "overview": [f"Synthetic overview {i}" for i in range(n_titles)],
+            "genres": [list(rng.choice(GENRES, 2, replace=False)) for _ in range(n_titles)],
+            "keywords": [[] for _ in range(n_titles)],
+            "runtime": rng.integers(20, 180, n_titles).tolist(),
+            "language": ["en"] * n_titles,
+            "popularity": rng.pareto(1.5, n_titles).tolist(),
+            "vote_average": rng.uniform(3, 9, n_titles).tolist(),
+            "vote_count": rng.integers(10, 10_000, n_titles).tolist(),
+            "source": ["tmdb"] * n_titles,
+            "content_hash": [f"synthetic-{i}" for i in range(n_titles)],
+        }
+    )
+    offers = []
+    now = datetime.now(UTC)
+    for tid in ids:
+        for pid, name in PROVIDERS:
+            if rng.random() < 0.3:
+                kind = "RENT" if pid == "amazon" else "FLATRATE"
+                offers.append(
+                    {
+                        "title_id": tid,
+                        "country": "US",
+                        "provider_id": pid,
+                        "provider_name": name,
+                        "monetization": kind,
+                        "price": 3.99 if kind == "RENT" else None,
+                        "currency": "USD" if kind == "RENT" else None,
+                        "deep_link": f"https://{pid}.example/{tid}",
+                        "source": "justwatch",
+                        "last_seen": now,
+                    }
+                )
+    availability = pl.DataFrame(offers)
+    vectors = rng.normal(size=(n_titles, EMBEDDING_DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    events = []
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    popularity = titles["popularity"].to_numpy()
+    p = popularity / popularity.sum()
+    for u in range(n_users):
+        for j, item in enumerate(rng.choice(n_titles, 20, replace=False, p=p)):
+            when = start + timedelta(hours=j)
+            events.append(
+                {
+                    "event_id": f"u{u}-{item}",
+                    "user_id": f"u{u}",
+                    "title_id": ids[int(item)],
+                    "source": "movielens",
+                    "event_time": when,
+                    "event_date": when.date(),
+                    "weight": 1.0,
+                }
+            )
+    watch_events = pl.DataFrame(events)
+    write_table(settings.paths.lake, "titles", titles)
+    write_table(settings.paths.lake, "availability", availability)
+    write_table(settings.paths.lake, "watch_events", watch_events)
+    embeddings = pl.DataFrame({"title_id": ids, "vector": vectors.tolist()})
+    stored = read_table(settings.paths.lake, "titles")  # conformed to the TITLES schema
+    write_content_index(
+        settings.paths.lancedb, build_content_rows(stored, availability, embeddings)
+    )
+    interactions = watch_events.select("user_id", pl.col("title_id").alias("item_id"), "weight")
+    register_champion(settings, EASERecommender().fit(interactions), root / "model")
+    return settings
+
+
+def register_champion(settings: Settings, model, model_dir: Path) -> str:
+    import mlflow
+
+    from models.champion import CHAMPION_ALIAS
+    from models.pyfunc import MODEL_DIR_ARTIFACT, SIGNATURE, RecommenderPyfunc
+    from models.tracking import client, configure
+
+    model.save(model_dir)
+    configure(settings)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=RecommenderPyfunc(),
+            artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
+            registered_model_name=settings.training.registered_model,
+            pip_requirements=["numpy"],
+            signature=SIGNATURE,
+        )
+    version = str(info.registered_model_version)
+    client(settings).set_registered_model_alias(
+        settings.training.registered_model, CHAMPION_ALIAS, version
+    )
+    return version
+
+
+@dataclass
+class Result:
+    endpoint: str
+    concurrency: int
+    latencies_ms: list[float] = field(default_factory=list)
+    shed_429: int = 0
+    errors: int = 0
+    wall_s: float = 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        return float(np.percentile(self.latencies_ms, q))
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies_ms) / self.wall_s if self.wall_s else float("nan")
+
+
+Call = Callable[[httpx.Client, int], httpx.Response]
+
+
+def run_load(base: str, name: str, call: Call, concurrency: int, requests: int) -> Result:
+    """``requests`` calls from ``concurrency`` threads; latency of the 200s, 429s and errors."""
+    result = Result(name, concurrency)
+    lock = threading.Lock()
+    counter = iter(range(requests))
+
+    def worker() -> None:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    return
+                started = time.perf_counter()
+                try:
+                    r = call(http, i)
+                    status = r.status_code
+                except httpx.HTTPError:
+                    status = -1
+                elapsed = (time.perf_counter() - started) * 1000
+                with lock:
+                    if status == 200:
+                        result.latencies_ms.append(elapsed)
+                    elif status == 429:
+                        result.shed_429 += 1
+                    else:
+                        result.errors += 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for _ in range(concurrency):
+            pool.submit(worker)
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--titles", type=int, default=5000)
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=200, help="per endpoint and level")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    with tempfile.TemporaryDirectory(prefix="mg-bench-") as tmp:
+        root = Path(tmp)
+        console.print(f"building a synthetic world: {args.titles} titles, {args.users} users")
+        settings = build_world(root, args.titles, args.users, args.seed)
+        port = free_port()
+        overlay = root / "bench.yaml"
+        overlay.write_text(
+            yaml.safe_dump(
+                {
+                    "paths": {k: str(v) for k, v in settings.paths.model_dump().items()},
+                    "serving": {
+                        "host": "127.0.0.1",
+                        "port": port,
+                        "anonymous_per_minute": 10_000_000,
+                        "authenticated_per_minute": 10_000_000,
+                    },
+                }
+            )
+        )
+        secret = secrets.token_hex(32)
+        env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
+        env[SECRET_ENV] = secret
+        settings = load_settings(overlay)
+        tokens = [
+            issue_token(settings, f"u{u}", sorted(SCOPES), 60, secret=secret.encode())
+            for u in range(args.users)
+        ]
+        proc = start_server(settings, [overlay], env=env, log_file=root / "server.log")
+        base = f"http://127.0.0.1:{port}"
+        try:
+            ready_s = wait_ready(proc, base)
+            console.print(f"server ready after {ready_s:.1f} s on {base}")
+
+            def livez(http: httpx.Client, i: int) -> httpx.Response:
+                return http.get("/livez")
+
+            def search(http: httpx.Client, i: int) -> httpx.Response:
+                u = i % args.users
+                body = {
+                    "query": QUERIES[i % len(QUERIES)] + f" {i}",  # distinct: no cache hits
+                    "filters": {"country": "US"},
+                    "limit": 20,
+                }
+                return http.post(
+                    "/search", json=body, headers={"Authorization": f"Bearer {tokens[u]}"}
+                )
+
+            def recommend(http: httpx.Client, i: int) -> httpx.Response:
+                u = i % args.users
+                return http.post(
+                    "/recommend",
+                    json={"user": f"u{u}", "limit": 10},
+                    headers={"Authorization": f"Bearer {tokens[u]}"},
+                )
+
+            with httpx.Client(base_url=base, timeout=30) as http:
+                for warm in (search, recommend):  # first calls pay one-off costs
+                    for i in range(3):
+                        warm(http, i)
+            results: list[Result] = []
+            for c in args.concurrency:
+                for name, call in (
+                    ("/livez", livez),
+                    ("/search", search),
+                    ("/recommend", recommend),
+                ):
+                    results.append(run_load(base, name, call, c, args.requests))
+        finally:
+            stop_server(proc)
+    table = Table(title=f"serving benchmark ({args.titles} titles, {args.requests} requests each)")
+    for col in ("endpoint", "conc", "ok", "429", "errors", "p50 ms", "p95 ms", "p99 ms",
+                "req/s", "p50 / livez"):  # fmt: skip
+        table.add_column(col, justify="right")
+    baseline = {r.concurrency: r.pct(50) for r in results if r.endpoint == "/livez"}
+    for r in results:
+        ratio = r.pct(50) / baseline[r.concurrency] if baseline.get(r.concurrency) else float("nan")
+        table.add_row(
+            r.endpoint,
+            str(r.concurrency),
+            str(len(r.latencies_ms)),
+            str(r.shed_429),
+            str(r.errors),
+            f"{r.pct(50):.1f}",
+            f"{r.pct(95):.1f}",
+            f"{r.pct(99):.1f}",
+            f"{r.throughput:.1f}",
+            f"{ratio:.1f}x",
+        )
+    console.print(table)
+    if any(r.errors for r in results):
+        raise SystemExit("some requests failed (see the errors column)")
+
+
+if __name__ == "__main__":
+    main()
