@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -229,7 +230,8 @@ class Gateway:
             raise ApiError(503, str(exc), {"Retry-After": "5"}) from exc
 
     @property
-    def folder(self):
+    def folder(self) -> Path:
+        """Feedback log, erasures and profiles."""
         return self.settings.paths.feedback
 
     # ---- helpers ---------------------------------------------------------------------------
