@@ -41,7 +41,7 @@ from models.registry import MODELS, create, model_class
 from models.train import to_weights
 
 log = logging.getLogger("benchmarks.quality")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)  # files and pipes: no truncation
 
 DEFAULT_MODELS = ("popularity", "als", "bpr", "ease", "federated", "federated-dp")
 MODEL_PARAMS: dict[str, dict[str, Any]] = {
