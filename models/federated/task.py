@@ -27,7 +27,16 @@ client after the last round is <= the target. The accountant's history is carrie
 
 Users are partitioned disjointly across clients, so by parallel composition the federation as a
 whole is (max_k ε_k, δ)-DP with respect to any single user's history: the reported ε is the maximum
-over clients of each client's composed ε.
+over clients of each client's composed ε. Not covered by ε: the scalar aggregates a client reports
+next to the weights (``num-examples``, ``train-loss``, and evaluation metrics when
+``validation-fraction`` > 0).
+
+Measured on ML-100k (Microsoft split, 3 clients, ``benchmarks/federated_time.py``, 2 shared CPUs):
+without DP nDCG@10 0.472 (30 rounds x 5 epochs, d=200); with DP at ε=1, δ=1e-5 nDCG@10 0.200.
+User-level ε=1 over 943 users is close to the information limit here: even a one-shot Gaussian
+mechanism on each client's normalised item histogram (the best DP popularity model for that
+budget) scores 0.223, below exact popularity (0.252), and a noised item-item Gram matrix scores
+< 0.15. DP mode therefore trains few parameters (see the recommender's per-mode defaults).
 """
 
 from __future__ import annotations
