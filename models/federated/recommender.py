@@ -61,17 +61,31 @@ class UnknownItemError(KeyError):
     """The item id is not in the model's catalogue."""
 
 
+def _identity() -> tuple[int | None, int | None, int | None]:
+    values: list[int | None] = []
+    for name in ("task_id", "run_id", "node_id"):
+        try:
+            values.append(getattr(TaskIdentity, name))
+        except RuntimeError:  # Flower raises when the identity is not set: remember "unset"
+            values.append(None)
+    return values[0], values[1], values[2]
+
+
 @contextlib.contextmanager
 def serverapp_identity(run_id: int = 1) -> Iterator[None]:
-    """Set Flower's process identity as the ServerApp runtime does, restoring it afterwards."""
-    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
+    """Set Flower's process identity as the ServerApp runtime does, restoring it afterwards.
+
+    ``Message(...)`` reads the sender's run and node ids from ``TaskIdentity``; Flower's runtimes
+    (and its own simulation engine) set them before running a ServerApp, and so does this driver.
+    """
+    saved = _identity()
     TaskIdentity.task_id = 1
     TaskIdentity.run_id = run_id
     TaskIdentity.node_id = SUPERLINK_NODE_ID
     try:
         yield
     finally:
-        TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
+        TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = saved  # type: ignore[assignment]
 
 
 class InProcessGrid(Grid):
@@ -110,10 +124,7 @@ class InProcessGrid(Grid):
         node = message.metadata.dst_node_id
         if node not in self._contexts:
             raise ValueError(f"message for unknown node {node}")
-        message.metadata.__dict__["_message_id"] = uuid.uuid4().hex
-        reply = self._app(message, self._contexts[node])
-        reply.metadata.__dict__["_message_id"] = uuid.uuid4().hex
-        return reply
+        return self._app(message, self._contexts[node])
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         raise NotImplementedError("InProcessGrid answers synchronously: use send_and_receive")

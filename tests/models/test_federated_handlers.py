@@ -66,7 +66,6 @@ def _train_message(server_round: int, node: int = 1) -> Message:
     )
     with serverapp_identity():
         msg = Message(content, node, "train")
-    msg.metadata.__dict__["_message_id"] = f"m{server_round}"
     return msg
 
 
