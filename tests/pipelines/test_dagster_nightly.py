@@ -92,5 +92,5 @@ def test_corrupted_embeddings_block_the_index_swap(sample_world, tmp_path, monke
         return np.full((len(texts), 384), 3.0, dtype=np.float32)
 
     monkeypatch.setattr(content_assets, "encode_texts", unnormalised)
-    assert not run_nightly(copy, files, partition_key="2026-11-30")
+    assert not run_nightly(copy, files, partition_key="2026-11-27")
     assert ContentIndex(copy.paths.lancedb).version == version_before
