@@ -129,7 +129,7 @@ def serve(config: ConfigOpt = None) -> None:
     """Start the BentoML HTTP service (champion model, LanceDB tables)."""
     from serving.run import serve as run
 
-    run(_settings(config), config_files=config or [])
+    raise typer.Exit(run(_settings(config), config_files=config or []))
 
 
 @app.command()
@@ -143,9 +143,14 @@ def token(
     config: ConfigOpt = None,
 ) -> None:
     """Issue a local OAuth2 bearer token (JWT) for the API (signing key: MEDIA_GATEWAY_JWT_SECRET)."""
-    from serving.auth import issue_token
+    from serving.auth import AuthConfigError, issue_token
 
-    typer.echo(issue_token(_settings(config), user=user, scopes=scopes, ttl_minutes=ttl_minutes))
+    try:
+        token = issue_token(_settings(config), user=user, scopes=scopes, ttl_minutes=ttl_minutes)
+    except AuthConfigError as exc:
+        console.print(f"[red]cannot issue a token:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(token)
 
 
 if __name__ == "__main__":
