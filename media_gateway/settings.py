@@ -26,8 +26,9 @@ class _Strict(BaseModel):
 class PathsSettings(_Strict):
     lake: Path
     """Folder of Parquet tables, one sub-folder per table."""
-    lancedb: Path
-    """LanceDB database folder."""
+    lancedb: str
+    """LanceDB database: a local folder, or an object-store URI (``s3://bucket/prefix``,
+    ``gs://...``, ``az://...``) that LanceDB opens natively (credentials from the environment)."""
     mlflow_uri: str
     """MLflow tracking URI (``sqlite:///...`` by default)."""
     mlflow_artifacts: Path
@@ -142,7 +143,6 @@ class Settings(_Strict):
                 name: fix(getattr(self.paths, name))
                 for name in (
                     "lake",
-                    "lancedb",
                     "mlflow_artifacts",
                     "inbox",
                     "models",
@@ -151,6 +151,8 @@ class Settings(_Strict):
                 )
             }
         )
+        if "://" not in paths.lancedb:
+            paths = paths.model_copy(update={"lancedb": str(fix(Path(paths.lancedb)))})
         uri = paths.mlflow_uri
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
             paths = paths.model_copy(update={"mlflow_uri": f"sqlite:///{fix(Path(uri[10:]))}"})

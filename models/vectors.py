@@ -102,7 +102,7 @@ def vector_rows(id_column: str, ids: list[str], matrix: np.ndarray, model_versio
     )
 
 
-def _write(db_path: Path, table: str, rows: pa.Table) -> int:
+def _write(db_path: str | Path, table: str, rows: pa.Table) -> int:
     db = lancedb.connect(str(db_path))
     written = db.create_table(table, data=rows, schema=rows.schema, mode="overwrite")
     return int(written.version)
@@ -114,8 +114,7 @@ def publish_vectors(settings: Settings, model: object, model_version: str) -> Ve
         reason = f"model {type(model).__name__} exposes no item_vectors(); no latent space"
         log.info("collaborative vectors not published", extra={"reason": reason})
         return VectorVersions(model_version=model_version, items=None, users=None, reason=reason)
-    db_path = Path(settings.paths.lancedb)
-    db_path.mkdir(parents=True, exist_ok=True)
+    db_path = settings.paths.lancedb  # a folder or an object-store URI
     ids, matrix = model.item_vectors()
     items_version = _write(db_path, ITEMS_TABLE, vector_rows("item_id", ids, matrix, model_version))
     users_version: int | None = None

@@ -100,7 +100,7 @@ def build_content_rows(
     return pa.table([arrays[f.name] for f in CONTENT_SCHEMA], schema=CONTENT_SCHEMA)
 
 
-def write_content_index(db_path: Path, rows: pa.Table) -> int:
+def write_content_index(db_path: str | Path, rows: pa.Table) -> int:
     """Replace the table in one commit; returns the new table version."""
     db = lancedb.connect(str(db_path))
     table = db.create_table(CONTENT_TABLE, data=rows, schema=CONTENT_SCHEMA, mode="overwrite")
@@ -111,7 +111,8 @@ def write_content_index(db_path: Path, rows: pa.Table) -> int:
 class ContentIndex:
     """Read side of `content_index`: exact cosine search with SQL prefilters."""
 
-    db_path: Path
+    db_path: str | Path
+    """A local folder or an object-store URI (``s3://...``)."""
     version: int | None = None
 
     def __post_init__(self) -> None:

@@ -1,5 +1,11 @@
-"""Training assets: the nightly challenger and, behind a blocking check, the promoted champion."""
+"""Training assets: the nightly challenger and, behind a blocking check, the promoted champion.
 
+A night whose inputs are unchanged (same events, same content vectors, same training settings)
+does not retrain: the fingerprint of those inputs is stored beside ``challenger.json`` and the
+promotion gate reports "unchanged inputs" instead of evaluating the same model again.
+"""
+
+import hashlib
 import json
 
 import dagster as dg
@@ -12,10 +18,29 @@ from pipelines.lib.lake import read_table
 
 GROUP = "models"
 CHALLENGER_FILE = "challenger.json"
+FINGERPRINT_FILE = "challenger.fingerprint"
+UNCHANGED_FILE = "challenger.unchanged"
 
 
 def _challenger_path(settings):
     return settings.paths.models / CHALLENGER_FILE
+
+
+def _atomic_write(path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def inputs_fingerprint(settings, events: pl.DataFrame, vectors: pl.DataFrame) -> str:
+    """sha256 over event ids and weights, content hashes and the training settings."""
+    digest = hashlib.sha256(settings.training.model_dump_json().encode())
+    for frame, cols in ((events, ["event_id", "weight"]), (vectors, ["item_id", "content_hash"])):
+        rows = frame.select(cols).sort(cols[0])
+        digest.update(str(rows.hash_rows().sum()).encode())
+        digest.update(str(rows.height).encode())
+    return digest.hexdigest()
 
 
 @dg.asset(group_name=GROUP, deps=["watch_events", content_embeddings], kinds={"mlflow", "pytorch"})
@@ -32,14 +57,23 @@ def challenger_model(
     if erased:
         events = events.filter(~pl.col("user_id").is_in(sorted(erased)))
     vectors = read_table(lake, "content_embeddings").select(
-        pl.col("title_id").alias("item_id"), "vector"
+        pl.col("title_id").alias("item_id"), "content_hash", "vector"
     )
-    result = run_training_cycle(settings, events, item_features=vectors)
-    path = _challenger_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(result.model_dump_json(indent=2))
-    tmp.replace(path)
+    models_dir = settings.paths.models
+    fingerprint = inputs_fingerprint(settings, events, vectors)
+    previous = models_dir / FINGERPRINT_FILE
+    if (
+        previous.is_file()
+        and previous.read_text() == fingerprint
+        and _challenger_path(settings).is_file()
+    ):
+        _atomic_write(models_dir / UNCHANGED_FILE, fingerprint)
+        context.log.info("inputs unchanged since the last challenger: not retraining")
+        return dg.MaterializeResult(metadata={"retrained": False, "fingerprint": fingerprint})
+    (models_dir / UNCHANGED_FILE).unlink(missing_ok=True)
+    result = run_training_cycle(settings, events, item_features=vectors.select("item_id", "vector"))
+    _atomic_write(_challenger_path(settings), result.model_dump_json(indent=2))
+    _atomic_write(previous, fingerprint)
     metrics = {f"challenger_{k}": float(v) for k, v in result.metrics.items()}
     deltas = {f"delta_{k}": float(v) for k, v in (result.deltas or {}).items()}
     privacy = result.privacy or {}
@@ -53,6 +87,7 @@ def challenger_model(
             "delta": privacy.get("delta"),
             "privacy_unit": privacy.get("privacy_unit"),
             "better_than_champion": result.better,
+            "retrained": True,
         }
     )
 
@@ -66,6 +101,12 @@ def challenger_beats_champion(app: MediaGatewayConfig) -> dg.AssetCheckResult:
     from models.nightly import CycleResult
 
     settings = app.settings()
+    if (settings.paths.models / UNCHANGED_FILE).is_file():
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"reason": "unchanged inputs: no new challenger to promote"},
+        )
     result = CycleResult.model_validate_json(_challenger_path(settings).read_text())
     champion = result.champion_metrics or {}
     return dg.AssetCheckResult(
