@@ -26,7 +26,9 @@ lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 dagster: setup
-	DAGSTER_HOME=$(CURDIR)/var/dagster $(BIN)/dagster dev -m pipelines.definitions
+	mkdir -p var/dagster && cp dagster.yaml var/dagster/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/var/dagster MEDIA_GATEWAY_CONFIG=configs/sample.yaml \
+		$(BIN)/dagster dev -m pipelines.definitions
 
 mlflow: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///var/mlflow.db --default-artifact-root var/mlartifacts
