@@ -21,10 +21,13 @@ project modules the helpers wrap. Decisions:
   run per comparison with one nested run per model) in the settings' tracking store, never to the
   nightly experiment whose runs feed promotion.
 * Watch histories are never displayed row by row: the helpers return counts and evidence only.
+* Heavy modules (mlflow, torch, Flower) are imported inside the functions that need them, so the
+  parameters cell is instant and :func:`setup` can quiet Flower before anything imports it.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -67,8 +70,12 @@ DATASETS_MODULE = PROJECT_ROOT / "benchmarks" / "_datasets.py"
 NOTEBOOK_EXPERIMENT = "media-gateway-notebooks"
 K = 10
 """Cut-off of every ranking metric: the nightly cycle's ``models.nightly.K`` (a test keeps them equal)."""
-QUALITY_COLUMNS = tuple(f"{m}@{K}" for m in ("ndcg", "precision", "recall", "map", "hit_rate"))
-QUALITY_COLUMNS += ("coverage", "popularity_bias")
+QUALITY_COLUMNS = (
+    *(f"{m}@{K}" for m in ("ndcg", "precision", "recall", "map", "hit_rate")),
+    "coverage",
+    "popularity_bias",
+)
+"""Columns of :func:`comparison_table` (keys of ``evaluate_model`` as the nightly cycle logs them)."""
 
 
 class NotebookParameterError(ValueError):
@@ -152,6 +159,7 @@ def workspace(config: str | None = None) -> Settings:
     return load_settings(*config_files(config))
 
 
+@functools.cache
 def _benchmark_datasets() -> ModuleType:
     """``benchmarks/_datasets.py`` loaded from its file (see the module docstring for why)."""
     if not DATASETS_MODULE.is_file():
@@ -202,7 +210,7 @@ def dataset_source(name: str, settings: Settings, data_dir: Path = SHARED_DATA) 
     return Path(data_dir) / "movielens" / name
 
 
-def describe(interactions: pl.DataFrame) -> dict[str, float]:
+def describe(interactions: pl.DataFrame) -> dict[str, int | float]:
     """Size and density of an interactions frame (no rows, so nothing personal is shown)."""
     users = interactions["user_id"].n_unique()
     items = interactions["item_id"].n_unique()
@@ -355,6 +363,7 @@ def notebook_experiment(settings: Settings) -> str:
     ``paths.mlflow_artifacts/<experiment>``); also points MLflow at that store."""
     import mlflow
 
+    from models.tracking import TrackingError
     from models.tracking import client as tracking_client
 
     uri = settings.paths.mlflow_uri
@@ -362,6 +371,12 @@ def notebook_experiment(settings: Settings) -> str:
     client = tracking_client(settings)
     experiment = client.get_experiment_by_name(NOTEBOOK_EXPERIMENT)
     if experiment is not None:
+        if experiment.lifecycle_stage != "active":
+            raise TrackingError(
+                f"MLflow experiment {NOTEBOOK_EXPERIMENT!r} is {experiment.lifecycle_stage}; "
+                f"restore it with `mlflow experiments restore --experiment-id "
+                f"{experiment.experiment_id}`"
+            )
         return experiment.experiment_id
     artifacts = Path(settings.paths.mlflow_artifacts) / NOTEBOOK_EXPERIMENT
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -390,7 +405,7 @@ def log_comparison(
 
     experiment_id = notebook_experiment(settings)
     source = dataset_source(dataset_name, settings)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"compare-{dataset_name}-{stamp}"):
         parent = mlflow.active_run()
         assert parent is not None
