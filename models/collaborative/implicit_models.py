@@ -49,6 +49,14 @@ class _FactorModel(MatrixRecommender):
     def _user_scores(self, rows: np.ndarray) -> np.ndarray:
         return self.user_factors[rows] @ self.item_factors.T
 
+    def item_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Item ids and latent factors (published to LanceDB ``collab_items`` on promotion)."""
+        return [str(i) for i in self.data.items.ids], np.asarray(self.item_factors, np.float32)
+
+    def user_vectors(self) -> tuple[list[str], np.ndarray]:
+        """User ids and latent factors (LanceDB ``collab_users``)."""
+        return [str(u) for u in self.data.users.ids], np.asarray(self.user_factors, np.float32)
+
     def _item_similarity(self, column: int) -> np.ndarray:
         return cosine_to(self.item_factors, column)
 

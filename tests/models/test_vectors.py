@@ -99,3 +99,20 @@ def test_malformed_vectors_and_unknown_versions_raise(settings) -> None:
     publish_vectors(settings, _ItemsOnly(), "1")
     with pytest.raises(VectorError, match="no version 42"):
         checkout_items(settings, 42)
+
+
+def test_factor_models_expose_their_vectors():
+    import polars as pl
+
+    from models.collaborative.implicit_models import ALSRecommender
+    from models.vectors import ItemVectorModel, UserVectorModel
+
+    df = pl.DataFrame(
+        {"user_id": ["a", "a", "b", "c"], "item_id": ["x", "y", "y", "z"], "weight": [1.0] * 4}
+    )
+    model = ALSRecommender(factors=4, iterations=2).fit(df)
+    assert isinstance(model, ItemVectorModel) and isinstance(model, UserVectorModel)
+    ids, matrix = model.item_vectors()
+    assert ids == ["x", "y", "z"] and matrix.shape == (3, 4)
+    users, umatrix = model.user_vectors()
+    assert users == ["a", "b", "c"] and umatrix.shape == (3, 4)

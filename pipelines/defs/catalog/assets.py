@@ -10,6 +10,24 @@ from pipelines.lib.lake import read_table, write_table
 from pipelines.lib.schemas import conform
 
 GROUP = "catalog"
+
+
+def canonical_provider_names(df: pl.DataFrame) -> pl.DataFrame:
+    """One display name per provider id (JustWatch's clear name first: TMDB says "Apple TV Plus"
+    where JustWatch says "Apple TV+"), so reports do not count a service twice."""
+    names = (
+        df.with_columns((pl.col("source") != "justwatch").alias("_rank"))
+        .sort("_rank", "provider_name", nulls_last=True)
+        .group_by("provider_id", maintain_order=True)
+        .agg(pl.col("provider_name").first().alias("_name"))
+    )
+    return (
+        df.join(names, on="provider_id", how="left")
+        .with_columns(pl.coalesce("_name", "provider_name").alias("provider_name"))
+        .drop("_name")
+    )
+
+
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
 
 
@@ -113,6 +131,7 @@ def availability(app: MediaGatewayConfig) -> dg.MaterializeResult:
             maintain_order=True,
         )
     )
+    df = canonical_provider_names(df)
     write_table(lake, "availability", conform(df, "availability"))
     per_country = (
         df.filter(pl.col("monetization") == "FLATRATE")
