@@ -400,7 +400,7 @@ def log_comparison(
     """
     import mlflow
 
-    from models.nightly import _log_privacy, _log_round_history
+    from models.nightly import log_privacy, log_round_history
     from models.tracking import finite_metrics, flatten_params, log_dataset, metric_key
 
     experiment_id = notebook_experiment(settings)
@@ -433,9 +433,9 @@ def log_comparison(
                     {metric_key(k): v for k, v in finite_metrics(run.metrics).items()}
                 )
                 mlflow.log_metric("train.seconds", run.train_seconds)
-                _log_round_history(run.history)
+                log_round_history(run.history)
                 if run.privacy is not None:
-                    _log_privacy(run.privacy)
+                    log_privacy(run.privacy)
         return parent.info.run_id
 
 

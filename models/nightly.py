@@ -276,7 +276,7 @@ def _current_champion(settings: Settings) -> ChampionHandle | None:
 
 
 # ---- MLflow logging ----------------------------------------------------------------------------
-def _log_round_history(history: list[dict[str, Any]]) -> None:
+def log_round_history(history: list[dict[str, Any]]) -> None:
     for position, entry in enumerate(history, start=1):
         step = int(entry.get("round", position))
         for name, value in finite_metrics(entry).items():
@@ -284,7 +284,7 @@ def _log_round_history(history: list[dict[str, Any]]) -> None:
                 mlflow.log_metric(f"round.{metric_key(name)}", value, step=step)
 
 
-def _log_privacy(report: dict[str, Any]) -> None:
+def log_privacy(report: dict[str, Any]) -> None:
     for name in ("epsilon", "delta"):
         value = report.get(name)
         if isinstance(value, int | float) and math.isfinite(float(value)):
@@ -445,9 +445,9 @@ def run_training_cycle(
                 {metric_key(k): v for k, v in finite_metrics(champion_metrics, "champion.").items()}
             )
             mlflow.log_metrics({metric_key(f"delta.{k}"): v for k, v in delta.items()})
-        _log_round_history(history)
+        log_round_history(history)
         if privacy is not None:
-            _log_privacy(privacy)
+            log_privacy(privacy)
         mlflow.log_dict(
             {
                 "challenger": metrics,
