@@ -6,6 +6,7 @@ import polars as pl
 from pipelines.defs.metadata import md_table
 from pipelines.defs.resources import MediaGatewayConfig
 from pipelines.lib import sources
+from pipelines.lib.histories.movielens import movielens_titles
 from pipelines.lib.lake import read_table, write_table
 from pipelines.lib.schemas import conform
 
@@ -95,7 +96,13 @@ def titles(app: MediaGatewayConfig) -> dg.MaterializeResult:
     """The unified catalogue: TMDB titles, then platform-only and MovieLens-only titles."""
     settings = app.settings()
     lake = settings.paths.lake
-    parts = [read_table(lake, "tmdb_titles"), read_table(lake, "platform_titles")]
+    tmdb = read_table(lake, "tmdb_titles")
+    parts = [tmdb, read_table(lake, "platform_titles")]
+    # MovieLens movies of configured imports join the catalogue before the events are imported,
+    # so they are embedded and indexed in the same run (the importer also writes them to the lake).
+    for spec in settings.sources.history_imports:
+        if spec.format in ("movielens", "movielens-100k"):
+            parts.append(movielens_titles(spec.path, tmdb))
     if (lake / "movielens_titles").is_dir():
         parts.append(read_table(lake, "movielens_titles"))
     df = pl.concat([conform(p, "titles") for p in parts], how="vertical").unique(
