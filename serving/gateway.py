@@ -16,6 +16,9 @@ Decisions:
   the query, filters and user, so a cursor cannot be replayed against another query (400).
 * Caches: search pages and availability are cached with TTLs; both are cleared on a champion swap,
   and a user's cached search pages are dropped when that user sends feedback or is erased.
+  ``/recommend`` and ``/explain`` reuse the user's personal scores cached in the state's ranker
+  (:mod:`models.ranking.score_cache`): keyed by user and exact history, so fresh feedback is used at
+  once; a swap brings a new ranker with an empty cache; feedback and erasure drop the user's entry.
 """
 
 from __future__ import annotations
@@ -235,17 +238,21 @@ class Gateway:
         return self.settings.paths.feedback
 
     # ---- helpers ---------------------------------------------------------------------------
+    def _forget_scores(self, user: str) -> None:
+        """Drop the user's cached personal scores (nothing to drop before the state is loaded)."""
+        if self.holder.ready:
+            self.holder.state.ranker.forget(user)
+
     def _item(self, catalog: Catalog, base_url: str, tid: str, **fields: Any) -> ResultItem:
         row = catalog.index[tid]
         runtime = catalog.runtime[row]
         year = catalog.year[row]
-        titles_row = catalog.titles.row(row, named=True)
         return ResultItem(
             content_id=tid,
             title=catalog.names[row],
             type=catalog.types[row],
             year=int(year) if np.isfinite(year) else None,
-            genres=list(titles_row.get("genres") or []),
+            genres=list(catalog.display_genres[row]),
             runtime=int(runtime) if np.isfinite(runtime) else None,
             url=f"{base_url.rstrip('/')}/content/{tid}",
             **fields,
@@ -321,6 +328,7 @@ class Gateway:
             k=req.limit,
             context=req.context,
             availability=availability_filter(prefs),
+            cache_key=req.user,
         )
         log.info(
             "recommend served",
@@ -392,7 +400,7 @@ class Gateway:
         history, weights = self.holder.history(req.user)
         prefs = effective_profile(self.folder, req.user)
         rows = np.arange(len(catalog))
-        scored = state.ranker.score_rows(rows, history, weights)
+        scored = state.ranker.score_rows(rows, history, weights, cache_key=req.user)
         position = catalog.index[tid]
         parts = scored.contributions(position)
         score = float(scored.score[position])
@@ -430,6 +438,7 @@ class Gateway:
         event_id = append_feedback(self.folder, record)
         self.holder.record_event(req.user, event_id, tid, record.weight(), time.time())
         self.search_cache.invalidate_tag(req.user)
+        self._forget_scores(req.user)
         return FeedbackResponse(event_id=event_id)
 
     # ---- GET / PUT / DELETE operations --------------------------------------------------------
@@ -463,6 +472,7 @@ class Gateway:
         report = erase_user_files(self.folder, user)
         self.holder.erase_user(user)
         self.search_cache.invalidate_tag(user)
+        self._forget_scores(user)
         return report
 
 

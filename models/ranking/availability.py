@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from models.ranking.catalog import Catalog, Offer
@@ -52,22 +51,12 @@ class AvailabilityFilter(BaseModel):
             raise ValueError("monetization must name at least one of subscription/free/rent/buy")
         return value
 
-    def _matching(self, catalog: Catalog) -> pl.DataFrame:
-        a = catalog.availability.filter(
-            (pl.col("country") == self.country) & pl.col("kind").is_in(sorted(self.monetization))
-        )
-        if self.services:
-            a = a.filter(pl.col("provider_id").is_in(self.services))
-        return a
-
     def mask(self, catalog: Catalog) -> np.ndarray:
-        """Boolean mask over the catalogue rows that pass the filter."""
+        """Boolean mask over the catalogue rows that pass the filter (precomputed offer rows, no
+        frame scan: this runs on every request)."""
         if self.include_unavailable:
             return np.ones(len(catalog), dtype=bool)
-        out = np.zeros(len(catalog), dtype=bool)
-        rows = self._matching(catalog)["idx"].unique().to_numpy()
-        out[rows] = True
-        return out
+        return catalog.offer_mask(self.country, self.monetization, self.services)
 
     def offers(self, catalog: Catalog, title_id: str) -> list[Offer]:
         """Offers of ``title_id`` that satisfy the filter (country, services, monetization)."""

@@ -16,6 +16,9 @@ Decisions:
   TMDB's heavy tail (a few titles with popularity 700 next to thousands below 20).
 * Offers are grouped per title and country; JustWatch monetisation types map to the four kinds users
   choose between (:data:`MONETIZATION_KIND`).
+* Everything a request needs per title is precomputed at build (raw genre lists for display, the
+  rank of each id for stable tie-breaks, catalogue rows per country/kind/provider for availability
+  masks), so serving a request never scans a polars frame.
 """
 
 from __future__ import annotations
@@ -150,7 +153,15 @@ class Catalog:
     languages: np.ndarray = field(init=False)
     offers: dict[str, dict[str, list[Offer]]] = field(init=False)
     """title_id -> country -> offers (sorted: subscription, free, rent, buy, cinema; then price)."""
+    id_list: list[str] = field(init=False)
+    """``ids`` as a plain list (what collaborative models take as item ids)."""
+    id_rank: np.ndarray = field(init=False)
+    """(n,) int64: position of each id in sorted id order (a vectorised tie-break by id)."""
+    display_genres: list[list[str]] = field(init=False)
+    """Genre names per title as stored (not canonicalised), for display."""
     _by_name: dict[str, list[str]] = field(init=False)
+    _offer_rows: dict[tuple[str, str], dict[str, np.ndarray]] = field(init=False)
+    """(country, kind) -> provider_id -> sorted catalogue rows with such an offer."""
 
     def __post_init__(self) -> None:
         t = self.titles
@@ -159,13 +170,17 @@ class Catalog:
             raise CatalogError(
                 f"vectors have shape {self.vectors.shape} but the catalogue has {n} titles"
             )
-        self.ids = np.asarray(t["title_id"].to_list(), dtype=object)
-        self.index = {tid: i for i, tid in enumerate(self.ids)}
+        self.id_list = [str(x) for x in t["title_id"].to_list()]
+        self.ids = np.asarray(self.id_list, dtype=object)
+        self.index = {tid: i for i, tid in enumerate(self.id_list)}
         if len(self.index) != n:
             dupes = t.filter(pl.col("title_id").is_duplicated())["title_id"].unique().head(5)
             raise CatalogError(f"duplicate title_id values, e.g. {dupes.to_list()}")
+        self.id_rank = np.empty(n, dtype=np.int64)
+        self.id_rank[np.argsort(self.ids, kind="stable")] = np.arange(n)
         self.names = [s or "" for s in t["title"].to_list()]
-        self.genres = [canonical_genres(g or []) for g in t["genres"].to_list()]
+        self.display_genres = [list(g or []) for g in t["genres"].to_list()]
+        self.genres = [canonical_genres(g) for g in self.display_genres]
         self.keywords = [frozenset(k.lower() for k in (ks or [])) for ks in t["keywords"].to_list()]
         self.genre_names = sorted(set().union(*self.genres)) if n else []
         col = {g: j for j, g in enumerate(self.genre_names)}
@@ -187,6 +202,7 @@ class Catalog:
                 if key and self.ids[i] not in self._by_name[key]:
                     self._by_name[key].append(self.ids[i])
         self.offers = self._group_offers()
+        self._offer_rows = self._index_offer_rows()
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -340,6 +356,17 @@ class Catalog:
                 offers.sort(key=lambda o: (order[o.kind], o.price or 0.0, o.provider_id))
         return {k: dict(v) for k, v in out.items()}
 
+    def _index_offer_rows(self) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+        grouped = (
+            self.availability.group_by("country", "kind", "provider_id")
+            .agg(pl.col("idx").unique().sort())
+            .iter_rows()
+        )
+        out: dict[tuple[str, str], dict[str, np.ndarray]] = defaultdict(dict)
+        for country, kind, provider, rows in grouped:
+            out[(country, kind)][provider] = np.asarray(rows, dtype=np.int64)
+        return dict(out)
+
     # ---- lookups --------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.ids)
@@ -368,12 +395,30 @@ class Catalog:
             return list(per_country.get(country, []))
         return [o for c in sorted(per_country) for o in per_country[c]]
 
+    def offer_mask(
+        self, country: str, kinds: Iterable[str], services: Iterable[str] | None = None
+    ) -> np.ndarray:
+        """Rows with an offer in ``country`` of one of ``kinds`` on one of ``services`` (any
+        provider when ``services`` is empty or ``None``)."""
+        out = np.zeros(len(self), dtype=bool)
+        wanted = set(services or ())
+        for kind in kinds:
+            for provider, rows in self._offer_rows.get((country, kind), {}).items():
+                if not wanted or provider in wanted:
+                    out[rows] = True
+        return out
+
     def providers(self, country: str, kinds: Iterable[str] | None = None) -> list[str]:
         """Provider ids with at least one offer in ``country`` (optionally of the given kinds)."""
-        a = self.availability.filter(pl.col("country") == country)
-        if kinds is not None:
-            a = a.filter(pl.col("kind").is_in(list(kinds)))
-        return sorted(a["provider_id"].unique().to_list())
+        wanted = None if kinds is None else set(kinds)
+        return sorted(
+            {
+                provider
+                for (c, kind), per_provider in self._offer_rows.items()
+                if c == country and (wanted is None or kind in wanted)
+                for provider in per_provider
+            }
+        )
 
     def row(self, title_id: str) -> dict:
         """The TITLES row of one title as a dict."""

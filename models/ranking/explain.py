@@ -14,12 +14,17 @@ Evidence gathered by :func:`explain`:
 
 The ``sentence`` is assembled only from these pieces, e.g. "Because you watched Inception (0.81
 similar) and like Thriller; on Netflix in US".
+
+Explaining several candidates for one history (a page of recommendations) reads the history once:
+:func:`history_features` counts its genres and keywords and collects its vector rows, and
+:func:`explain` takes them as ``features``; the evidence is the same as without them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -67,19 +72,61 @@ class Explanation(BaseModel):
     sentence: str = ""
 
 
+@dataclass(frozen=True)
+class HistoryFeatures:
+    """What explanations need from one history, computed once for many candidates."""
+
+    history: tuple[str, ...]
+    """The distinct history titles in the catalogue, in history order."""
+    rows: np.ndarray
+    """Their catalogue rows (same order)."""
+    genre_counts: Counter[str]
+    """Canonical genre -> how many history titles carry it."""
+    keyword_counts: Counter[str]
+    """Keyword -> how many history titles carry it."""
+    vector_rows: np.ndarray
+    """The ``rows`` that have a content vector (same order)."""
+    vectors: np.ndarray
+    """(len(vector_rows), d) their unit vectors."""
+
+
+def history_features(catalog: Catalog, history: Sequence[str]) -> HistoryFeatures:
+    """Genre/keyword counts and rows of the distinct catalogue titles in ``history``."""
+    known = tuple(h for h in dict.fromkeys(history) if h in catalog.index)
+    rows = catalog.indices(known)
+    genre_counts: Counter[str] = Counter()
+    keyword_counts: Counter[str] = Counter()
+    for r in rows:
+        genre_counts.update(catalog.genres[r])
+        keyword_counts.update(catalog.keywords[r])
+    vector_rows = rows[catalog.has_vector[rows]]
+    return HistoryFeatures(
+        known, rows, genre_counts, keyword_counts, vector_rows, catalog.vectors[vector_rows]
+    )
+
+
 def nearest_watched(
-    catalog: Catalog, history: Sequence[str], title_id: str, top_n: int = 3
+    catalog: Catalog,
+    history: Sequence[str],
+    title_id: str,
+    top_n: int = 3,
+    features: HistoryFeatures | None = None,
 ) -> list[NearestTitle]:
-    """Watched titles most similar to ``title_id`` (positive cosine only, best first)."""
+    """Watched titles most similar to ``title_id`` (positive cosine only, best first).
+
+    ``features`` (of the same ``history``) saves re-reading the history for each candidate.
+    """
     row = catalog.index[title_id]
     if not catalog.has_vector[row]:
         return []
-    hist = [h for h in dict.fromkeys(history) if h in catalog.index and h != title_id]
-    rows = catalog.indices(hist)
-    if not len(rows):
+    feats = features if features is not None else history_features(catalog, history)
+    if not len(feats.rows[feats.rows != row]):
         return []
-    rows = rows[catalog.has_vector[rows]]
-    sims = catalog.vectors[rows] @ catalog.vectors[row]
+    rows, vectors = feats.vector_rows, feats.vectors
+    own = rows == row
+    if own.any():  # the title is in its own history: not its own neighbour
+        rows, vectors = rows[~own], vectors[~own]
+    sims = vectors @ catalog.vectors[row]
     order = np.argsort(-sims, kind="stable")[:top_n]
     return [
         NearestTitle(
@@ -93,16 +140,20 @@ def nearest_watched(
 
 
 def matched_features(
-    catalog: Catalog, history: Sequence[str], title_id: str
+    catalog: Catalog,
+    history: Sequence[str],
+    title_id: str,
+    features: HistoryFeatures | None = None,
 ) -> tuple[list[FeatureMatch], list[FeatureMatch]]:
-    """Genres and keywords of ``title_id`` found in the history, most frequent first."""
-    rows = catalog.indices(h for h in dict.fromkeys(history) if h != title_id)
-    genre_counts: Counter[str] = Counter()
-    keyword_counts: Counter[str] = Counter()
-    for r in rows:
-        genre_counts.update(catalog.genres[r])
-        keyword_counts.update(catalog.keywords[r])
+    """Genres and keywords of ``title_id`` found in the history (the title itself not counted),
+    most frequent first. ``features`` (of the same ``history``) saves re-reading the history."""
+    feats = features if features is not None else history_features(catalog, history)
     row = catalog.index[title_id]
+    genre_counts = feats.genre_counts
+    keyword_counts = feats.keyword_counts
+    if row in feats.rows:  # the title is in its own history: it is no evidence for itself
+        genre_counts = genre_counts - Counter(catalog.genres[row])
+        keyword_counts = keyword_counts - Counter(catalog.keywords[row])
 
     def matches(own: frozenset[str], counts: Counter[str]) -> list[FeatureMatch]:
         found = [(name, counts[name]) for name in own if counts[name] > 0]
@@ -202,18 +253,21 @@ def explain(
     context: Sequence[str] = (),
     popular: bool = False,
     top_n: int = 3,
+    features: HistoryFeatures | None = None,
 ) -> Explanation:
     """Evidence for recommending ``title_id`` to someone who watched ``history``.
 
     ``offers`` defaults to every offer of the title (pass the availability filter's offers to
     restrict them to a country/services); ``context`` are notes from
-    :func:`models.ranking.context.context_notes`. Raises KeyError for a title not in the catalogue.
+    :func:`models.ranking.context.context_notes`; ``features`` are :func:`history_features` of
+    ``history`` when explaining many titles for it. Raises KeyError for a title not in the catalogue.
     """
     if title_id not in catalog.index:
         raise KeyError(f"title {title_id!r} is not in the catalogue")
-    genres, keywords = matched_features(catalog, history, title_id)
+    feats = features if features is not None else history_features(catalog, history)
+    genres, keywords = matched_features(catalog, history, title_id, feats)
     ex = Explanation(
-        nearest_watched=nearest_watched(catalog, history, title_id, top_n),
+        nearest_watched=nearest_watched(catalog, history, title_id, top_n, feats),
         matched_genres=genres,
         matched_keywords=keywords[:10],
         collaborative=None if collaborative is None else round(float(collaborative), 4),

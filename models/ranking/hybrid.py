@@ -18,6 +18,14 @@ history) is dropped for everyone. Cold start (empty history): content (only with
 popularity and context. ``Recommendation.components`` are the weighted contributions, summing to
 ``score``.
 
+Serving speed (the ranker runs on every ``/recommend``): the user-dependent raw components are
+computed once over the whole catalogue and, when the caller names a ``cache_key`` (the user id),
+kept in a per-ranker :class:`models.ranking.score_cache.PersonalScoreCache`; context effects are
+cached per context; candidate masks come from precomputed catalogue arrays; the top ``k`` is
+selected with numpy and only those ``k`` are explained, reading the history once. Results are the
+same as scoring the candidates one by one (computing content similarity over all rows instead of the
+candidate rows can differ in the last float32 bit, far below the 6 decimals scores are rounded to).
+
 :class:`HybridRecommender` wraps the ranker in the common :class:`models.base.Recommender` interface
 (inner collaborative model from the registry, default EASE) for training, evaluation and the registry.
 """
@@ -28,7 +36,9 @@ import inspect
 import json
 import logging
 import os
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,14 +59,17 @@ from models.base import (
 )
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog, Offer
-from models.ranking.context import RankingContext, context_effect, context_notes
-from models.ranking.explain import Explanation, explain
+from models.ranking.context import ContextEffect, RankingContext, context_effect, context_notes
+from models.ranking.explain import Explanation, HistoryFeatures, explain, history_features
+from models.ranking.score_cache import DEFAULT_CACHE_BYTES, PersonalScoreCache, PersonalScores
 
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("collaborative", "content", "popularity", "context")
 ROW_BLOCK = 4096
 """Candidates per block when computing max-similarity to the history (bounds memory)."""
+CONTEXT_CACHE_SIZE = 128
+"""Distinct viewing contexts whose effect arrays a ranker keeps (least recently used evicted)."""
 
 
 class HybridWeights(BaseModel):
@@ -150,12 +163,13 @@ def clean_history(
 
 def content_similarity(
     catalog: Catalog,
-    rows: np.ndarray,
+    rows: np.ndarray | None,
     history: Sequence[str],
     weights: np.ndarray,
     query_vector: np.ndarray | None = None,
 ) -> np.ndarray | None:
-    """Raw content score of ``rows`` (see module docstring); ``None`` when there is no evidence."""
+    """Raw content score of ``rows`` (``None`` = every row; see module docstring); ``None`` when
+    there is no evidence."""
     known = [(catalog.index[h], w) for h, w in zip(history, weights, strict=True) if h in catalog]
     known = [(r, w) for r, w in known if catalog.has_vector[r] and w != 0]
     vecs = catalog.vectors
@@ -171,34 +185,66 @@ def content_similarity(
         profile /= np.linalg.norm(profile) or 1.0
     if not np.any(profile):
         return None
-    cand = vecs[rows]
+    cand = vecs if rows is None else vecs[rows]
     score = cand @ profile.astype(np.float32)
     liked = np.asarray([r for r, w in known if w > 0], dtype=np.int64)
     if len(liked):
         liked_vecs = vecs[liked].T
-        best = np.empty(len(rows), dtype=np.float32)
-        for start in range(0, len(rows), ROW_BLOCK):
+        best = np.empty(len(cand), dtype=np.float32)
+        for start in range(0, len(cand), ROW_BLOCK):
             best[start : start + ROW_BLOCK] = (cand[start : start + ROW_BLOCK] @ liked_vecs).max(
                 axis=1
             )
         score = 0.5 * score + 0.5 * best
     out = score.astype(np.float64)
-    out[~catalog.has_vector[rows]] = np.nan
+    out[~(catalog.has_vector if rows is None else catalog.has_vector[rows])] = np.nan
     return out
 
 
 class HybridRanker:
-    """Ranks catalogue titles for one user (or a group member) from a history; see module docstring."""
+    """Ranks catalogue titles for one user (or a group member) from a history; see module docstring.
+
+    Thread-safe: one ranker serves concurrent requests (its caches have locks).
+    ``cache_bytes`` bounds the per-user :attr:`scores_cache`.
+    """
 
     def __init__(
         self,
         catalog: Catalog,
         collaborative: HistoryScorer | None = None,
         weights: HybridWeights | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self.catalog = catalog
         self.collaborative = collaborative
         self.weights = weights or HybridWeights()
+        self.scores_cache = PersonalScoreCache(cache_bytes)
+        self._effects: OrderedDict[tuple, ContextEffect] = OrderedDict()
+        self._effects_lock = threading.Lock()
+
+    def context_effect(self, context: RankingContext | None) -> ContextEffect:
+        """:func:`models.ranking.context.context_effect`, cached per context (arrays read-only).
+
+        ``device`` does not change the effect, so it is not part of the key.
+        """
+        key = (
+            None
+            if context is None
+            else (context.mood, context.occasion, context.time_available, context.content_type)
+        )
+        with self._effects_lock:
+            hit = self._effects.get(key)
+            if hit is not None:
+                self._effects.move_to_end(key)
+                return hit
+        effect = context_effect(self.catalog, context)
+        effect.keep.setflags(write=False)
+        effect.score.setflags(write=False)
+        with self._effects_lock:
+            self._effects[key] = effect
+            while len(self._effects) > CONTEXT_CACHE_SIZE:
+                self._effects.popitem(last=False)
+        return effect
 
     def candidate_rows(
         self,
@@ -207,12 +253,51 @@ class HybridRanker:
         availability: AvailabilityFilter | None = None,
     ) -> np.ndarray:
         """Catalogue rows passing the context hard filters and the availability filter."""
-        keep = context_effect(self.catalog, context).keep.copy()
+        keep = self.context_effect(context).keep.copy()
         if availability is not None:
             keep &= availability.mask(self.catalog)
         excluded = self.catalog.indices(exclude)
         keep[excluded] = False
         return np.flatnonzero(keep)
+
+    def personal_scores(
+        self,
+        history: Sequence[str],
+        weights: Sequence[float] | None = None,
+        cache_key: str | None = None,
+    ) -> PersonalScores:
+        """The user-dependent raw components over every catalogue row.
+
+        With a ``cache_key`` (the user id) they come from, or go to, :attr:`scores_cache`; an entry
+        is only reused for exactly the same de-duplicated history and weights.
+        """
+        items, w = clean_history(history, weights)
+        key_items, key_weights = tuple(items), tuple(float(x) for x in w)
+        if cache_key is not None:
+            hit = self.scores_cache.get(cache_key, key_items, key_weights)
+            if hit is not None:
+                return hit
+        collaborative = None
+        if self.collaborative is not None and self.weights.collaborative > 0:
+            liked = [(h, x) for h, x in zip(items, w, strict=True) if x > 0]
+            if liked:
+                collaborative = np.asarray(
+                    self.collaborative.score_history(
+                        [h for h, _ in liked], [float(x) for _, x in liked], self.catalog.id_list
+                    ),
+                    dtype=np.float64,
+                )
+        content = None
+        if self.weights.content > 0:
+            content = content_similarity(self.catalog, None, items, w)
+        scores = PersonalScores(key_items, key_weights, collaborative, content)
+        if cache_key is not None:
+            self.scores_cache.put(cache_key, scores)
+        return scores
+
+    def forget(self, cache_key: str) -> bool:
+        """Drop the cached personal scores of ``cache_key`` (feedback, erasure)."""
+        return self.scores_cache.forget(cache_key)
 
     def score_rows(
         self,
@@ -222,28 +307,39 @@ class HybridRanker:
         context: RankingContext | None = None,
         query_vector: np.ndarray | None = None,
         normalize_over: np.ndarray | None = None,
+        cache_key: str | None = None,
     ) -> ScoredRows:
         """Hybrid scores of catalogue ``rows``; normalisation bounds come from the rows selected by
-        the boolean ``normalize_over`` (default: all ``rows``)."""
-        items, w = clean_history(history, weights)
+        the boolean ``normalize_over`` (default: all ``rows``). ``cache_key``: see
+        :meth:`personal_scores`."""
+        return self._score_rows(
+            rows,
+            self.personal_scores(history, weights, cache_key),
+            context,
+            query_vector,
+            normalize_over,
+        )
+
+    def _score_rows(
+        self,
+        rows: np.ndarray,
+        personal: PersonalScores,
+        context: RankingContext | None,
+        query_vector: np.ndarray | None,
+        normalize_over: np.ndarray | None = None,
+    ) -> ScoredRows:
         comps: dict[str, np.ndarray] = {}
         cat = self.catalog
-        if self.collaborative is not None and self.weights.collaborative > 0:
-            liked = [(h, x) for h, x in zip(items, w, strict=True) if x > 0]
-            if liked:
-                raw = np.asarray(
-                    self.collaborative.score_history(
-                        [h for h, _ in liked],
-                        [float(x) for _, x in liked],
-                        [str(t) for t in cat.ids[rows]],
-                    ),
-                    dtype=np.float64,
-                )
-                norm = minmax(raw, normalize_over)
-                if norm is not None:
-                    comps["collaborative"] = norm
+        if personal.collaborative is not None:
+            norm = minmax(personal.collaborative[rows], normalize_over)
+            if norm is not None:
+                comps["collaborative"] = norm
         if self.weights.content > 0:
-            raw = content_similarity(cat, rows, items, w, query_vector)
+            if query_vector is None:
+                raw = None if personal.content is None else personal.content[rows]
+            else:
+                w = np.asarray(personal.weights, dtype=np.float64)
+                raw = content_similarity(cat, rows, personal.history, w, query_vector)
             norm = None if raw is None else minmax(raw, normalize_over)
             if norm is not None:
                 comps["content"] = norm
@@ -252,7 +348,7 @@ class HybridRanker:
             if norm is not None:
                 comps["popularity"] = norm
         if self.weights.context > 0 and context is not None:
-            effect = context_effect(cat, context)
+            effect = self.context_effect(context)
             norm = minmax(effect.score[rows], normalize_over) if effect.informative else None
             if norm is not None:
                 comps["context"] = norm
@@ -277,17 +373,20 @@ class HybridRanker:
         exclude: set[str] | None = None,
         query_vector: np.ndarray | None = None,
         with_explanations: bool = True,
+        cache_key: str | None = None,
     ) -> list[Recommendation]:
         """Top ``k`` titles for a user described by ``history`` (``exclude`` defaults to it).
 
-        Titles for which no component has evidence (``nan`` score) are never returned.
+        Titles for which no component has evidence (``nan`` score) are never returned. ``cache_key``
+        (the user id) reuses the user's personal scores, see :meth:`personal_scores`.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         exclude = set(history) if exclude is None else exclude
         rows = self.candidate_rows(exclude, context, availability)
-        scored = self.score_rows(rows, history, weights, context, query_vector)
-        top = top_positions(scored.score, [str(t) for t in self.catalog.ids[rows]], k)
+        personal = self.personal_scores(history, weights, cache_key)
+        scored = self._score_rows(rows, personal, context, query_vector)
+        top = top_positions(scored.score, self.catalog.id_rank[rows], k)
         log.debug(
             "hybrid ranking",
             extra={
@@ -296,11 +395,10 @@ class HybridRanker:
                 "components": list(scored.components),
             },
         )
-        items, w = clean_history(history, weights)
-        liked = [h for h, x in zip(items, w, strict=True) if x > 0]
+        liked = personal.liked
+        features = history_features(self.catalog, liked) if with_explanations and top else None
         return [
-            self._recommendation(scored, p, liked, context, availability, with_explanations)
-            for p in top
+            self._recommendation(scored, p, liked, context, availability, features) for p in top
         ]
 
     def _recommendation(
@@ -310,16 +408,17 @@ class HybridRanker:
         liked: list[str],
         context: RankingContext | None,
         availability: AvailabilityFilter | None,
-        with_explanation: bool,
+        features: HistoryFeatures | None,
     ) -> Recommendation:
+        """One result; explained when ``features`` (of ``liked``) are given."""
         cat = self.catalog
         row = int(scored.rows[position])
-        tid = str(cat.ids[row])
+        tid = cat.id_list[row]
         offers = (
             availability.offers(cat, tid) if availability is not None else cat.offers_for(tid, None)
         )
         parts = scored.contributions(position)
-        if with_explanation:
+        if features is not None:
             explanation = explain(
                 cat,
                 liked,
@@ -328,6 +427,7 @@ class HybridRanker:
                 offers=offers,
                 context=context_notes(cat, context, row),
                 popular=not liked or max(parts, key=parts.get, default="") == "popularity",
+                features=features,
             )
         else:
             explanation = Explanation()
@@ -344,11 +444,16 @@ class HybridRanker:
         )
 
 
-def top_positions(scores: np.ndarray, ids: Sequence[str], k: int) -> list[int]:
-    """Positions of the ``k`` best finite scores; ties broken by id so results are stable."""
+def top_positions(scores: np.ndarray, tiebreak: np.ndarray, k: int) -> list[int]:
+    """Positions of the ``k`` best finite scores; ties broken by ascending ``tiebreak`` (the id
+    rank, :attr:`Catalog.id_rank`) so results are stable. Partition first, sort only the top."""
     finite = np.flatnonzero(np.isfinite(scores))
-    order = sorted(finite.tolist(), key=lambda p: (-scores[p], ids[p]))
-    return order[:k]
+    if finite.size > k:
+        values = scores[finite]
+        kth = np.partition(values, finite.size - k)[finite.size - k]
+        finite = finite[values >= kth]  # the k best plus any tied with the k-th
+    order = np.lexsort((tiebreak[finite], -scores[finite]))
+    return finite[order[:k]].tolist()
 
 
 # ---- the Recommender adapter -------------------------------------------------------------------
