@@ -19,6 +19,12 @@ Decisions:
   ``/recommend`` and ``/explain`` reuse the user's personal scores cached in the state's ranker
   (:mod:`models.ranking.score_cache`): keyed by user and exact history, so fresh feedback is used at
   once; a swap brings a new ranker with an empty cache; feedback and erasure drop the user's entry.
+* ``/recommend`` answers are memoised too (:data:`RECOMMEND_TTL_S`), keyed by everything the answer
+  is a function of: user, exact history, stored preferences, context, limit, base URL and the
+  serving state it was computed on. A changed input is a different key, so a hit is always the
+  answer a fresh computation would give; feedback, a preferences change and erasure still drop the
+  user's entries and a swap clears them all. (An answer being computed while its user is erased is
+  stored under the pre-erasure history: unreachable, and gone after the TTL.)
 """
 
 from __future__ import annotations
@@ -79,6 +85,10 @@ GEMINI_KEY_ENV = "GEMINI_API_KEY"
 GEMINI_URL_ENV = "GEMINI_BASE_URL"
 ATTRIBUTION = Attribution(metadata=TMDB_ATTRIBUTION, availability=JUSTWATCH_ATTRIBUTION)
 ALT_ID_PREFIXES = ("movie", "tv", "ml", "ml100k")
+RECOMMEND_TTL_S = 300.0
+"""How long a memoised ``/recommend`` answer is kept (its key already pins every input)."""
+RECOMMEND_CACHE_ENTRIES = 2_000
+"""Memoised ``/recommend`` answers kept (about 15 KB of JSON each at limit 10)."""
 
 
 class ApiError(Exception):
@@ -217,6 +227,9 @@ class Gateway:
     availability_cache: TTLCache[list[Offer]] = field(
         default_factory=lambda: TTLCache(AVAILABILITY_TTL_S)
     )
+    recommend_cache: TTLCache[RecommendResponse] = field(
+        default_factory=lambda: TTLCache(RECOMMEND_TTL_S, RECOMMEND_CACHE_ENTRIES)
+    )
 
     def __post_init__(self) -> None:
         self.holder.on_swap(self._on_swap)
@@ -224,6 +237,7 @@ class Gateway:
     def _on_swap(self, _: ServingState) -> None:
         self.search_cache.clear()
         self.availability_cache.clear()
+        self.recommend_cache.clear()
 
     @property
     def state(self) -> ServingState:
@@ -238,8 +252,10 @@ class Gateway:
         return self.settings.paths.feedback
 
     # ---- helpers ---------------------------------------------------------------------------
-    def _forget_scores(self, user: str) -> None:
-        """Drop the user's cached personal scores (nothing to drop before the state is loaded)."""
+    def _forget_user(self, user: str) -> None:
+        """Drop everything cached from the user's history or preferences."""
+        self.search_cache.invalidate_tag(user)
+        self.recommend_cache.invalidate_tag(user)
         if self.holder.ready:
             self.holder.state.ranker.forget(user)
 
@@ -322,6 +338,21 @@ class Gateway:
         state = self.state
         prefs = effective_profile(self.folder, req.user)
         history, weights = self.holder.history(req.user)
+        cache_key = (
+            req.user,
+            tuple(history),
+            tuple(weights),
+            prefs.model_dump_json(),
+            req.context.model_dump_json(),
+            req.limit,
+            base_url,
+            state.model_version,
+            state.loaded_at,
+        )
+        cached = self.recommend_cache.get(cache_key)
+        if cached is not None:
+            log.debug("recommend served from cache", extra={"model": state.model_version})
+            return cached
         recs = state.ranker.recommend(
             history,
             weights,
@@ -334,7 +365,7 @@ class Gateway:
             "recommend served",
             extra={"history_len": len(history), "results": len(recs), "model": state.model_version},
         )
-        return RecommendResponse(
+        response = RecommendResponse(
             user=req.user,
             results=[
                 self._item(
@@ -354,6 +385,8 @@ class Gateway:
             services=list(prefs.services),
             attribution=ATTRIBUTION,
         )
+        self.recommend_cache.put(cache_key, response, tag=req.user)
+        return response
 
     def group(self, req: GroupRequest, principal: Principal | None, base_url: str) -> GroupResponse:
         if principal is None:
@@ -437,8 +470,7 @@ class Gateway:
         )
         event_id = append_feedback(self.folder, record)
         self.holder.record_event(req.user, event_id, tid, record.weight(), time.time())
-        self.search_cache.invalidate_tag(req.user)
-        self._forget_scores(req.user)
+        self._forget_user(req.user)
         return FeedbackResponse(event_id=event_id)
 
     # ---- GET / PUT / DELETE operations --------------------------------------------------------
@@ -460,6 +492,7 @@ class Gateway:
     ) -> None:
         require_self(principal, user)
         save_profile(self.folder, user, prefs)
+        self.recommend_cache.invalidate_tag(user)
 
     def export(self, user: str, principal: Principal | None) -> dict[str, Any]:
         require_self(principal, user)
@@ -471,8 +504,7 @@ class Gateway:
         require_self(principal, user)
         report = erase_user_files(self.folder, user)
         self.holder.erase_user(user)
-        self.search_cache.invalidate_tag(user)
-        self._forget_scores(user)
+        self._forget_user(user)
         return report
 
 

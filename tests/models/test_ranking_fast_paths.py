@@ -1,0 +1,93 @@
+"""Precomputed/vectorised ranking paths agree with their straightforward definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models.ranking.availability import AvailabilityFilter
+from models.ranking.catalog import Catalog
+from models.ranking.explain import explain, history_features
+from models.ranking.hybrid import top_positions
+
+
+def test_top_positions_matches_sorting_by_score_then_id() -> None:
+    rng = np.random.default_rng(3)
+    ids = [f"t{i:03d}" for i in rng.permutation(200)]
+    id_rank = np.argsort(np.argsort(np.asarray(ids, dtype=object)))
+    scores = rng.integers(0, 12, 200).astype(np.float64) / 11  # many ties
+    scores[rng.choice(200, 30, replace=False)] = np.nan
+    for k in (1, 5, 17, 170, 500):
+        finite = [p for p in range(200) if np.isfinite(scores[p])]
+        expected = sorted(finite, key=lambda p: (-scores[p], ids[p]))[:k]
+        assert top_positions(scores, id_rank, k) == expected
+    assert top_positions(np.full(3, np.nan), np.arange(3), 2) == []
+
+
+def _catalog() -> Catalog:
+    titles = pl.DataFrame(
+        {
+            "title_id": ["m1", "m2", "m3", "m4"],
+            "title": ["One", "Two", "Three", "Four"],
+            "genres": [["Sci-Fi & Fantasy"], ["Drama"], ["Comedy", "Drama"], []],
+        }
+    )
+    avail = pl.DataFrame(
+        {
+            "title_id": ["m1", "m1", "m2", "m3", "m3", "m4"],
+            "country": ["US", "US", "US", "GB", "US", "US"],
+            "provider_id": ["netflix", "amazon", "hulu", "netflix", "tubi", "amazon"],
+            "provider_name": ["Netflix", "Amazon", "Hulu", "Netflix", "Tubi", "Amazon"],
+            "monetization": ["FLATRATE", "RENT", "FLATRATE", "FLATRATE", "FREE", "BUY"],
+        }
+    )
+    vectors = np.array(
+        [[1.0, 0.0, 0.0], [0.6, 0.8, 0.0], [0.8, 0.6, 0.0], [0.0, 0.6, 0.8]], dtype=np.float32
+    )
+    return Catalog.build(titles, avail, ["m1", "m2", "m3", "m4"], vectors)
+
+
+@pytest.mark.parametrize(
+    ("country", "services", "kinds"),
+    [
+        ("US", [], {"subscription", "free"}),
+        ("US", ["netflix"], {"subscription"}),
+        ("US", ["amazon", "tubi"], {"rent", "buy", "free"}),
+        ("GB", [], {"subscription", "free", "rent", "buy"}),
+        ("FR", [], {"subscription"}),
+    ],
+)
+def test_offer_mask_matches_a_frame_filter(country: str, services: list[str], kinds: set) -> None:
+    cat = _catalog()
+    a = cat.availability.filter(
+        (pl.col("country") == country) & pl.col("kind").is_in(sorted(kinds))
+    )
+    if services:
+        a = a.filter(pl.col("provider_id").is_in(services))
+    expected = np.zeros(len(cat), dtype=bool)
+    expected[a["idx"].to_numpy()] = True
+    f = AvailabilityFilter(country=country, services=services, monetization=frozenset(kinds))
+    assert np.array_equal(f.mask(cat), expected)
+
+
+def test_providers_and_display_genres() -> None:
+    cat = _catalog()
+    assert cat.providers("US") == ["amazon", "hulu", "netflix", "tubi"]
+    assert cat.providers("US", ["rent", "buy"]) == ["amazon"]
+    assert cat.providers("FR") == []
+    assert cat.display_genres[0] == ["Sci-Fi & Fantasy"]  # as stored; canonical form in genres
+    assert cat.id_rank.tolist() == [0, 1, 2, 3]
+
+
+def test_explain_with_shared_history_features_is_the_same_evidence() -> None:
+    cat = _catalog()
+    history = ["m1", "m3", "m2", "m3", "unknown"]
+    feats = history_features(cat, history)
+    for tid in ("m1", "m2", "m3", "m4"):  # m1..m3 are in their own history
+        with_feats = explain(cat, history, tid, features=feats)
+        assert with_feats == explain(cat, history, tid)
+        assert with_feats.nearest_watched, "every title has a positive-cosine neighbour"
+        assert tid not in {n.title_id for n in with_feats.nearest_watched}
+    drama = explain(cat, history, "m2", features=feats).matched_genres
+    assert [(g.name, g.count) for g in drama] == [("Drama", 1)], "m2 itself is not counted"
