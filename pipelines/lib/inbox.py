@@ -13,15 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMATS = (
-    "movielens",
-    "movielens-100k",
-    "netflix",
-    "netflix-activity",
-    "letterboxd",
-    "imdb",
-    "trakt",
-)
+from pipelines.lib.histories.importer import FORMATS
 
 
 @dataclass(frozen=True)
