@@ -23,6 +23,7 @@ from models.federated.task import (
     TaskConfig,
     evaluate_local,
     record_to_weights,
+    round_plan,
     train_local,
     weights_to_record,
 )
@@ -88,13 +89,15 @@ def handle_train(msg: Message, context: Context) -> Message:
     accountant = load_accountant(context)
     partition = int(context.node_config["partition-id"])
     server_round = _server_round(msg)
+    bias_only, candidates = round_plan(weights, cfg, server_round)
     result = train_local(
         weights,
         data.train,
         cfg,
         round_seed=cfg.seed * 1_000_003 + server_round * 1_009 + partition,
         accountant=accountant,
-        bias_only=server_round <= cfg.bias_rounds,
+        bias_only=bias_only,
+        candidates=candidates,
     )
     if cfg.dp:
         store_accountant(context, accountant)

@@ -27,6 +27,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
 
+from models.federated.content import load_item_vectors
 from models.federated.task import (
     ACCOUNTANT,
     PRIVACY_UNIT,
@@ -178,6 +179,19 @@ def privacy_report(cfg: TaskConfig, history: list[dict[str, float]]) -> PrivacyR
     return None
 
 
+def initial_weights(cfg: TaskConfig) -> dict[str, np.ndarray]:
+    """Fresh global weights; the content model's public item vectors come from
+    ``item-vectors-path`` (a ``.npy`` of num-items x content-dim)."""
+    weights = get_weights(build_model(cfg))
+    if cfg.content_dim > 0:
+        if not cfg.item_vectors_path:
+            raise ValueError("run config 'content-dim' > 0 needs 'item-vectors-path' (.npy)")
+        weights["decoder.weight"] = load_item_vectors(
+            cfg.item_vectors_path, cfg.num_items, cfg.content_dim
+        )
+    return weights
+
+
 def run_federation(
     grid: Grid, cfg: TaskConfig, initial: dict[str, np.ndarray] | None = None
 ) -> FederationResult:
@@ -235,6 +249,6 @@ def main(grid: Grid, context: Context) -> None:
     cfg = TaskConfig.from_run_config(context.run_config)
     if not cfg.model_out:
         raise ValueError("run config 'model-out' must name the output folder of the ServerApp")
-    result = run_federation(grid, cfg)
+    result = run_federation(grid, cfg, initial_weights(cfg))
     write_outputs(Path(cfg.model_out), cfg, result)
     logger.info("federation finished; outputs in %s", cfg.model_out)

@@ -41,6 +41,7 @@ budget) scores 0.223, below exact popularity (0.252), and a noised item-item Gra
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Mapping
@@ -53,7 +54,12 @@ from opacus import PrivacyEngine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from models.privacy.accounting import calibrate_noise, epsilon_of_history
+from models.privacy.accounting import (
+    PrivacyParameterError,
+    calibrate_noise,
+    calibrate_noise_after,
+    epsilon_of_history,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +89,32 @@ class TaskConfig:
     bias_rounds: int = 0
     """First rounds train only the output bias (item popularity: 1 x n_items noised values
     instead of the whole model), a DP warm start; later rounds train everything trainable."""
+    bias_budget: float = 0.5
+    """Under DP with ``0 < bias_rounds < rounds``: the bias rounds get the noise that would spend
+    ``bias_budget x target_epsilon`` on their own; the later rounds get the smallest noise that
+    keeps the composed ε of the whole run <= ``target_epsilon`` (RDP accountant)."""
+    bias_learning_rate: float | None = None
+    """Learning rate of the bias rounds (``None``: ``learning_rate``). A one-step bias round moves
+    the bias by lr x (mean clipped gradient), so it sets the scale of the popularity prior."""
+    bias_local_epochs: int | None = None
+    """Local epochs of the bias rounds (``None``: ``local_epochs``). With a full batch one step is
+    one Gaussian release of the clipped, normalised item histogram: the DP popularity count."""
+    candidate_items: int = 0
+    """> 0: bias rounds after the first train only the top-N items of the received global bias
+    (itself a DP release, so the choice is post-processing): the noise of later bias rounds falls
+    on N items instead of the catalogue, and items outside the top-N are put at the candidates'
+    lowest bias."""
+    train_bias_after_warmup: bool = True
+    """Whether rounds after the bias rounds keep training the bias (False: they train only the
+    other trainable parameters, so no further noise lands on the n_items bias coordinates)."""
+    train_mixing: bool = False
+    """Content model: also train the d x d mixing matrix next to the scalar similarity weight
+    (default: only the scalar, one private number besides the bias; on ML-100k at ε=1 the
+    noised 32 x 32 matrix scored nDCG@10 0.21 against 0.29 for the scalar alone)."""
+    content_dim: int = 0
+    """> 0: the model is a :class:`ContentAutoencoder` whose item vectors (num_items x
+    content_dim) are PUBLIC content features (never trained) that arrive in the global arrays;
+    only a content_dim x content_dim mixing matrix and the item bias are learnt."""
     freeze_encoder: bool = False
     """Keep the encoder at its seeded random initialisation (a public random sketch of the
     history, never trained): halves the noised parameters under DP."""
@@ -120,6 +152,9 @@ class TaskConfig:
     """Parquet file of interactions (deployment engine; node config may override it)."""
     model_out: str = ""
     """Where the ServerApp writes the final model and metrics (deployment engine)."""
+    item_vectors_path: str = ""
+    """``.npy`` of public item vectors (num_items x content_dim) the deployment ServerApp loads
+    into the initial model when ``content-dim`` > 0 (see :func:`load_item_vectors`)."""
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, object]) -> TaskConfig:
@@ -145,8 +180,17 @@ def _cast(key: str, raw: object, type_name: object) -> object:
             return int(raw)  # type: ignore[arg-type]
         if kind == "float":
             return float(raw)  # type: ignore[arg-type]
+        if kind == "int | None":
+            if raw in ("", None) or (isinstance(raw, int | float) and raw < 0):
+                return None
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise TypeError
+            return int(raw)  # type: ignore[arg-type]
         if kind == "float | None":
-            return None if raw in ("", None) or (isinstance(raw, float) and raw < 0) else float(raw)  # type: ignore[arg-type]
+            if isinstance(raw, bool):
+                raise TypeError
+            negative = isinstance(raw, int | float) and raw < 0
+            return None if raw in ("", None) or negative else float(raw)  # type: ignore[arg-type]
         if kind == "bool":
             if not isinstance(raw, bool):
                 raise TypeError
@@ -173,8 +217,44 @@ class ItemAutoencoder(nn.Module):
         return self.decoder(hidden)
 
 
-def build_model(cfg: TaskConfig) -> ItemAutoencoder:
+class ContentAutoencoder(nn.Module):
+    """History -> public content profile -> similarity to every item, weighted, + item bias.
+
+    ``logits_u = a * V p_u + V M p_u + b`` with ``p_u = normalise(V^T x_u)``: ``V``
+    (``decoder.weight``, num_items x d) holds PUBLIC content vectors of the items (e.g. PCA of
+    sentence embeddings of titles and genres) and is never trained, so the private parameters are
+    the scalar similarity weight ``a`` (``scale.weight``), the item bias ``b`` (the popularity
+    prior) and, only with ``train_mixing``, a d x d mixing matrix ``M``. All start at zero: the
+    untrained model is uniform. An empty history has a zero profile and scores by the bias.
+    """
+
+    def __init__(self, num_items: int, content_dim: int, train_mixing: bool = False) -> None:
+        super().__init__()
+        self.scale = nn.Linear(1, 1, bias=False)
+        self.mixing = nn.Linear(content_dim, content_dim, bias=False)
+        self.decoder = nn.Linear(content_dim, num_items)
+        for param in (
+            self.scale.weight,
+            self.mixing.weight,
+            self.decoder.weight,
+            self.decoder.bias,
+        ):
+            nn.init.zeros_(param)
+        self.decoder.weight.requires_grad_(False)
+        self.mixing.weight.requires_grad_(train_mixing)
+
+    def forward(self, history: torch.Tensor) -> torch.Tensor:
+        vectors = self.decoder.weight
+        profile = history @ vectors
+        profile = profile / profile.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        similarity = self.scale((profile @ vectors.T).unsqueeze(-1)).squeeze(-1)
+        return similarity + self.decoder(self.mixing(profile))
+
+
+def build_model(cfg: TaskConfig) -> nn.Module:
     """A freshly initialised model (deterministic for ``cfg.seed``)."""
+    if cfg.content_dim > 0:
+        return ContentAutoencoder(cfg.num_items, cfg.content_dim, cfg.train_mixing)
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(cfg.seed)
     try:
@@ -252,29 +332,116 @@ def sample_rate(num_users: int, batch_size: int) -> float:
     return 1.0 / steps_per_epoch(num_users, batch_size)
 
 
-def calibrated_noise(cfg: TaskConfig, num_users: int) -> float:
-    """Noise multiplier so that ``rounds x local_epochs`` epochs compose to ``cfg.target_epsilon``."""
-    if cfg.noise_multiplier is not None:
-        return cfg.noise_multiplier
+@dataclass(frozen=True)
+class NoiseSchedule:
+    """Noise multipliers of one client: ``bias`` for the bias rounds, ``main`` for the others."""
+
+    bias: float
+    main: float
+
+
+def _epochs(cfg: TaskConfig, bias_round: bool) -> int:
+    if bias_round and cfg.bias_local_epochs is not None:
+        return cfg.bias_local_epochs
+    return cfg.local_epochs
+
+
+def privacy_plan(cfg: TaskConfig, num_users: int) -> list[tuple[str, int]]:
+    """Private steps of a client per phase: ``[("bias", steps), ("main", steps)]`` (non-empty)."""
     spe = steps_per_epoch(num_users, cfg.batch_size)
-    return calibrate_noise(
-        cfg.target_epsilon,
+    bias_rounds = min(max(cfg.bias_rounds, 0), cfg.rounds)
+    plan = []
+    if bias_rounds:
+        plan.append(("bias", bias_rounds * _epochs(cfg, True) * spe))
+    if cfg.rounds > bias_rounds:
+        plan.append(("main", (cfg.rounds - bias_rounds) * _epochs(cfg, False) * spe))
+    return plan
+
+
+@functools.lru_cache(maxsize=64)
+def noise_schedule(cfg: TaskConfig, num_users: int) -> NoiseSchedule:
+    """Noise multipliers so that the whole run composes to ``cfg.target_epsilon`` (RDP).
+
+    One phase: the noise for all its steps. Bias rounds followed by main rounds: the bias phase
+    gets the noise spending ``bias_budget x target_epsilon`` alone, the main phase the smallest
+    noise keeping the composition of both <= ``target_epsilon``. A fixed ``noise_multiplier``
+    applies to both phases.
+    """
+    if cfg.noise_multiplier is not None:
+        return NoiseSchedule(cfg.noise_multiplier, cfg.noise_multiplier)
+    rate = sample_rate(num_users, cfg.batch_size)
+    plan = dict(privacy_plan(cfg, num_users))
+    if len(plan) == 1:
+        ((_, steps),) = plan.items()
+        sigma = calibrate_noise(
+            cfg.target_epsilon, cfg.target_delta, rate, steps, accountant=ACCOUNTANT
+        )
+        return NoiseSchedule(sigma, sigma)
+    if not 0.0 < cfg.bias_budget < 1.0:
+        raise FederatedConfigError(
+            f"run config 'bias-budget' must be in (0, 1) with bias rounds, got {cfg.bias_budget}"
+        )
+    bias = calibrate_noise(
+        cfg.bias_budget * cfg.target_epsilon,
         cfg.target_delta,
-        sample_rate=1.0 / spe,
-        steps=cfg.rounds * cfg.local_epochs * spe,
+        rate,
+        plan["bias"],
         accountant=ACCOUNTANT,
     )
-
-
-def make_optimizer(model: nn.Module, cfg: TaskConfig) -> torch.optim.Optimizer:
-    """The local optimiser over the trainable parameters."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.learning_rate, momentum=0.9, weight_decay=cfg.weight_decay
+    try:
+        main = calibrate_noise_after(
+            [(bias, rate, plan["bias"])], cfg.target_epsilon, cfg.target_delta, rate, plan["main"]
         )
+    except PrivacyParameterError as exc:
+        raise FederatedConfigError(f"run config 'bias-budget'={cfg.bias_budget}: {exc}") from exc
+    return NoiseSchedule(bias, main)
+
+
+def calibrated_noise(cfg: TaskConfig, num_users: int) -> float:
+    """Noise multiplier of the main (non-bias) rounds; see :func:`noise_schedule`."""
+    return noise_schedule(cfg, num_users).main
+
+
+def select_candidates(weights: Mapping[str, np.ndarray], cfg: TaskConfig) -> np.ndarray | None:
+    """Indices (ascending) of the top ``candidate_items`` items by the received global bias.
+
+    The global bias is already a DP release, so choosing by it is post-processing. Ties break by
+    item index; ``None`` when no restriction applies (0 or >= the catalogue).
+    """
+    if cfg.candidate_items <= 0 or cfg.candidate_items >= cfg.num_items:
+        return None
+    bias = np.asarray(weights["decoder.bias"], dtype=np.float64)
+    order = np.argsort(-bias, kind="stable")
+    return np.sort(order[: cfg.candidate_items])
+
+
+def round_plan(
+    weights: Mapping[str, np.ndarray], cfg: TaskConfig, server_round: int
+) -> tuple[bool, np.ndarray | None]:
+    """``(bias_only, candidates)`` of a round, derived from public config and global weights."""
+    bias_only = server_round <= cfg.bias_rounds
+    if not bias_only or server_round <= 1:
+        return bias_only, None
+    return True, select_candidates(weights, cfg)
+
+
+def make_optimizer(
+    model: nn.Module, cfg: TaskConfig, bias_round: bool = False
+) -> torch.optim.Optimizer:
+    """The local optimiser over the trainable parameters.
+
+    Bias rounds use plain SGD at ``bias_learning_rate``: their step is a scaled noisy item count,
+    which Adam's sign-like first step would erase.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if bias_round:
+        lr = cfg.learning_rate if cfg.bias_learning_rate is None else cfg.bias_learning_rate
+        return torch.optim.SGD(params, lr=lr)
+    lr = cfg.learning_rate
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=cfg.weight_decay)
     raise FederatedConfigError(f"run config 'optimizer' must be adam or sgd, got {cfg.optimizer!r}")
 
 
@@ -300,13 +467,25 @@ def train_local(
     round_seed: int,
     accountant: AccountantState | None = None,
     bias_only: bool = False,
+    candidates: np.ndarray | None = None,
 ) -> TrainResult:
     """Train the global weights on a client's history matrix (users x items) for local epochs.
 
     With ``cfg.dp`` the training is DP-SGD through one Opacus ``PrivacyEngine`` whose RDP
     accountant starts from ``accountant.history`` and whose new history is written back into
     ``accountant`` (so ε composes across rounds). Returns unwrapped item-side weights.
+
+    ``bias_only`` trains only ``decoder.bias`` and is additive: the bias restarts from zero
+    (uniform scores when the other parameters are still at their zero start), so the update is a
+    fresh noisy estimate of (log-)popularity that is added to the received bias; successive bias
+    rounds accumulate evidence instead of fighting a moving softmax. ``candidates`` (bias-only
+    rounds only, e.g. from :func:`select_candidates`) restricts softmax and loss to those items;
+    the noise Opacus adds to the other coordinates is discarded (post-processing) and they keep
+    their received order, shifted to just below the lowest candidate. Users without candidate
+    items contribute a zero gradient.
     """
+    if candidates is not None and not bias_only:
+        raise ValueError("candidate restriction applies to bias-only rounds")
     if histories.ndim != 2 or histories.shape[1] != cfg.num_items:
         raise ValueError(
             f"histories must be (users x {cfg.num_items}), got shape {tuple(histories.shape)}"
@@ -314,21 +493,29 @@ def train_local(
     num_users = int(histories.shape[0])
     model = build_model(cfg)
     set_weights(model, weights)
+    received_bias = np.asarray(weights["decoder.bias"], dtype=np.float32)
     if bias_only:
         for name, param in model.named_parameters():
             param.requires_grad_(name == "decoder.bias")
+        with torch.no_grad():
+            model.decoder.bias.zero_()
+    elif not cfg.train_bias_after_warmup:
+        model.decoder.bias.requires_grad_(False)
     model.train()
     generator = torch.Generator().manual_seed(round_seed)
     data = TensorDataset(torch.from_numpy(np.asarray(histories, dtype=np.float32)))
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=generator)
-    optimizer = make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg, bias_round=bias_only)
+    columns = None if candidates is None else torch.from_numpy(np.asarray(candidates, np.int64))
+    epochs = _epochs(cfg, bias_only)
     noise = 0.0
     rate = sample_rate(num_users, cfg.batch_size)
     engine: PrivacyEngine | None = None
     if cfg.dp:
         if accountant is None:
             raise ValueError("DP training needs the client's AccountantState")
-        noise = calibrated_noise(cfg, num_users)
+        schedule = noise_schedule(cfg, num_users)
+        noise = schedule.bias if bias_only else schedule.main
         engine = PrivacyEngine(accountant=ACCOUNTANT)
         engine.accountant.history = list(accountant.history)
         model, optimizer, loader = engine.make_private(
@@ -342,15 +529,17 @@ def train_local(
         )
     torch.manual_seed(round_seed + 2)  # dropout masks
     total, batches, steps = 0.0, 0, 0
-    for _ in range(cfg.local_epochs):
+    for _ in range(epochs):
         for (batch,) in loader:
             optimizer.zero_grad(set_to_none=True)
             if batch.shape[0] == 0:
                 # Opacus can draw an empty Poisson batch; the step still adds noise and counts.
                 logits = model(batch)
                 loss = logits.sum() * 0.0
-            else:
+            elif columns is None:
                 loss = multinomial_loss(model(batch), batch)
+            else:
+                loss = multinomial_loss(model(batch)[:, columns], batch[:, columns])
             loss.backward()
             optimizer.step()
             steps += 1
@@ -361,8 +550,11 @@ def train_local(
     if engine is not None and accountant is not None:
         accountant.history = [(float(s), float(q), int(n)) for s, q, n in engine.accountant.history]
         epsilon = accountant.epsilon(cfg.target_delta)
+    out = get_weights(model)
+    if bias_only:
+        out["decoder.bias"] = _add_bias_estimate(received_bias, out["decoder.bias"], candidates)
     return TrainResult(
-        weights=get_weights(model),
+        weights=out,
         loss=total / max(batches, 1),
         num_examples=num_users,
         epsilon=epsilon,
@@ -370,6 +562,23 @@ def train_local(
         sample_rate=rate,
         steps=steps,
     )
+
+
+def _add_bias_estimate(
+    received: np.ndarray, estimate: np.ndarray, candidates: np.ndarray | None
+) -> np.ndarray:
+    """Received bias + this round's estimate; with candidates, only on them, and the other items
+    keep their received values (this round's noise there is dropped), order kept, shifted so
+    their maximum is the lowest new candidate bias."""
+    if candidates is None:
+        return (received + estimate).astype(np.float32)
+    out = received.astype(np.float32).copy()
+    out[candidates] = estimate[candidates]
+    rest = np.ones(out.shape[0], dtype=bool)
+    rest[candidates] = False
+    if rest.any():
+        out[rest] = received[rest] - received[rest].max() + out[candidates].min()
+    return out
 
 
 def score_histories(

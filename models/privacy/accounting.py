@@ -118,6 +118,50 @@ def calibrate_noise(
     )
 
 
+def calibrate_noise_after(
+    history: list[tuple[float, float, int]],
+    target_epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    tolerance: float = 1e-3,
+) -> float:
+    """Smallest noise multiplier for ``steps`` more steps so the composed RDP ε stays <= target.
+
+    ``history`` is what was (or will be) spent before, as Opacus accountant runs
+    ``(noise_multiplier, sample_rate, steps)``. Bisection on the noise with the real accountant:
+    the result composes to an ε within ``tolerance`` (relative noise) below ``target_epsilon``.
+    Raises :class:`PrivacyParameterError` when ``history`` alone already spends the target.
+    """
+    if not target_epsilon > 0:
+        raise PrivacyParameterError(f"target_epsilon must be > 0, got {target_epsilon}")
+    _check(1.0, sample_rate, steps, delta)
+    if steps < 1:
+        raise PrivacyParameterError("steps must be >= 1 to calibrate noise")
+    spent = epsilon_of_history(history, delta)
+    if spent >= target_epsilon:
+        raise PrivacyParameterError(
+            f"the earlier phases already spend ε={spent:.4f} >= target {target_epsilon}: "
+            "give them a smaller budget share"
+        )
+
+    def eps(sigma: float) -> float:
+        return epsilon_of_history([*history, (sigma, sample_rate, steps)], delta)
+
+    low, high = 0.05, 1.0
+    while eps(high) > target_epsilon:
+        low, high = high, high * 2
+        if high > 1e6:
+            raise PrivacyParameterError("no finite noise multiplier meets the target")
+    while high - low > tolerance * high:
+        mid = (low + high) / 2
+        if eps(mid) > target_epsilon:
+            low = mid
+        else:
+            high = mid
+    return float(high)
+
+
 def central_dp_epsilon(
     noise_multiplier: float,
     clients_per_round: int,

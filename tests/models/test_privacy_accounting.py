@@ -5,11 +5,20 @@ from __future__ import annotations
 import pytest
 from opacus.accountants import PRVAccountant, RDPAccountant
 
-from models.federated.task import AccountantState, TaskConfig, calibrated_noise, steps_per_epoch
+from models.federated.task import (
+    AccountantState,
+    FederatedConfigError,
+    TaskConfig,
+    calibrated_noise,
+    noise_schedule,
+    privacy_plan,
+    steps_per_epoch,
+)
 from models.privacy.accounting import (
     PrivacyParameterError,
     PrivacyReport,
     calibrate_noise,
+    calibrate_noise_after,
     central_dp_epsilon,
     compute_epsilon,
     epsilon_of_history,
@@ -90,3 +99,36 @@ def test_privacy_report_validates() -> None:
     assert report.model_dump()["mechanism"] == "dp-sgd"
     with pytest.raises(ValueError):
         PrivacyReport(**{**report.model_dump(), "delta": 2.0})
+
+
+def test_noise_after_earlier_phase_meets_the_target_exactly() -> None:
+    earlier = [(6.0, 1.0, 2)]
+    sigma = calibrate_noise_after(earlier, 1.0, 1e-5, sample_rate=1.0, steps=10)
+    total = epsilon_of_history([*earlier, (sigma, 1.0, 10)], 1e-5)
+    assert 0.99 <= total <= 1.0
+    # a little less noise would overspend: the calibration is tight, not merely safe
+    assert epsilon_of_history([*earlier, (sigma * 0.98, 1.0, 10)], 1e-5) > 1.0
+    with pytest.raises(PrivacyParameterError, match="already spend"):
+        calibrate_noise_after([(0.5, 1.0, 10)], 1.0, 1e-5, sample_rate=1.0, steps=1)
+
+
+def test_two_phase_schedule_splits_the_budget_and_composes_to_the_target() -> None:
+    cfg = TaskConfig(
+        num_items=10,
+        dp=True,
+        rounds=4,
+        bias_rounds=2,
+        bias_local_epochs=1,
+        local_epochs=5,
+        batch_size=10_000,
+        bias_budget=0.9,
+    )
+    schedule = noise_schedule(cfg, 300)
+    plan = dict(privacy_plan(cfg, 300))
+    assert plan == {"bias": 2, "main": 10}  # full batch: one step per epoch
+    # the bias phase alone spends 90% of ε; both phases compose to (just under) the target
+    assert compute_epsilon(schedule.bias, 1.0, 2, 1e-5) == pytest.approx(0.9, abs=0.01)
+    history = [(schedule.bias, 1.0, 2), (schedule.main, 1.0, 10)]
+    assert 0.99 <= epsilon_of_history(history, 1e-5) <= 1.0
+    with pytest.raises(FederatedConfigError, match="bias-budget"):
+        noise_schedule(TaskConfig(**{**vars(cfg), "bias_budget": 1.0}), 300)

@@ -1,0 +1,109 @@
+"""Public item content vectors for the content model (:class:`models.federated.task.ContentAutoencoder`).
+
+Item features are public metadata (titles, genres, overviews embedded by the sentence encoder),
+so turning them into model inputs costs no privacy. :func:`public_item_vectors` aligns an
+``item_features`` frame (``item_id`` + ``vector``) with the model's catalogue, centres it, keeps
+the top ``dim`` principal directions (an SVD, deterministic) and L2-normalises every row. Catalogue
+items without features get a zero vector: they take no part in content profiles and score by
+their bias alone. The deployment ServerApp reads the same array from a ``.npy`` file
+(:func:`load_item_vectors`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+logger = logging.getLogger(__name__)
+
+
+class ContentFeatureError(ValueError):
+    """Item features are unusable (the message names the problem and, for files, the path)."""
+
+
+def _feature_matrix(item_features: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+    missing = {"item_id", "vector"} - set(item_features.columns)
+    if missing:
+        raise ContentFeatureError(
+            f"item_features is missing columns {sorted(missing)} (has {item_features.columns})"
+        )
+    ids = item_features["item_id"].cast(pl.String)
+    if ids.null_count():
+        raise ContentFeatureError(
+            f"item_features row {int(ids.is_null().arg_true()[0])}: null item_id"
+        )
+    dup = (~ids.is_first_distinct()).arg_true()
+    if dup.len():
+        raise ContentFeatureError(
+            f"item_features row {int(dup[0])}: duplicate item_id {ids[int(dup[0])]!r}"
+        )
+    vectors = item_features["vector"].cast(pl.List(pl.Float64))
+    lengths = vectors.list.len()
+    bad = (vectors.is_null() | (lengths != lengths.max()) | (lengths == 0)).arg_true()
+    if bad.len():
+        raise ContentFeatureError(
+            f"item_features row {int(bad[0])}: missing vector or length != {lengths.max()}"
+        )
+    matrix = np.asarray(vectors.to_list(), dtype=np.float64)
+    if not np.isfinite(matrix).all():
+        row = int(np.argwhere(~np.isfinite(matrix))[0, 0])
+        raise ContentFeatureError(f"item_features row {row}: vector has non-finite values")
+    return ids.to_list(), matrix
+
+
+def public_item_vectors(
+    item_features: pl.DataFrame, item_ids: list[str] | np.ndarray, dim: int
+) -> np.ndarray:
+    """``(len(item_ids), d)`` float32 unit rows (zero rows for items without features).
+
+    ``d = min(dim, feature width, covered items)``. Raises :class:`ContentFeatureError` for bad
+    frames and when no catalogue item has features.
+    """
+    if dim < 1:
+        raise ContentFeatureError(f"content dimension must be >= 1, got {dim}")
+    ids, matrix = _feature_matrix(item_features)
+    row_of = {item: row for row, item in enumerate(ids)}
+    catalogue = [str(i) for i in item_ids]
+    present = np.array([item in row_of for item in catalogue], dtype=bool)
+    if not present.any():
+        raise ContentFeatureError(
+            f"none of the {len(catalogue)} catalogue items has a row in item_features "
+            f"({len(ids)} rows; ids like {ids[:3]})"
+        )
+    covered = matrix[[row_of[item] for item, ok in zip(catalogue, present, strict=True) if ok]]
+    centred = covered - covered.mean(axis=0)
+    _, singular, right = np.linalg.svd(centred, full_matrices=False)
+    d = int(min(dim, int((singular > 1e-9 * max(singular[0], 1e-30)).sum()), right.shape[0]))
+    if d < 1:
+        raise ContentFeatureError("item feature vectors are all identical: no content signal")
+    projected = centred @ right[:d].T
+    norms = np.linalg.norm(projected, axis=1, keepdims=True)
+    projected = np.where(norms > 1e-12, projected / np.maximum(norms, 1e-12), 0.0)
+    out = np.zeros((len(catalogue), d), dtype=np.float32)
+    out[present] = projected.astype(np.float32)
+    logger.info(
+        "public item vectors",
+        extra={"items": len(catalogue), "covered": int(present.sum()), "dim": d},
+    )
+    return out
+
+
+def load_item_vectors(path: str | Path, num_items: int, dim: int) -> np.ndarray:
+    """Read a ``.npy`` of shape ``(num_items, dim)`` (as the deployment ServerApp does)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ContentFeatureError(f"item vectors file not found: {file}")
+    try:
+        array = np.load(file, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ContentFeatureError(f"{file}: not a readable .npy array: {exc}") from exc
+    if array.shape != (num_items, dim):
+        raise ContentFeatureError(
+            f"{file}: shape {array.shape}, expected ({num_items}, {dim}) (num-items, content-dim)"
+        )
+    if not np.isfinite(array).all():
+        raise ContentFeatureError(f"{file}: contains non-finite values")
+    return np.ascontiguousarray(array, dtype=np.float32)

@@ -1,0 +1,169 @@
+"""DP popularity rounds (additive, candidate re-count), the content model and its public vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from models.federated.content import (
+    ContentFeatureError,
+    load_item_vectors,
+    public_item_vectors,
+)
+from models.federated.task import (
+    AccountantState,
+    TaskConfig,
+    build_model,
+    get_weights,
+    round_plan,
+    score_histories,
+    select_candidates,
+    train_local,
+)
+
+
+def _popular(rng: np.random.Generator, users: int = 60, items: int = 12) -> np.ndarray:
+    """Item i is held by a share of users decreasing with i (item 0 most popular)."""
+    share = np.linspace(0.9, 0.05, items)
+    return (rng.random((users, items)) < share).astype(np.float32)
+
+
+def _bias_cfg(**kw: object) -> TaskConfig:
+    base = dict(
+        num_items=12,
+        dp=True,
+        batch_size=10_000,
+        rounds=2,
+        bias_rounds=2,
+        bias_local_epochs=1,
+        bias_learning_rate=10.0,
+        freeze_encoder=True,
+        embedding_dim=4,
+        dropout=0.0,
+        noise_multiplier=1e-6,
+    )
+    return TaskConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_bias_round_is_a_fresh_count_added_to_the_received_bias(
+    rng: np.random.Generator,
+) -> None:
+    x = _popular(rng)
+    cfg = _bias_cfg()
+    start = get_weights(build_model(cfg))
+    start["decoder.bias"] = np.full(12, 3.0, dtype=np.float32)
+    out = train_local(start, x, cfg, round_seed=1, accountant=AccountantState(), bias_only=True)
+    estimate = out.weights["decoder.bias"] - 3.0
+    # starting from uniform, one step ranks items by their (normalised) counts
+    counts = (x / np.linalg.norm(x, axis=1, keepdims=True)).sum(axis=0)
+    assert np.corrcoef(estimate, counts)[0, 1] > 0.99
+    changed = {k for k in start if not np.array_equal(start[k], out.weights[k])}
+    assert changed == {"decoder.bias"}
+
+
+def test_candidate_round_recounts_only_the_top_items(rng: np.random.Generator) -> None:
+    x = _popular(rng)
+    cfg = _bias_cfg(candidate_items=4, noise_multiplier=50.0)
+    start = get_weights(build_model(cfg))
+    received = np.array([5, 9, 1, 8, 2, 7, 0, 3, 4, 6, 10, 11], dtype=np.float32)
+    start["decoder.bias"] = received
+    assert round_plan(start, cfg, 1) == (True, None)  # round 1 counts the whole catalogue
+    bias_only, candidates = round_plan(start, cfg, 2)
+    assert bias_only and candidates is not None
+    np.testing.assert_array_equal(candidates, [1, 3, 10, 11])  # top-4 received bias
+    np.testing.assert_array_equal(select_candidates(start, cfg), candidates)
+    out = train_local(
+        start,
+        x,
+        cfg,
+        round_seed=3,
+        accountant=AccountantState(),
+        bias_only=True,
+        candidates=candidates,
+    ).weights["decoder.bias"]
+    rest = np.setdiff1d(np.arange(12), candidates)
+    # huge noise, yet none reaches the other items: they keep their order, below every candidate
+    assert out[rest].max() <= out[candidates].min()
+    np.testing.assert_allclose(out[rest] - out[rest].max(), received[rest] - received[rest].max())
+    with pytest.raises(ValueError, match="bias-only"):
+        train_local(start, x, cfg, round_seed=3, accountant=AccountantState(), candidates=rest)
+
+
+def _content_setup(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, TaskConfig]:
+    """Two taste groups over 12 items; public vectors put items 0-5 and 6-11 in two directions."""
+    x = np.zeros((40, 12), dtype=np.float32)
+    for u in range(40):
+        group = u % 2
+        x[u, group * 6 + rng.choice(6, size=3, replace=False)] = 1.0
+    vectors = np.zeros((12, 2), dtype=np.float32)
+    vectors[:6, 0] = 1.0
+    vectors[6:, 1] = 1.0
+    cfg = TaskConfig(
+        num_items=12,
+        content_dim=2,
+        dp=True,
+        batch_size=10_000,
+        rounds=1,
+        local_epochs=20,
+        optimizer="adam",
+        learning_rate=0.3,
+        noise_multiplier=0.5,
+        max_grad_norm=1.0,
+    )
+    return x, vectors, cfg
+
+
+def test_content_model_learns_only_the_similarity_weight(rng: np.random.Generator) -> None:
+    x, vectors, cfg = _content_setup(rng)
+    start = get_weights(build_model(cfg))
+    assert set(start) == {"scale.weight", "mixing.weight", "decoder.weight", "decoder.bias"}
+    start["decoder.weight"] = vectors
+    result = train_local(start, x, cfg, round_seed=5, accountant=AccountantState())
+    changed = {k for k in start if not np.array_equal(start[k], result.weights[k])}
+    assert changed == {"scale.weight", "decoder.bias"}  # public vectors never move
+    assert result.weights["scale.weight"].item() > 0.5 and result.epsilon > 0
+    # a group-0 user now scores unseen group-0 items above every group-1 item
+    scores = score_histories(result.weights, x[:1], cfg)[0]
+    unseen = [i for i in range(6) if x[0, i] == 0]
+    assert scores[unseen].min() > scores[6:].max()
+    # an empty history scores by the bias alone
+    empty = score_histories(result.weights, np.zeros((1, 12), np.float32), cfg)[0]
+    np.testing.assert_allclose(empty, result.weights["decoder.bias"], rtol=1e-6)
+
+
+def test_public_item_vectors_align_and_reduce() -> None:
+    rng = np.random.default_rng(0)
+    features = pl.DataFrame(
+        {"item_id": ["a", "b", "c", "d", "zz"], "vector": rng.normal(size=(5, 6)).tolist()}
+    )
+    out = public_item_vectors(features, ["a", "b", "c", "d", "new"], dim=3)
+    assert out.shape == (5, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out[:4], axis=1), 1.0, rtol=1e-5)
+    assert not out[4].any()  # no features: zero vector
+    again = public_item_vectors(features.reverse(), ["a", "b", "c", "d", "new"], dim=3)
+    np.testing.assert_allclose(np.abs(again), np.abs(out), atol=1e-5)  # row order irrelevant
+
+
+@pytest.mark.parametrize(
+    "frame,match",
+    [
+        (pl.DataFrame({"item_id": ["a"]}), "missing columns"),
+        (pl.DataFrame({"item_id": ["a", "a"], "vector": [[1.0, 0.0], [0.0, 1.0]]}), "row 1"),
+        (pl.DataFrame({"item_id": ["a", "b"], "vector": [[1.0, 0.0], [1.0]]}), "row 1"),
+        (pl.DataFrame({"item_id": ["q"], "vector": [[1.0, 0.0]]}), "none of the"),
+    ],
+)
+def test_bad_item_features_raise_typed_errors(frame: pl.DataFrame, match: str) -> None:
+    with pytest.raises(ContentFeatureError, match=match):
+        public_item_vectors(frame, ["a", "b"], dim=2)
+
+
+def test_item_vectors_file_is_checked(tmp_path) -> None:
+    path = tmp_path / "vectors.npy"
+    np.save(path, np.ones((4, 2), dtype=np.float32))
+    assert load_item_vectors(path, 4, 2).shape == (4, 2)
+    with pytest.raises(ContentFeatureError, match=r"vectors\.npy: shape"):
+        load_item_vectors(path, 5, 2)
+    with pytest.raises(ContentFeatureError, match="not found"):
+        load_item_vectors(tmp_path / "missing.npy", 4, 2)
