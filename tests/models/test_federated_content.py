@@ -167,3 +167,32 @@ def test_item_vectors_file_is_checked(tmp_path) -> None:
         load_item_vectors(path, 5, 2)
     with pytest.raises(ContentFeatureError, match="not found"):
         load_item_vectors(tmp_path / "missing.npy", 4, 2)
+
+
+def test_dp_recommender_uses_public_features_when_given(tmp_path, rng) -> None:
+    from models.registry import create, load_model
+
+    rows = [
+        (f"u{u}", f"item-{(u % 2) * 6 + i}")
+        for u in range(40)
+        for i in rng.choice(6, size=3, replace=False)
+    ]
+    df = pl.DataFrame(rows, schema=["user_id", "item_id"], orient="row")
+    features = pl.DataFrame(
+        {
+            "item_id": [f"item-{i}" for i in range(12)],
+            "vector": [[1.0, 0.0, 0.1 * i] if i < 6 else [0.0, 1.0, 0.1 * i] for i in range(12)],
+        }
+    )
+    model = create("federated-dp", num_clients=2, seed=3, show_progress=False)
+    model.fit(df, item_features=features)
+    assert model.params["content_dim"] == 2  # 3 features, but centred rank 2
+    assert model.params["rounds"] == 4 and "scale.weight" in model.weights
+    assert 0 < model.privacy_report()["epsilon"] <= 1.0
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_allclose(loaded.score("u0", ["item-1"]), model.score("u0", ["item-1"]))
+    plain = create("federated-dp", num_clients=2, seed=3, show_progress=False).fit(df)
+    assert plain.params["content_dim"] == 0 and plain.params["rounds"] == 2
+    with pytest.raises(ValueError, match="needs item_features"):
+        create("federated-dp", content_dim=8, show_progress=False).fit(df)
