@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="Write results as JSON here.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("flwr").setLevel(logging.WARNING)  # Flower logs every round at INFO
 
     ratings = load_dataset(args.dataset, args.data_dir)
     train, test = stratified_split(ratings, ratio=0.75, seed=42, filter_by="item")

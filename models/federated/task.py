@@ -31,12 +31,20 @@ over clients of each client's composed ε. Not covered by ε: the scalar aggrega
 next to the weights (``num-examples``, ``train-loss``, and evaluation metrics when
 ``validation-fraction`` > 0).
 
-Measured on ML-100k (Microsoft split, 3 clients, ``benchmarks/federated_time.py``, 2 shared CPUs):
-without DP nDCG@10 0.472 (30 rounds x 5 epochs, d=200); with DP at ε=1, δ=1e-5 nDCG@10 0.200.
-User-level ε=1 over 943 users is close to the information limit here: even a one-shot Gaussian
-mechanism on each client's normalised item histogram (the best DP popularity model for that
-budget) scores 0.223, below exact popularity (0.252), and a noised item-item Gram matrix scores
-< 0.15. DP mode therefore trains few parameters (see the recommender's per-mode defaults).
+DP schedule (defaults in :func:`models.federated.recommender.defaults`): with ~300 users per
+client only tens of private numbers can be learnt well at ε=1, so DP mode trains the item bias in
+full-batch one-step "bias rounds" (each a fresh Gaussian release of the clipped, normalised item
+histogram; round 2 re-counts only the top ``candidate-items`` of the DP bias of round 1) and, when
+public item features are given, a content model whose only other private number is the weight of
+the public content similarity (:class:`ContentAutoencoder`). The two phases get their noise from
+one budget split (``bias-budget``), composed by the same per-client RDP accountant.
+
+Measured (Microsoft split, 3 clients, ε=1, δ=1e-5, ``benchmarks/federated_time.py``, 2 shared
+CPUs, same seed => identical figures): ML-100k nDCG@10 0.227 (seed 42; 0.223 seed 7) without
+features, 0.309 (0.295) with MiniLM vectors of the public titles+genres, against 0.200 for the
+former random-sketch decoder, 0.252 exact popularity and 0.472 without DP. ml-latest-small: 0.146
+(0.176) without features, 0.152 (0.187) with them, against 0.021 before and 0.212 exact popularity.
+Training takes < 15 s.
 """
 
 from __future__ import annotations
