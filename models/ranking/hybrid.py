@@ -281,7 +281,7 @@ class HybridRanker:
         if self.collaborative is not None and self.weights.collaborative > 0:
             liked = [(h, x) for h, x in zip(items, w, strict=True) if x > 0]
             if liked:
-                collaborative = np.asarray(
+                collaborative = np.array(  # a private copy: the cache makes it read-only
                     self.collaborative.score_history(
                         [h for h, _ in liked], [float(x) for _, x in liked], self.catalog.id_list
                     ),
