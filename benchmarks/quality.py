@@ -7,6 +7,9 @@ R@10, MAP@10, catalogue coverage, popularity bias (mean popularity percentile of
 items) and fit seconds. Models come from ``models.registry``; federated models are skipped with a
 note when their module cannot be imported.
 
+Models that use item features (``CONTENT_MODELS``) get MiniLM embeddings of the public MovieLens
+titles and genres (``--no-content`` turns this off): public metadata costs no privacy.
+
 ``--privacy-utility`` trains federated-dp at several ε (δ = 1e-5) plus federated without DP on
 each dataset and writes a table and ``privacy_utility_<dataset>.png`` (``plot_privacy_utility``).
 
@@ -49,6 +52,8 @@ MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "federated-dp": {"target_epsilon": 1.0, "target_delta": 1e-5},
 }
 """Benchmark settings on top of each model's defaults (only keys the constructor accepts)."""
+CONTENT_MODELS = ("federated-dp", "hybrid")
+"""Models fitted with public item content vectors (``item_id, vector``)."""
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0)
 FEDERATED_MODULE = "models.federated"
 COLUMNS = ("nDCG@10", "P@10", "R@10", "MAP@10", "coverage", "pop. bias", "train s")
@@ -71,12 +76,19 @@ def _importable(name: str) -> bool:
 
 
 def run_model(
-    name: str, train: pl.DataFrame, test: pl.DataFrame, seed: int, k: int, **params: Any
+    name: str,
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    seed: int,
+    k: int,
+    item_features: pl.DataFrame | None = None,
+    **params: Any,
 ) -> dict[str, Any]:
     """Fit one registry model on ``train`` and evaluate it on ``test``; returns one table row."""
     kwargs = {**_accepted(name, MODEL_PARAMS.get(name, {})), **_accepted(name, params)}
+    features = item_features if name in CONTENT_MODELS else None
     started = time.perf_counter()
-    model = create(name, seed=seed, **kwargs).fit(train)
+    model = create(name, seed=seed, **kwargs).fit(train, item_features=features)
     seconds = time.perf_counter() - started
     result = evaluate_model(model, train, test, k=k)
     return {
@@ -115,16 +127,31 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+def content_features(args: argparse.Namespace, dataset: str) -> pl.DataFrame | None:
+    """Public item content vectors for the dataset, or None with ``--no-content``."""
+    if not args.content:
+        return None
+    from federated_time import movielens_item_features  # benchmarks/ is on sys.path
+
+    console.print(f"[dim]{dataset}: embedding public titles and genres...[/dim]")
+    return movielens_item_features(dataset, args.data_dir)
+
+
 def quality(args: argparse.Namespace) -> None:
     for dataset in args.datasets:
         train, test = split_dataset(dataset, args.data_dir, args.seed)
+        features = (
+            content_features(args, dataset)
+            if any(m in CONTENT_MODELS for m in args.models)
+            else None
+        )
         rows = []
         for name in args.models:
             if not _importable(name):
                 console.print(f"[yellow]{name}: not importable, skipped[/yellow]")
                 continue
             console.print(f"[dim]{dataset}: training {name}...[/dim]")
-            rows.append(run_model(name, train, test, args.seed, args.k))
+            rows.append(run_model(name, train, test, args.seed, args.k, features))
         _show(f"{dataset}: stratified 75/25 by item, seed {args.seed}, top {args.k}", rows)
         if args.out_dir and rows:
             args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,10 +165,13 @@ def quality(args: argparse.Namespace) -> None:
 def privacy_utility(args: argparse.Namespace) -> None:
     for dataset in args.datasets:
         train, test = split_dataset(dataset, args.data_dir, args.seed)
+        features = content_features(args, dataset)
         points: list[dict[str, Any]] = []
         for epsilon in args.epsilons:
             console.print(f"[dim]{dataset}: federated-dp at ε={epsilon}...[/dim]")
-            row = run_model("federated-dp", train, test, args.seed, args.k, target_epsilon=epsilon)
+            row = run_model(
+                "federated-dp", train, test, args.seed, args.k, features, target_epsilon=epsilon
+            )
             points.append({"label": "federated-dp", "epsilon": epsilon, **row})
         console.print(f"[dim]{dataset}: federated without DP...[/dim]")
         row = run_model("federated", train, test, args.seed, args.k)
@@ -177,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--privacy-utility", action="store_true")
+    parser.add_argument(
+        "--no-content",
+        dest="content",
+        action="store_false",
+        help="do not give content-aware models the public title/genre embeddings",
+    )
     parser.add_argument(
         "--epsilons", type=lambda s: [float(x) for x in s.split(",")], default=list(EPSILONS)
     )
