@@ -3,7 +3,7 @@
 For one user (described by a history, so a new user with three ratings and fresh feedback count at
 once) every candidate gets up to four components, each min-max normalised over the candidates:
 
-* ``collaborative``: ``collaborative.score_history(history, weights, candidate_ids)`` (fold-in);
+* ``collaborative``: ``collaborative.score_history(liked, weights, catalogue_ids)`` (fold-in);
 * ``content``: mean of (a) cosine to the weighted mean of the history vectors (the profile; negative
   weights = dislikes push it away) and (b) the max cosine to any liked history title, so one strong
   match counts even in a broad history; an optional ``query_vector`` is blended into the profile;
@@ -23,8 +23,9 @@ computed once over the whole catalogue and, when the caller names a ``cache_key`
 kept in a per-ranker :class:`models.ranking.score_cache.PersonalScoreCache`; context effects are
 cached per context; candidate masks come from precomputed catalogue arrays; the top ``k`` is
 selected with numpy and only those ``k`` are explained, reading the history once. Results are the
-same as scoring the candidates one by one (computing content similarity over all rows instead of the
-candidate rows can differ in the last float32 bit, far below the 6 decimals scores are rounded to).
+same as scoring the candidates one by one: 100 users of the serving benchmark's world got identical
+responses before and after (in principle BLAS may round the last float32 bit differently when the
+content similarity covers all rows rather than the candidates, far below the 6 decimals of scores).
 
 :class:`HybridRecommender` wraps the ranker in the common :class:`models.base.Recommender` interface
 (inner collaborative model from the registry, default EASE) for training, evaluation and the registry.
