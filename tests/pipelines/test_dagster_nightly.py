@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from pipelines.definitions import build_definitions
@@ -94,3 +95,36 @@ def test_corrupted_embeddings_block_the_index_swap(sample_world, tmp_path, monke
     monkeypatch.setattr(content_assets, "encode_texts", unnormalised)
     assert not run_nightly(copy, files, partition_key="2026-11-27")
     assert ContentIndex(copy.paths.lancedb).version == version_before
+
+
+def test_feedback_is_trained_on_and_erasure_deletes_rows(sample_world, tmp_path):
+    """API feedback lands in watch_events on the next run; an erased user's rows disappear."""
+    import shutil
+
+    from media_gateway.settings import load_settings
+    from pipelines.lib.feedback import FeedbackRecord, append_erasure, append_feedback
+    from pipelines.run import run_nightly
+    from tests.conftest import write_tmp_overlay
+
+    settings, _, _ = sample_world
+    shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
+    files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path))]
+    copy = load_settings(*files)
+    events = read_table(copy.paths.lake, "watch_events")
+    users = sorted(events["user_id"].unique())
+    keep, erase = users[0], users[1]
+    title = events.filter(pl.col("user_id") == keep)["title_id"][0]
+    event_id = append_feedback(
+        copy.paths.feedback, FeedbackRecord(user_id=keep, title_id=title, rating=5.0, watched=True)
+    )
+    append_erasure(copy.paths.feedback, erase)
+
+    assert run_nightly(copy, files, partition_key="2026-11-26")
+    after = read_table(copy.paths.lake, "watch_events")
+    assert after.filter(pl.col("event_id") == event_id)["source"].to_list() == ["feedback"]
+    assert after.filter(pl.col("user_id") == erase).height == 0
+    assert read_table(copy.paths.lake, "quarantine").filter(pl.col("user_id") == erase).height == 0
+    # a second run adds the feedback only once
+    assert run_nightly(copy, files, partition_key="2026-11-25")
+    again = read_table(copy.paths.lake, "watch_events")
+    assert again.filter(pl.col("event_id") == event_id).height == 1
