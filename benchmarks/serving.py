@@ -253,7 +253,9 @@ def run_load(base: str, name: str, call: Call, concurrency: int, requests: int) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--titles", type=int, default=5000)
-    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument(
+        "--users", type=int, default=700, help="distinct users; >= requests x levels: all cold"
+    )
     parser.add_argument("--requests", type=int, default=200, help="per endpoint and level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seed", type=int, default=42)
@@ -320,11 +322,18 @@ def main() -> None:
                     for i in range(3):
                         warm(http, i)
             results: list[Result] = []
-            for c in args.concurrency:
+            for level, c in enumerate(args.concurrency):
+                # each level asks for other users, so per-user caches warmed by an earlier level
+                # do not flatter it (with --users >= requests x levels every request is cold)
+                offset = level * args.requests
+
+                def shifted(http: httpx.Client, i: int, call=recommend, off=offset):
+                    return call(http, i + off)
+
                 for name, call in (
                     ("/livez", livez),
                     ("/search", search),
-                    ("/recommend", recommend),
+                    ("/recommend", shifted),
                 ):
                     results.append(run_load(base, name, call, c, args.requests))
         finally:

@@ -51,7 +51,12 @@ class IdMap:
         return len(self.ids)
 
     def index(self) -> dict[str, int]:
-        return {v: i for i, v in enumerate(self.ids)}
+        """id -> position (built once per map, then reused: callers must not mutate it)."""
+        cached = self.__dict__.get("_index")
+        if cached is None:
+            cached = {v: i for i, v in enumerate(self.ids)}
+            object.__setattr__(self, "_index", cached)
+        return cached
 
     def to_json(self) -> list[str]:
         return [str(x) for x in self.ids]

@@ -66,7 +66,7 @@ class EASERecommender(MatrixRecommender):
             p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
         b = p / (-np.diag(p))[None, :]
         b[np.diag_indices_from(b)] = 0.0
-        self._b = b.astype(np.float32)
+        self._b = np.ascontiguousarray(b, dtype=np.float32)  # row-major: fold-in reads rows
 
     def _user_scores(self, rows: np.ndarray) -> np.ndarray:
         return np.asarray(self.data.matrix[rows] @ self.weights)
@@ -81,4 +81,4 @@ class EASERecommender(MatrixRecommender):
         save_npz(directory / "ease.npz", b=self.weights)
 
     def _load_arrays(self, directory: Path) -> None:
-        self._b = load_npz(directory / "ease.npz")["b"]
+        self._b = np.ascontiguousarray(load_npz(directory / "ease.npz")["b"])

@@ -100,7 +100,7 @@ def recommend_group(
     matrix = np.zeros((len(names), len(rows)))
     for i, name in enumerate(names):
         m = members[name]
-        scored = ranker.score_rows(rows, m.history, m.weights, context)
+        scored = ranker.score_rows(rows, m.history, m.weights, context, cache_key=name)
         # a title without evidence for a member is neutral for them, not a veto
         matrix[i] = np.nan_to_num(scored.score, nan=0.5)
     ids = [str(t) for t in cat.ids[rows]]
