@@ -12,7 +12,7 @@ seeded ``random.Random``, so the same seed CSV and seed always give byte-identic
 Each user gets one or two files in the formats people actually export (Netflix
 ``NetflixViewingHistory.csv`` with episode lines - one user in a Spanish D/M/YY locale - Netflix
 ``ViewingActivity.csv`` with two profiles, a trailer, a hook and an autoplayed preview, a Letterboxd
-folder, IMDb ``ratings.csv``, Trakt history JSON), 20-60 events each, under
+ZIP, IMDb ``ratings.csv`` (saved as ``imdb_ratings.csv``), Trakt history JSON), 20-60 events each, under
 ``<out>/<user>/``. On purpose, three rows cannot be resolved against the catalogue (titles that
 are not in it) and one line is malformed (an impossible date), so the pipeline shows unresolved and
 quarantine counts. ``<out>/manifest.json`` lists ``{user, format, path}`` for every file (paths
@@ -35,6 +35,7 @@ import re
 import shutil
 import sys
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -440,15 +441,14 @@ def scifi(t: Title) -> bool:
     return t.has("Science Fiction", "Sci-Fi & Fantasy")
 
 
-def build(titles: list[Title], seed: int) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """All files (relative path -> text) and the manifest entries."""
-    files: dict[str, str] = {}
+def build(titles: list[Title], seed: int) -> tuple[dict[str, str | bytes], list[dict[str, str]]]:
+    """All files (relative path -> text, or bytes for ZIPs) and the manifest entries."""
+    files: dict[str, str | bytes] = {}
     manifest: list[dict[str, str]] = []
 
     def add(user: str, fmt: str, name: str, text: str | dict[str, str]) -> None:
-        if isinstance(text, dict):
-            for member, body in text.items():
-                files[f"{user}/{name}/{member}"] = body
+        if isinstance(text, dict):  # a multi-file export ships as the ZIP the service gives you
+            files[f"{user}/{name}"] = deterministic_zip(text)
         else:
             files[f"{user}/{name}"] = text
         manifest.append({"user": user, "format": fmt, "path": f"{user}/{name}"})
@@ -471,7 +471,7 @@ def build(titles: list[Title], seed: int) -> tuple[dict[str, str], list[dict[str
         + [(t, p.rng.randint(2, 5)) for t in disliked]
         + [(s, 9) for s in shows]
     )
-    add("thriller-fan", "imdb", "ratings.csv", imdb_ratings(p, rated, [carmencita]))
+    add("thriller-fan", "imdb", "imdb_ratings.csv", imdb_ratings(p, rated, [carmencita]))
 
     p = picker("family")
     kids_movies = p.pick("movie", lambda t: t.has("Family", "Animation") and t.language == "en", 10)
@@ -540,7 +540,7 @@ def build(titles: list[Title], seed: int) -> tuple[dict[str, str], list[dict[str
 
     p = picker("doc-lover")
     docs = p.pick("movie", lambda t: t.has("Documentary", "History", "Music"), 14)
-    add("doc-lover", "letterboxd", "letterboxd", letterboxd(p, docs, lambda t: True))
+    add("doc-lover", "letterboxd", "letterboxd-doc-lover.zip", letterboxd(p, docs, lambda t: True))
     doc_shows = p.pick("tv", lambda t: t.has("Documentary", "War & Politics"), 3)
     add("doc-lover", "trakt", "history.json", trakt_history(p, [], [(s, 4) for s in doc_shows]))
 
@@ -549,7 +549,7 @@ def build(titles: list[Title], seed: int) -> tuple[dict[str, str], list[dict[str
     add(
         "classic-cinephile",
         "letterboxd",
-        "letterboxd",
+        "letterboxd-classic-cinephile.zip",
         letterboxd(p, classics, lambda t: t.vote_average >= 8.2),
     )
 
@@ -571,7 +571,7 @@ def build(titles: list[Title], seed: int) -> tuple[dict[str, str], list[dict[str
     add(
         "horror-fan",
         "imdb",
-        "ratings.csv",
+        "imdb_ratings.csv",
         imdb_ratings(
             p,
             [(t, p.rng.randint(7, 10)) for t in horror] + [(t, p.rng.randint(1, 4)) for t in other],
@@ -595,14 +595,29 @@ def build(titles: list[Title], seed: int) -> tuple[dict[str, str], list[dict[str
     return files, manifest
 
 
-def write_atomic(out: Path, files: dict[str, str], manifest: list[dict[str, str]]) -> None:
+def deterministic_zip(members: dict[str, str]) -> bytes:
+    """A ZIP of text members with fixed timestamps, so regenerating gives identical bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name, date_time=(2026, 11, 28, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, members[name].encode("utf-8"))
+    return buffer.getvalue()
+
+
+def write_atomic(out: Path, files: dict[str, str | bytes], manifest: list[dict[str, str]]) -> None:
     """Build ``out`` in a staging sibling and swap it in."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.{uuid.uuid4().hex}.staging")
     for rel, text in files.items():
         path = staging / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8", newline="")
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8", newline="")
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     (staging / "README.md").write_text(README, encoding="utf-8")
     old = out.with_name(f".{out.name}.{uuid.uuid4().hex}.old")
