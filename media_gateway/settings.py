@@ -122,6 +122,20 @@ class ServingSettings(_Strict):
     jwt_audience: str = "media-gateway-api"
     anonymous_per_minute: int = Field(10, ge=1)
     authenticated_per_minute: int = Field(100, ge=1)
+    trusted_proxies: list[str] = []
+    """Load balancers (addresses or CIDR blocks) whose ``X-Forwarded-For`` names the client."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {item!r} is not an address or CIDR") from exc
+        return value
 
 
 class Settings(_Strict):

@@ -24,6 +24,7 @@ from serving import auth
 from serving.arw import build_manifest, content_markdown, llms_txt
 from serving.gateway import ApiError, Gateway
 from serving.jsonld import JSONLD_MEDIA_TYPE
+from serving.ratelimit import client_address
 from serving.schemas import Country, PreferencesBody, UserId
 
 app = FastAPI(
@@ -46,8 +47,13 @@ def _base_url(request: Request) -> str:
 
 
 def _guard(request: Request, scope: str | None) -> auth.Principal | None:
-    client = request.client.host if request.client else None
-    return _gateway().guard.check(request.headers.get("authorization"), client, scope)
+    gateway = _gateway()
+    client = client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        gateway.settings.serving.trusted_proxies,
+    )
+    return gateway.guard.check(request.headers.get("authorization"), client, scope)
 
 
 @app.exception_handler(ApiError)

@@ -3,8 +3,11 @@
 Buckets: capacity ``per_minute`` tokens, refilled continuously at ``per_minute / 60`` tokens per
 second, one token per request. An empty bucket answers with the seconds until the next token
 (sent as ``Retry-After``, rounded up). Identities are ``sub:<subject>`` for verified tokens and
-``ip:<client address>`` for anonymous calls; the socket peer address is used, ``X-Forwarded-For``
-is not trusted (a proxy in front would have to terminate and rate-limit itself).
+``ip:<client address>`` for anonymous calls. The client address is the socket peer, unless the
+peer is one of ``serving.trusted_proxies`` (addresses or CIDR blocks, e.g. the load balancer's
+network): then it is the right-most ``X-Forwarded-For`` hop that is not itself a trusted proxy
+(:func:`client_address`). An untrusted peer's ``X-Forwarded-For`` is ignored, so clients cannot
+pick their own bucket.
 
 Idle full buckets are evicted once ``max_keys`` identities are tracked, bounding memory under a
 spray of client addresses.
@@ -12,6 +15,7 @@ spray of client addresses.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import threading
@@ -152,3 +156,27 @@ async def _reject(send: Send, status: int, reason: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _parse_networks(trusted: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+
+def _is_trusted(address: str, networks: list) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in net for net in networks if ip.version == net.version)
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: list[str]) -> str | None:
+    """The rate-limit address of a request (see module docstring)."""
+    networks = _parse_networks(trusted) if trusted else []
+    if peer is None or not forwarded_for or not _is_trusted(peer, networks):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, networks):
+            return hop
+    return hops[0] if hops else peer

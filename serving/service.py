@@ -25,7 +25,7 @@ with bentoml.importing():
     from serving.arw import ArwHeadersMiddleware
     from serving.gateway import ApiError, Gateway, build_gateway
     from serving.http_routes import app as http_app
-    from serving.ratelimit import MAX_BODY_BYTES, BodySizeLimitMiddleware
+    from serving.ratelimit import MAX_BODY_BYTES, BodySizeLimitMiddleware, client_address
     from serving.schemas import (
         ExplainRequest,
         ExplainResponse,
@@ -82,7 +82,11 @@ class MediaGateway:
 
     def _answer(self, ctx: bentoml.Context, scope: str | None, action: Callable[[Any], Any]) -> Any:
         request = ctx.request
-        client = request.client.host if request.client else None
+        client = client_address(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            self.gateway.settings.serving.trusted_proxies,
+        )
         try:
             principal = self.gateway.guard.check(
                 request.headers.get("authorization"), client, scope

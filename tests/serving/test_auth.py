@@ -204,3 +204,25 @@ def test_token_for_one_user_cannot_touch_another(client: TestClient, bearer) -> 
     export = client.get("/users/alice/export", headers=bearer("alice")).json()
     assert export["profile"] is None and export["feedback"] == []
     assert len(export["watch_events"]) == 3
+
+
+def test_client_address_trusts_forwarded_for_only_from_trusted_proxies():
+    from serving.ratelimit import client_address
+
+    trusted = ["10.0.0.0/8"]
+    # a direct client cannot choose its bucket
+    assert client_address("203.0.113.9", "1.2.3.4", trusted) == "203.0.113.9"
+    # behind the load balancer: the right-most untrusted hop is the client
+    assert client_address("10.0.0.5", "1.2.3.4, 198.51.100.7", trusted) == "198.51.100.7"
+    assert client_address("10.0.0.5", "198.51.100.7, 10.0.0.9", trusted) == "198.51.100.7"
+    assert client_address("10.0.0.5", None, trusted) == "10.0.0.5"
+    assert client_address("10.0.0.5", "1.2.3.4", []) == "10.0.0.5"
+
+
+def test_trusted_proxies_are_validated():
+    import pytest
+
+    from media_gateway.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="not an address or CIDR"):
+        load_settings(overrides={"serving": {"trusted_proxies": ["lb.example"]}})
