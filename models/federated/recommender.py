@@ -353,7 +353,13 @@ class FederatedRecommender(Recommender):
             raise ValueError(f"content_dim={asked} needs item_features (item_id + vector)")
         content = item_features is not None and ((asked is None and dp) or bool(asked))
         self.params.update(self._resolve(dp, content))
-        self.items = IdMap.from_values(df["item_id"])
+        # The item vocabulary is public: with content vectors, every catalogue title is a candidate
+        # (a title nobody has watched yet can still be recommended for its content).
+        item_ids = df["item_id"]
+        if content:
+            assert item_features is not None
+            item_ids = pl.concat([item_ids, item_features["item_id"].cast(pl.String)])
+        self.items = IdMap.from_values(item_ids)
         self.users = IdMap.from_values(df["user_id"])
         initial = None
         if content:
