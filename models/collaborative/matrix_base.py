@@ -71,6 +71,10 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         return {key: data[key] for key in data.files}
 
 
+MEMO_MIN_ITEMS = 256
+"""Item lists at least this long (candidate lists, not histories) have their columns memoised."""
+
+
 @dataclass(frozen=True)
 class InteractionMatrix:
     """Training interactions as a CSR matrix (users x items, float32 summed weights)."""
@@ -113,9 +117,21 @@ class InteractionMatrix:
         return rows
 
     def item_columns(self, item_ids: list[str]) -> np.ndarray:
-        """Column index of each item, ``-1`` for items not seen in training."""
+        """Column index of each item, ``-1`` for items not seen in training.
+
+        The answer for the last large list object asked about is memoised (the ranker asks for
+        the same catalogue list on every request; short fold-in histories are not memoised); a
+        caller must not mutate a list it passes again.
+        """
+        last = self.__dict__.get("_last_columns")
+        if last is not None and last[0] is item_ids and last[1] == len(item_ids):
+            return last[2]
         index = self.items.index()
-        return np.asarray([index.get(str(i), -1) for i in item_ids], dtype=np.int64)
+        cols = np.asarray([index.get(str(i), -1) for i in item_ids], dtype=np.int64)
+        if len(item_ids) >= MEMO_MIN_ITEMS:
+            cols.flags.writeable = False
+            object.__setattr__(self, "_last_columns", (item_ids, len(item_ids), cols))
+        return cols
 
     def history_row(self, history: list[str], weights: list[float] | None) -> sp.csr_matrix:
         """A 1 x items CSR row for a fold-in history (unknown items ignored, repeats summed)."""
