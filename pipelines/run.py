@@ -48,7 +48,12 @@ def run_nightly(
     job = defs.resolve_job_def("nightly")
     day = partition_key or datetime.now(UTC).strftime("%Y-%m-%d")
     with console.status(f"running nightly job for partition {day} ..."):
-        result = job.execute_in_process(instance=instance, partition_key=day, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=day,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        )
     table = Table(title=f"nightly {day} (run {result.run_id[:8]})")
     table.add_column("asset / check")
     table.add_column("result")
@@ -80,10 +85,15 @@ def run_nightly(
         return True
     failed = [e for e in result.all_events if e.is_step_failure]
     if failed and all(e.step_key.endswith(PROMOTION_GATE) for e in failed):
-        console.print(
-            "[yellow]challenger not promoted:[/yellow] it did not beat the champion by the "
-            "configured margin (the champion keeps serving; see the MLflow run for the deltas)"
-        )
+        gate = [e for e in result.get_asset_check_evaluations() if e.check_name == PROMOTION_GATE]
+        reason = gate[0].metadata.get("reason") if gate else None
+        if reason is not None:
+            console.print(f"[yellow]nothing promoted:[/yellow] {reason.value}")
+        else:
+            console.print(
+                "[yellow]challenger not promoted:[/yellow] it did not beat the champion by the "
+                "configured margin (the champion keeps serving; see the MLflow run for the deltas)"
+            )
         return True
     for event in failed:
         console.print(
