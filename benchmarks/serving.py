@@ -71,6 +71,7 @@ def build_world(root: Path, n_titles: int, n_users: int, seed: int) -> Settings:
     """Synthetic lake, content index and champion under ``root``; returns its settings."""
     from models.collaborative.ease import EASERecommender
     from models.embeddings.encoder import EMBEDDING_DIM
+    from models.nightly import register_champion
     from pipelines.lib.lake import read_table, write_table
     from pipelines.lib.vector_index import build_content_rows, write_content_index
 
@@ -165,31 +166,6 @@ def build_world(root: Path, n_titles: int, n_users: int, seed: int) -> Settings:
     interactions = watch_events.select("user_id", pl.col("title_id").alias("item_id"), "weight")
     register_champion(settings, EASERecommender().fit(interactions), root / "model")
     return settings
-
-
-def register_champion(settings: Settings, model, model_dir: Path) -> str:
-    import mlflow
-
-    from models.champion import CHAMPION_ALIAS
-    from models.pyfunc import MODEL_DIR_ARTIFACT, SIGNATURE, RecommenderPyfunc
-    from models.tracking import client, configure
-
-    model.save(model_dir)
-    configure(settings)
-    with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=RecommenderPyfunc(),
-            artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-            registered_model_name=settings.training.registered_model,
-            pip_requirements=["numpy"],
-            signature=SIGNATURE,
-        )
-    version = str(info.registered_model_version)
-    client(settings).set_registered_model_alias(
-        settings.training.registered_model, CHAMPION_ALIAS, version
-    )
-    return version
 
 
 @dataclass

@@ -369,6 +369,29 @@ def _log_model(settings: Settings, model_name: str, model_dir: Path) -> str:
     return str(info.registered_model_version)
 
 
+def register_champion(
+    settings: Settings,
+    recommender: Recommender,
+    model_dir: Path,
+    metrics: dict[str, float] | None = None,
+) -> str:
+    """Save ``recommender``, log it as a new registered version and point ``@champion`` at it.
+
+    No evaluation and no gate: for seeding a store (fixtures, benchmarks, a first deployment).
+    The nightly cycle promotes only through :func:`promote`. Returns the new version.
+    """
+    recommender.save(model_dir)
+    configure(settings)
+    with mlflow.start_run():
+        for key, value in (metrics or {}).items():
+            mlflow.log_metric(key, value)
+        version = _log_model(settings, recommender.name, model_dir)
+    tracking_client(settings).set_registered_model_alias(
+        settings.training.registered_model, CHAMPION_ALIAS, version
+    )
+    return version
+
+
 # ---- the cycle -----------------------------------------------------------------------------
 def run_training_cycle(
     settings: Settings,

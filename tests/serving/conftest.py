@@ -15,19 +15,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import polars as pl
 import pytest
 import yaml
 from starlette.testclient import TestClient
 
 from media_gateway.settings import Settings, load_settings
-from models.champion import CHAMPION_ALIAS
 from models.collaborative.ease import EASERecommender
 from models.embeddings.encoder import encode_texts
-from models.pyfunc import MODEL_DIR_ARTIFACT, SIGNATURE, RecommenderPyfunc
-from models.tracking import client as tracking_client
-from models.tracking import configure
+from models.nightly import register_champion as seed_champion
 from pipelines.lib.content import content_text
 from pipelines.lib.lake import write_table
 from pipelines.lib.vector_index import build_content_rows, write_content_index
@@ -216,24 +212,9 @@ def events_frame() -> pl.DataFrame:
 
 def register_champion(settings: Settings, recommender: Any, workdir: Path) -> str:
     """Log ``recommender`` as a new registered version and move ``@champion`` to it."""
-    model_dir = workdir / f"model-{time.time_ns()}"
-    recommender.save(model_dir)
-    configure(settings)
-    with mlflow.start_run():
-        mlflow.log_metric("ndcg_at_10", 0.5)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=RecommenderPyfunc(),
-            artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
-            registered_model_name=settings.training.registered_model,
-            pip_requirements=["numpy"],
-            signature=SIGNATURE,
-        )
-    version = str(info.registered_model_version)
-    tracking_client(settings).set_registered_model_alias(
-        settings.training.registered_model, CHAMPION_ALIAS, version
+    return seed_champion(
+        settings, recommender, workdir / f"model-{time.time_ns()}", {"ndcg_at_10": 0.5}
     )
-    return version
 
 
 def interactions() -> pl.DataFrame:
