@@ -15,20 +15,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
-from media_gateway.settings import load_settings
+from media_gateway.settings import load_settings, workspace_paths
 from pipelines.run import run_nightly
 
 
 def overlay(root: Path) -> Path:
-    var = root / "var"
     path = root / "paths.yaml"
-    names = ["lake", "lancedb", "mlflow_artifacts", "inbox", "models", "feedback", "dagster_home"]
-    lines = ["paths:"] + [f"  {n}: {var / n}" for n in names]
-    lines.append(f"  mlflow_uri: sqlite:///{var / 'mlflow.db'}")
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(yaml.safe_dump({"paths": workspace_paths(root / "var")}))
     return path
 
 

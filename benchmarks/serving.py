@@ -44,7 +44,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from media_gateway.settings import Settings, load_settings
+from media_gateway.settings import Settings, load_settings, workspace_paths
 from serving.auth import SCOPES, SECRET_ENV, issue_token
 from serving.run import free_port, start_server, stop_server, wait_ready
 
@@ -77,20 +77,7 @@ def build_world(root: Path, n_titles: int, n_users: int, seed: int) -> Settings:
 
     rng = np.random.default_rng(seed)
     var = root / "var"
-    settings = load_settings(
-        "configs/base.yaml",
-        overrides={
-            "paths": {
-                "lake": str(var / "lake"),
-                "lancedb": str(var / "lancedb"),
-                "mlflow_uri": f"sqlite:///{var / 'mlflow.db'}",
-                "mlflow_artifacts": str(var / "mlartifacts"),
-                "inbox": str(var / "inbox"),
-                "models": str(var / "models"),
-                "feedback": str(var / "feedback"),
-            }
-        },
-    )
+    settings = load_settings("configs/base.yaml", overrides={"paths": workspace_paths(var)})
     ids = [f"movie:{i + 1}" for i in range(n_titles)]
     titles = pl.DataFrame(
         {

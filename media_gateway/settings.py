@@ -189,6 +189,20 @@ class Settings(_Strict):
         return self.model_copy(update={"paths": paths, "sources": sources})
 
 
+def workspace_paths(var: Path) -> dict[str, str]:
+    """``paths`` overrides putting every writable store under ``var`` (tests, benchmarks, scratch
+    workspaces): lake, LanceDB, SQLite MLflow store and artifacts, inbox, models, feedback, Dagster."""
+    paths = {
+        name: str(var / name)
+        for name in ("lake", "lancedb", "inbox", "models", "feedback", "dagster_home")
+    }
+    return {
+        **paths,
+        "mlflow_uri": f"sqlite:///{var / 'mlflow.db'}",
+        "mlflow_artifacts": str(var / "mlartifacts"),
+    }
+
+
 def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     """Merge ``overlay`` into a copy of ``base``; nested mappings merge, everything else replaces."""
     out = dict(base)

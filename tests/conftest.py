@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from media_gateway import PROJECT_ROOT
-from media_gateway.settings import Settings, load_settings
+from media_gateway.settings import Settings, load_settings, workspace_paths
 
 SHARED_DATA = (PROJECT_ROOT.parent / "shared" / "data").resolve()
 
@@ -36,38 +37,15 @@ def rng() -> np.random.Generator:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Sample-config settings with every writable path inside ``tmp_path``."""
-    var = tmp_path / "var"
     return load_settings(
-        "configs/sample.yaml",
-        overrides={
-            "paths": {
-                "lake": str(var / "lake"),
-                "lancedb": str(var / "lancedb"),
-                "mlflow_uri": f"sqlite:///{var / 'mlflow.db'}",
-                "mlflow_artifacts": str(var / "mlartifacts"),
-                "inbox": str(var / "inbox"),
-                "models": str(var / "models"),
-                "feedback": str(var / "feedback"),
-            }
-        },
+        "configs/sample.yaml", overrides={"paths": workspace_paths(tmp_path / "var")}
     )
 
 
 def write_tmp_overlay(root: Path) -> Path:
     """An overlay YAML pointing every writable path into ``root`` (used with configs/sample.yaml)."""
-    var = root / "var"
     overlay = root / "paths.yaml"
-    overlay.write_text(
-        "paths:\n"
-        f"  lake: {var / 'lake'}\n"
-        f"  lancedb: {var / 'lancedb'}\n"
-        f"  mlflow_uri: sqlite:///{var / 'mlflow.db'}\n"
-        f"  mlflow_artifacts: {var / 'mlartifacts'}\n"
-        f"  inbox: {var / 'inbox'}\n"
-        f"  models: {var / 'models'}\n"
-        f"  feedback: {var / 'feedback'}\n"
-        f"  dagster_home: {var / 'dagster'}\n"
-    )
+    overlay.write_text(yaml.safe_dump({"paths": workspace_paths(root / "var")}))
     return overlay
 
 

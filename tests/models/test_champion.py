@@ -10,7 +10,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from media_gateway.settings import Settings, load_settings
+from media_gateway.settings import Settings, load_settings, workspace_paths
 from models.base import UnknownUserError
 from models.champion import (
     FoldInView,
@@ -55,15 +55,7 @@ def test_no_champion_is_a_clear_error(settings: Settings) -> None:
 def promoted(tmp_path_factory) -> Settings:
     """One store with a promoted popularity model, shared by the read-only tests below."""
     var = tmp_path_factory.mktemp("champion") / "var"
-    settings = load_settings(
-        "configs/sample.yaml",
-        overrides={
-            "paths": {
-                name: str(var / name) for name in ("lake", "lancedb", "inbox", "models", "feedback")
-            }
-            | {"mlflow_uri": f"sqlite:///{var / 'mlflow.db'}", "mlflow_artifacts": str(var / "art")}
-        },
-    )
+    settings = load_settings("configs/sample.yaml", overrides={"paths": workspace_paths(var)})
     result = run_training_cycle(settings, _events(), model_name="popularity")
     promote(settings, result)
     return settings

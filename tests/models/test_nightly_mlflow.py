@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import models.registry as registry
-from media_gateway.settings import Settings, load_settings
+from media_gateway.settings import Settings, load_settings, workspace_paths
 from models.champion import champion_version, load_champion
 from models.collaborative.implicit_models import ALSRecommender
 from models.collaborative.popularity import PopularityRecommender
@@ -151,20 +151,7 @@ def test_gate_and_deltas() -> None:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, patched_registry) -> Settings:
     var = tmp_path_factory.mktemp("nightly") / "var"
-    return load_settings(
-        "configs/sample.yaml",
-        overrides={
-            "paths": {
-                "lake": str(var / "lake"),
-                "lancedb": str(var / "lancedb"),
-                "mlflow_uri": f"sqlite:///{var / 'mlflow.db'}",
-                "mlflow_artifacts": str(var / "mlartifacts"),
-                "inbox": str(var / "inbox"),
-                "models": str(var / "models"),
-                "feedback": str(var / "feedback"),
-            }
-        },
-    )
+    return load_settings("configs/sample.yaml", overrides={"paths": workspace_paths(var)})
 
 
 @pytest.fixture(scope="module")

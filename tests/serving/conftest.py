@@ -20,7 +20,7 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from media_gateway.settings import Settings, load_settings
+from media_gateway.settings import Settings, load_settings, workspace_paths
 from models.collaborative.ease import EASERecommender
 from models.embeddings.encoder import encode_texts
 from models.nightly import register_champion as seed_champion
@@ -241,21 +241,9 @@ class World:
         return load_settings("configs/base.yaml", overrides=self.overrides)
 
 
-def _paths(var: Path, mlflow_db: Path) -> dict[str, str]:
-    return {
-        "lake": str(var / "lake"),
-        "lancedb": str(var / "lancedb"),
-        "mlflow_uri": f"sqlite:///{mlflow_db}",
-        "mlflow_artifacts": str(var / "mlartifacts"),
-        "inbox": str(var / "inbox"),
-        "models": str(var / "models"),
-        "feedback": str(var / "feedback"),
-    }
-
-
 def build_world(root: Path, *, champion: bool) -> World:
     var = root / "var"
-    overrides = {"paths": _paths(var, var / "mlflow.db")}
+    overrides = {"paths": workspace_paths(var)}
     world = World(root, overrides)
     settings = world.settings()
     titles = titles_frame()
@@ -284,7 +272,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 def fresh_world(world: World, tmp_path: Path) -> World:
     """A private copy of the session world (tests that write feedback, profiles or erasures)."""
     shutil.copytree(world.root / "var", tmp_path / "var")
-    return World(tmp_path, {"paths": _paths(tmp_path / "var", tmp_path / "var" / "mlflow.db")})
+    return World(tmp_path, {"paths": workspace_paths(tmp_path / "var")})
 
 
 @pytest.fixture
