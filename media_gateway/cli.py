@@ -44,15 +44,27 @@ def import_history(
     lake: Annotated[Path | None, typer.Option(help="Lake folder (default: from config).")] = None,
     date_format: Annotated[
         str | None,
-        typer.Option(help="Netflix history date order, e.g. %d/%m/%y (default: detected)."),
+        typer.Option(
+            help="Netflix history day/month order, e.g. %d/%m/%y or %m/%d/%y "
+            "(default: detected from the whole file)."
+        ),
     ] = None,
     profile: Annotated[
         str | None, typer.Option(help="Netflix ViewingActivity: import only this profile.")
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Import watch-history export files into the lake's watch_events (idempotent)."""
-    from pipelines.lib.histories.importer import HistoryImportError, import_files
+    """Import watch-history export files into the lake's watch_events (idempotent).
+
+    Exit codes: 0 imported (warnings, quarantined or unresolved rows are reported); 2 nothing was
+    imported and the lake is unchanged (a file that cannot be read or is not this format, or no
+    usable row: header only, every row quarantined or dropped).
+    """
+    from pipelines.lib.histories.importer import (
+        HistoryImportError,
+        NothingToImportError,
+        import_files,
+    )
 
     settings = _settings(config)
     try:
@@ -64,10 +76,16 @@ def import_history(
             date_format=date_format,
             profile=profile,
         )
+    except NothingToImportError as exc:
+        console.print(exc.summary.as_table())
+        console.print(f"[red]import failed:[/red] {exc}")
+        raise typer.Exit(2) from exc
     except HistoryImportError as exc:
         console.print(f"[red]import failed:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(summary.as_table())
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 @app.command()

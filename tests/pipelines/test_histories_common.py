@@ -13,9 +13,9 @@ from pipelines.lib.histories.common import (
     conform_events,
     implicit_weight,
     parse_delimited,
-    read_text,
     with_event_ids,
 )
+from pipelines.lib.histories.files import read_export
 
 
 def test_line_numbers_follow_quoted_newlines() -> None:
@@ -38,13 +38,13 @@ def test_empty_file_is_an_error() -> None:
         parse_delimited("", "f.csv", required=("Title",), source="x")
 
 
-def test_undecodable_bytes_name_the_line(tmp_path: Path) -> None:
+def test_non_utf8_bytes_are_windows_1252_and_missing_files_are_named(tmp_path: Path) -> None:
     path = tmp_path / "h.csv"
-    path.write_bytes(b"Title,Date\nok,1/1/20\n\xff\xfe,1/2/20\n")
-    with pytest.raises(HistoryImportError, match=r"h\.csv:3: not valid utf-8-sig"):
-        read_text(path)
-    with pytest.raises(HistoryImportError, match="cannot read file"):
-        read_text(tmp_path / "missing.csv")
+    path.write_bytes(b"Title,Date\nok,1/1/20\n\xc9lite,1/2/20\n")
+    text = read_export(path)
+    assert text.encoding == "cp1252" and text.text.split("\n")[2] == "Élite,1/2/20"
+    with pytest.raises(HistoryImportError, match="missing.csv: no such file"):
+        read_export(tmp_path / "missing.csv")
 
 
 def _weights(rows: list[tuple]) -> list[float]:

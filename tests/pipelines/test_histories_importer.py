@@ -64,7 +64,8 @@ def test_import_resolves_and_reimport_adds_nothing(tmp_path: Path, history: Path
     assert (first.read, first.resolved, first.unresolved, first.quarantined) == (5, 3, 1, 1)
     assert first.added == {"watch_events": 3, "unresolved_events": 1, "quarantine": 1}
     assert first.unresolved_reasons == {"no title match": 1}
-    assert first.resolution_rate == pytest.approx(0.75)
+    assert first.parsed == 4
+    assert first.resolution_rate == pytest.approx(3 / 5)  # the quarantined row counts as a miss
     events = read_table(lake, "watch_events")
     validate(events, "watch_events")
     assert sorted(events["title_id"].to_list()) == ["movie:949", "tv:70523", "tv:70523"]
@@ -165,7 +166,11 @@ def test_bad_inputs_raise_typed_errors_naming_the_file(tmp_path: Path, history: 
         import_files("myspace", "u", [history], lake, titles=_titles())
     with pytest.raises(HistoryImportError, match="missing.csv: no such file"):
         import_files("netflix", "u", [tmp_path / "missing.csv"], lake, titles=_titles())
-    with pytest.raises(HistoryImportError, match=r"NetflixViewingHistory\.csv:1: missing column"):
+    with pytest.raises(
+        HistoryImportError,
+        match=r"NetflixViewingHistory\.csv: looks like a Netflix viewing history CSV .* "
+        r"not an IMDb ratings\.csv; use --format netflix",
+    ):
         import_files("imdb", "u", [history], lake, titles=_titles())
     with pytest.raises(HistoryImportError, match="no netflix files"):
         import_files("netflix", "u", [], lake, titles=_titles())

@@ -107,7 +107,7 @@ def test_not_an_export(tmp_path: Path) -> None:
         parse_letterboxd([empty], "u")
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    with pytest.raises(HistoryImportError, match="notes.txt: expected a Letterboxd export"):
+    with pytest.raises(HistoryImportError, match="notes.txt:1: missing column.s. Date, Name"):
         parse_letterboxd([text], "u")
 
 

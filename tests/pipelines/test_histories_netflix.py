@@ -34,7 +34,7 @@ from pipelines.lib.histories.netflix import (
         ),
         ("Dark: Staffel 1: Geheimnisse", NetflixTitle("Dark", True, 1, None, "Geheimnisse")),
         ("Élite: Temporada 3: Episodio 4", NetflixTitle("Élite", True, 3, 4, "Episodio 4")),
-        ("Lupin: Saison 1: Chapitre 1", NetflixTitle("Lupin", True, 1, None, "Chapitre 1")),
+        ("Lupin: Saison 1: Chapitre 1", NetflixTitle("Lupin", True, 1, 1, "Chapitre 1")),
         ("Suburra: Stagione 2: Fiori", NetflixTitle("Suburra", True, 2, None, "Fiori")),
         (
             "Undercover: Seizoen 1: Aflevering 2",
@@ -132,17 +132,29 @@ def test_locale_dates_are_detected_per_file(
     assert ev["event_time"].dt.date().to_list() == expected
 
 
-def test_explicit_date_format_wins_and_misfits_are_quarantined(tmp_path: Path) -> None:
-    path = _write(tmp_path, "h.csv", 'Title,Date\n"Heat","02/03/20"\n"Heat","2020-01-01"\n')
-    result = parse_netflix_history([path], "u", date_format="D/M/YY")
-    assert result.events["event_time"].dt.date().to_list() == [date(2020, 3, 2)]
+@pytest.mark.parametrize("fmt", ["D/M/YY", "%d/%m/%y", "%d-%m-%Y", "DD.MM.YY"])
+def test_explicit_date_format_wins_and_misfits_are_quarantined(tmp_path: Path, fmt: str) -> None:
+    path = _write(
+        tmp_path,
+        "h.csv",
+        'Title,Date\n"Heat","02/03/20"\n"Heat","13/13/20"\n"Heat","2020-01-01"\n',
+    )
+    result = parse_netflix_history([path], "u", date_format=fmt)
+    # any separator is read; a four-digit first number is always year-month-day
+    assert result.events["event_time"].dt.date().to_list() == [date(2020, 3, 2), date(2020, 1, 1)]
     q = result.quarantine.row(0, named=True)
     assert (q["line"], q["reason"], q["raw"]) == (
         3,
         "Date is not a D/M/YY date",
-        '"Heat","2020-01-01"',
+        '"Heat","13/13/20"',
     )
     assert q["file"] == str(path)
+
+
+def test_unknown_date_format_is_a_clear_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, "h.csv", 'Title,Date\n"Heat","02/03/20"\n')
+    with pytest.raises(HistoryImportError, match=r"--date-format: unknown date format '%B %d'"):
+        parse_netflix_history([path], "u", date_format="%B %d")
 
 
 def test_mixed_day_first_and_month_first_is_an_error(tmp_path: Path) -> None:

@@ -71,6 +71,8 @@ class ParseResult:
     quarantine: pl.DataFrame
     dropped: Counter[str] = field(default_factory=Counter)
     """Rows that are not views, by reason (not errors; counted, not quarantined)."""
+    warnings: list[str] = field(default_factory=list)
+    """Things the user should check (a guessed date order, a fallback encoding...)."""
 
     @property
     def rows_read(self) -> int:
@@ -80,14 +82,17 @@ class ParseResult:
     def combine(results: Iterable[ParseResult]) -> ParseResult:
         results = list(results)
         dropped: Counter[str] = Counter()
+        warnings: list[str] = []
         for r in results:
             dropped.update(r.dropped)
+            warnings.extend(r.warnings)
         return ParseResult(
             events=pl.concat([r.events for r in results]) if results else empty_events(),
             quarantine=(
                 pl.concat([r.quarantine for r in results]) if results else empty_quarantine()
             ),
             dropped=dropped,
+            warnings=warnings,
         )
 
 
@@ -141,27 +146,6 @@ class SourceTable:
         )
 
 
-def read_text(path: Path, encoding: str = "utf-8-sig") -> str:
-    """Whole file as text with ``\\n`` newlines; unreadable/undecodable -> HistoryImportError."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise HistoryImportError(path, f"cannot read file: {exc.strerror or exc}") from exc
-    return decode_bytes(data, str(path), encoding)
-
-
-def decode_bytes(data: bytes, name: str, encoding: str = "utf-8-sig") -> str:
-    """Decode ``data``; a decoding error names the file and the line of the bad byte."""
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise HistoryImportError(
-            name, f"not valid {encoding} text (byte {exc.start}): {exc.reason}", line=line
-        ) from exc
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
 def parse_delimited(
     text: str,
     file: str,
@@ -171,14 +155,18 @@ def parse_delimited(
     header: Sequence[str] | None = None,
     source: str,
     quoting: int = csv.QUOTE_MINIMAL,
+    optional: Sequence[str] = (),
 ) -> tuple[SourceTable, pl.DataFrame]:
     """Split delimited ``text`` into a :class:`SourceTable` and quarantine rows of wrong width.
 
     With ``header=None`` the first line is the header and must contain every ``required`` column
-    (otherwise :class:`HistoryImportError` naming the missing ones). With an explicit ``header``
-    (header-less files such as MovieLens 100K) every line is data. Blank lines are skipped.
-    ``quoting=csv.QUOTE_NONE`` suits tab/pipe files whose fields may start with a quote.
+    (otherwise :class:`HistoryImportError` naming the missing ones). Header names are matched to
+    the ``required`` and ``optional`` names in any case and spacing (``TITLE``, ``title``, `` Date
+    Rated``) and renamed to them. With an explicit ``header`` (header-less files such as MovieLens
+    100K) every line is data. Blank lines are skipped. ``quoting=csv.QUOTE_NONE`` suits tab/pipe
+    files whose fields may start with a quote.
     """
+    canonical = {_header_key(c): c for c in (*optional, *required)}
     lines = text.split("\n")
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True, quoting=quoting)
     columns: list[str] | None = list(header) if header is not None else None
@@ -194,7 +182,7 @@ def parse_delimited(
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
             if columns is None:
-                columns = [c.strip() for c in fields]
+                columns = [canonical.get(_header_key(c), c.strip()) for c in fields]
                 repeated = sorted({c for c in columns if columns.count(c) > 1})
                 if repeated:
                     raise HistoryImportError(
@@ -236,6 +224,10 @@ def parse_delimited(
         schema={"line": pl.Int64, "line_end": pl.Int64, "reason": pl.String},
     )
     return table, table.quarantine(width, source)
+
+
+def _header_key(name: str) -> str:
+    return " ".join(name.replace("\ufeff", "").split()).casefold()
 
 
 def split_bad(

@@ -65,7 +65,12 @@ from pipelines.lib.histories.movielens import (
     parse_movielens,
     parse_movielens_100k,
 )
-from pipelines.lib.histories.netflix import parse_netflix_activity, parse_netflix_history
+from pipelines.lib.histories.netflix import (
+    KnownTitles,
+    parse_netflix_activity,
+    parse_netflix_history,
+)
+from pipelines.lib.histories.sniff import check_format
 from pipelines.lib.histories.trakt import parse_trakt
 from pipelines.lib.lake import read_table, table_dir, write_partition
 from pipelines.lib.matching import TitleResolver
@@ -75,6 +80,7 @@ __all__ = [
     "FORMATS",
     "HistoryImportError",
     "ImportSummary",
+    "NothingToImportError",
     "import_files",
     "parse_and_resolve",
 ]
@@ -94,14 +100,31 @@ MOVIELENS_FORMATS = ("movielens", "movielens-100k")
 _BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:=+-]{0,127}$")
 
 
+class NothingToImportError(HistoryImportError):
+    """The files parsed, but not one row is a usable event (header only, all quarantined...).
+
+    Nothing is written; ``summary`` holds the counts and quarantine reasons.
+    """
+
+    def __init__(self, file: str | Path, message: str, summary: ImportSummary) -> None:
+        super().__init__(file, message)
+        self.summary = summary
+
+
 @dataclass
 class ImportSummary:
-    """Counts of one import. ``read`` = events + quarantined + dropped rows of the files."""
+    """Counts of one import.
+
+    ``read`` (data rows of the files) = ``parsed`` + ``quarantined`` + ``dropped``; ``parsed`` =
+    ``resolved`` + ``unresolved`` + repeats within the files.
+    """
 
     fmt: str
     batch_id: str
     users: int = 0
     read: int = 0
+    parsed: int = 0
+    """Rows that became events (views or ratings), before de-duplication and resolution."""
     resolved: int = 0
     unresolved: int = 0
     quarantined: int = 0
@@ -115,11 +138,14 @@ class ImportSummary:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     matched_by: dict[str, int] = field(default_factory=dict)
     """How resolved events were matched (tmdb, imdb, native, title+year, title...)."""
+    warnings: list[str] = field(default_factory=list)
+    """Things to check (a guessed date order, a fallback encoding); shown by the CLI."""
 
     @property
     def resolution_rate(self) -> float:
-        """Resolved share of the distinct events (0.0 when there were none)."""
-        total = self.resolved + self.unresolved
+        """Resolved share of the distinct events *and* the quarantined rows (a malformed row is a
+        view that could not be resolved); 0.0 when there were none."""
+        total = self.resolved + self.unresolved + self.quarantined
         return self.resolved / total if total else 0.0
 
     def as_metadata(self) -> dict[str, Any]:
@@ -129,6 +155,7 @@ class ImportSummary:
             "batch_id": self.batch_id,
             "users": self.users,
             "read": self.read,
+            "parsed": self.parsed,
             "resolved": self.resolved,
             "unresolved": self.unresolved,
             "quarantined": self.quarantined,
@@ -151,10 +178,10 @@ class ImportSummary:
         table = Table(title=f"Import {self.fmt} (batch {self.batch_id})", show_header=True)
         table.add_column("what")
         table.add_column("count", justify="right")
-        for name in ("users", "read", "resolved", "unresolved", "quarantined", "dropped"):
+        for name in ("users", "read", "parsed", "quarantined", "dropped", "resolved", "unresolved"):
             table.add_row(name, f"{getattr(self, name):,}")
         table.add_row("duplicates skipped", f"{self.duplicates_skipped:,}")
-        table.add_row("resolution rate", f"{self.resolution_rate:.1%}")
+        table.add_row("resolution rate (of parsed + quarantined)", f"{self.resolution_rate:.1%}")
         for name, n in sorted(self.added.items()):
             table.add_row(f"added to {name}", f"{n:,}")
         for label, counts in (
@@ -211,9 +238,13 @@ def _parse(
     if fmt == "movielens-100k":
         return parse_movielens_100k(paths, user_id, catalogue)
     if fmt == "netflix":
-        return parse_netflix_history(paths, user_id, date_format=date_format)
+        return parse_netflix_history(
+            paths, user_id, date_format=date_format, known=KnownTitles.from_catalogue(catalogue)
+        )
     if fmt == "netflix-activity":
-        return parse_netflix_activity(paths, user_id, profile=profile)
+        return parse_netflix_activity(
+            paths, user_id, profile=profile, known=KnownTitles.from_catalogue(catalogue)
+        )
     if fmt == "letterboxd":
         return parse_letterboxd(paths, user_id)
     if fmt == "imdb":
@@ -235,9 +266,37 @@ def _check_args(fmt: str, user_id: str, paths: list[Path]) -> list[Path]:
         raise HistoryImportError("<no file>", f"no {fmt} files given")
     out = [Path(p) for p in paths]
     for p in out:
-        if not p.exists():
+        if not p.exists() and not p.is_symlink():
             raise HistoryImportError(p, "no such file or folder")
+    check_format(fmt, out)
     return out
+
+
+def _nothing_to_import(paths: list[Path], summary: ImportSummary) -> NothingToImportError:
+    """The error for files without one usable row, saying what became of the rows."""
+    where = paths[0] if len(paths) == 1 else ", ".join(str(p) for p in paths)
+    if summary.read == 0:
+        return NothingToImportError(where, "nothing to import: no data rows", summary)
+    parts = []
+    if summary.quarantined:
+        top = sorted(summary.quarantine_reasons.items(), key=lambda kv: -kv[1])[:3]
+        parts.append(
+            f"{summary.quarantined:,} quarantined ("
+            + "; ".join(f"{n:,} x {reason}" for reason, n in top)
+            + ")"
+        )
+    if summary.dropped:
+        top = sorted(summary.dropped_reasons.items(), key=lambda kv: -kv[1])[:3]
+        parts.append(
+            f"{summary.dropped:,} dropped as not views ("
+            + "; ".join(f"{n:,} x {reason}" for reason, n in top)
+            + ")"
+        )
+    return NothingToImportError(
+        where,
+        f"nothing to import: none of the {summary.read:,} data rows is usable: " + ", ".join(parts),
+        summary,
+    )
 
 
 def _run(
@@ -312,7 +371,13 @@ def _run(
         dropped_reasons=dict(parsed.dropped),
         quarantine_reasons=_counts(quarantine["reason"]),
         matched_by=_counts(ok["match"]),
+        parsed=parsed.events.height,
+        warnings=list(parsed.warnings),
     )
+    for warning in summary.warnings:
+        logger.warning("%s", warning)
+    if summary.parsed == 0:
+        raise _nothing_to_import(paths, summary)
     return _Outcome(events, unresolved, quarantine, summary, ml_titles)
 
 

@@ -1,5 +1,7 @@
-"""Letterboxd export (the ZIP, or the folder it unpacks to): ``diary.csv``, ``ratings.csv`` and
-``watched.csv``.
+"""Letterboxd export (the ZIP, the folder it unpacks to, or one of its files on its own):
+``diary.csv``, ``ratings.csv`` and ``watched.csv``. A lone CSV is recognised by its name, else by
+its header (``Watched Date``: diary; ``Rating``: ratings; otherwise watched). The ZIP is read
+without extracting it, with the limits of :mod:`pipelines.lib.histories.files`.
 
 Merged so that every watch is one event and nothing is counted twice:
 
@@ -33,10 +35,16 @@ from pipelines.lib.histories.common import (
     blank,
     clean,
     conform_events,
-    decode_bytes,
     parse_delimited,
-    read_text,
     split_bad,
+)
+from pipelines.lib.histories.files import (
+    ExportText,
+    decode_export,
+    encoding_warning,
+    open_zip,
+    read_export,
+    read_zip_member,
 )
 
 SOURCE = "letterboxd"
@@ -48,44 +56,60 @@ FILES = {
 }
 
 
-def _read_export(path: Path) -> tuple[dict[str, SourceTable], pl.DataFrame]:
-    """The tables present in the export by file name, and the rows of wrong width."""
-    path = Path(path)
-    texts: dict[str, tuple[str, str]] = {}  # name -> (display file, text)
-    if path.is_dir():
+def _zip_texts(path: Path) -> dict[str, tuple[str, ExportText]]:
+    out: dict[str, tuple[str, ExportText]] = {}
+    with open_zip(path) as archive:
+        members = {m.filename: m for m in archive.infolist() if not m.is_dir()}
         for name in FILES:
-            if (path / name).is_file():
-                texts[name] = (str(path / name), read_text(path / name))
-    elif path.is_file() and zipfile.is_zipfile(path):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                members = {m.filename: m for m in archive.infolist() if not m.is_dir()}
-                for name in FILES:
-                    found = sorted(
-                        (m for m in members if m == name or m.endswith("/" + name)),
-                        key=lambda m: m.count("/"),
-                    )
-                    found = [
-                        m for m in found if m.split("/")[-2:-1] not in (["deleted"], ["orphaned"])
-                    ]
-                    if found:
-                        display = f"{path}!{found[0]}"
-                        texts[name] = (display, decode_bytes(archive.read(found[0]), display))
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise HistoryImportError(path, f"cannot read ZIP: {exc}") from exc
-    elif path.exists():
-        raise HistoryImportError(path, "expected a Letterboxd export ZIP or its unpacked folder")
+            found = sorted(
+                (m for m in members if m.casefold() == name or m.casefold().endswith("/" + name)),
+                key=lambda m: m.count("/"),
+            )
+            found = [m for m in found if m.split("/")[-2:-1] not in (["deleted"], ["orphaned"])]
+            if found:
+                display = f"{path}!{found[0]}"
+                data = read_zip_member(archive, members[found[0]], display)
+                out[name] = (display, decode_export(data, display))
+    return out
+
+
+def _lone_csv_kind(path: Path, text: str) -> str:
+    """Which of the three files a lone Letterboxd CSV is: by name, else by its header."""
+    if path.name.casefold() in FILES:
+        return path.name.casefold()
+    header = {" ".join(c.split()).casefold() for c in text.split("\n", 1)[0].split(",")}
+    if "watched date" in header:
+        return "diary.csv"
+    return "ratings.csv" if "rating" in header else "watched.csv"
+
+
+def _read_export(path: Path) -> tuple[dict[str, SourceTable], pl.DataFrame, list[str]]:
+    """The tables present in the export by file name, the rows of wrong width, and warnings."""
+    path = Path(path)
+    texts: dict[str, tuple[str, ExportText]] = {}  # name -> (display file, text)
+    if path.is_dir() and not path.is_symlink():
+        for child in sorted(path.iterdir()):
+            if child.name.casefold() in FILES:
+                texts[child.name.casefold()] = (str(child), read_export(child))
+    elif path.is_file() and not path.is_symlink() and zipfile.is_zipfile(path):
+        texts = _zip_texts(path)
     else:
-        raise HistoryImportError(path, "no such file or folder")
+        text = read_export(path)  # refuses links, devices, huge and binary files
+        texts[_lone_csv_kind(path, text.text)] = (str(path), text)
     if not texts:
         raise HistoryImportError(path, f"no {', '.join(FILES)} in this Letterboxd export")
     out: dict[str, SourceTable] = {}
     bad = []
+    warnings = []
     for name, (display, text) in texts.items():
-        table, width_bad = parse_delimited(text, display, required=FILES[name], source=SOURCE)
+        table, width_bad = parse_delimited(
+            text.text, display, required=FILES[name], optional=("Tags",), source=SOURCE
+        )
         out[name] = table
         bad.append(width_bad)
-    return out, pl.concat(bad)
+        if warning := encoding_warning(text, display):
+            warnings.append(warning)
+    return out, pl.concat(bad), warnings
 
 
 def _checked(
@@ -137,7 +161,7 @@ def parse_letterboxd(paths: list[Path], user_id: str) -> ParseResult:
     """Letterboxd exports -> raw events (merge rules in the module docstring)."""
     results = []
     for path in paths:
-        tables, width_bad = _read_export(path)
+        tables, width_bad, warnings = _read_export(path)
         quarantine = [width_bad]
         frames: dict[str, pl.DataFrame] = {}
         for name, table in tables.items():
@@ -199,5 +223,7 @@ def parse_letterboxd(paths: list[Path], user_id: str) -> ParseResult:
             file="file",
             line="line",
         )
-        results.append(ParseResult(conform_events(events), pl.concat(quarantine), dropped))
+        results.append(
+            ParseResult(conform_events(events), pl.concat(quarantine), dropped, warnings)
+        )
     return ParseResult.combine(results)

@@ -36,9 +36,9 @@ from pipelines.lib.histories.common import (
     SourceTable,
     conform_events,
     parse_delimited,
-    read_text,
     split_bad,
 )
+from pipelines.lib.histories.files import MAX_DATASET_BYTES, read_export
 from pipelines.lib.schemas import conform
 
 SOURCE_LATEST = "movielens"
@@ -135,14 +135,14 @@ def _read(
     source: str,
     *,
     required: tuple[str, ...],
-    encoding: str = "utf-8-sig",
+    encoding: str | None = None,
     header: list[str] | None = None,
     delimiter: str = ",",
     quoting: int = csv.QUOTE_MINIMAL,
 ) -> SourceTable:
     """A MovieLens movie-list file; a malformed row there is a broken dataset, not a bad rating."""
     table, bad = parse_delimited(
-        read_text(path, encoding),
+        read_export(path, limit=MAX_DATASET_BYTES, max_rows=None, encoding=encoding).text,
         str(path),
         required=required,
         header=header,
@@ -302,7 +302,7 @@ def parse_movielens(paths: list[Path], user_prefix: str) -> ParseResult:
     for path in paths:
         files = locate(path, "latest")
         table, width_bad = parse_delimited(
-            read_text(files.ratings),
+            read_export(files.ratings, limit=MAX_DATASET_BYTES, max_rows=None).text,
             str(files.ratings),
             required=("userId", "movieId", "rating", "timestamp"),
             source=SOURCE_LATEST,
@@ -341,7 +341,7 @@ def parse_movielens_100k(
     for path in paths:
         files = locate(path, "100k")
         table, width_bad = parse_delimited(
-            read_text(files.ratings),
+            read_export(files.ratings, limit=MAX_DATASET_BYTES, max_rows=None).text,
             str(files.ratings),
             required=(),
             header=header,

@@ -20,11 +20,9 @@ Episode titles look like ``Show: Season 2: Episode title``. Show names may conta
 An episode event resolves to its series (``title_type="series"``); season number, episode number
 (from ``(Episode 3)`` or an ``Episode 3`` title) and episode title are kept.
 
-``NetflixViewingHistory.csv`` dates are in the account's locale; the format is detected per file from
-unambiguous rows (a day above 12) or given as ``date_format``: ``"M/D/YY"`` (US, the default when
-nothing is ambiguous), ``"D/M/YY"``, ``"DD.MM.YY"`` or ``"YYYY-MM-DD"`` (two- or four-digit years
-are accepted in each; two-digit years are 20YY). The export has dates only: the event time is
-midnight UTC of that date.
+``NetflixViewingHistory.csv`` dates are in the account's locale; the day/month order is detected
+from the whole file or given as ``date_format`` (:mod:`pipelines.lib.histories.dates`). The export
+has dates only: the event time is midnight UTC of that date.
 
 ``ViewingActivity.csv`` rows are views with a UTC start time. Not views, so dropped and counted
 (not quarantined): supplemental videos (any ``Supplemental Video Type`` such as TRAILER,
@@ -53,9 +51,17 @@ from pipelines.lib.histories.common import (
     conform_events,
     hms_seconds,
     parse_delimited,
-    read_text,
     split_bad,
 )
+from pipelines.lib.histories.dates import (
+    DateFormatError,
+    DateOrder,
+    detect_date_order,
+    parse_date_format,
+    parse_dates,
+)
+from pipelines.lib.histories.files import encoding_warning, read_export
+from pipelines.lib.matching import normalize_title
 
 SOURCE_HISTORY = "netflix"
 SOURCE_ACTIVITY = "netflix-activity"
@@ -83,15 +89,17 @@ _SEASON_WORDS = (
     r"säsong|sæson|sesong|kausi|évad|évadok|сезон|σεζόν|עונה|الموسم|시즌|シーズン)"
 )
 _SEASON = re.compile(
-    rf"^{_SEASON_WORDS}\s*{_NUM}(?:\s*\(\s*{_EP_WORDS}\s*(?P<ep>\d+)\s*\))?$", re.IGNORECASE
+    rf"^{_SEASON_WORDS}\s*{_NUM}(?:\.\d+|[a-z])?(?:\s*\(\s*{_EP_WORDS}\s*(?P<ep>\d+)\s*\))?$",
+    re.IGNORECASE,
 )
 _SEASON_NUMBER_FIRST = re.compile(
     rf"^(?P<n>\d+)\s*(?:\.|ª|º|\.ª)?\s*{_SEASON_WORDS}$|^第\s*(?P<n2>\d+)\s*(?:季|シーズン|시즌|期)$",
     re.IGNORECASE,
 )
 _LIMITED = re.compile(
-    r"^(?:limited series|miniseries|mini-series|miniserie|minisérie|mini-série|série limitée|"
-    r"serie limitada|serie limitata|miniserien|miniseria|リミテッドシリーズ)$",
+    r"^(?:limited series|miniseries|mini-series|miniserie|minisérie|mini-série|minissérie|"
+    r"minisserie|miniserial|miniseriál|série limitée|série limitada|serie limitada|"
+    r"serie limitata|miniserien|miniseria|リミテッドシリーズ)$",
     re.IGNORECASE,
 )
 _PART = re.compile(
@@ -106,6 +114,10 @@ _EPISODE_SUFFIX = re.compile(
     rf"^(?P<title>.*?)\s*\(\s*{_EP_WORDS}\s*(?P<ep>\d+)\s*\)$", re.IGNORECASE
 )
 _EPISODE_ONLY = re.compile(rf"^{_EP_WORDS}\s*(?P<ep>\d+)$|^第\s*(?P<ep2>\d+)\s*話$", re.IGNORECASE)
+_CHAPTER_EPISODE = re.compile(
+    r"^(?:chapter|capítulo|capitulo|capitolo|chapitre|kapitel|hoofdstuk|rozdział)\s*(?P<ep>\d+)$",
+    re.IGNORECASE,
+)
 _SHOW_NUMBER = re.compile(r"^(?P<show>.+?)\s+(?P<n>\d+)$")
 _SEGMENTS = re.compile(r"\s*：\s*|:\s+")
 
@@ -129,17 +141,66 @@ def _episode_parts(rest: list[str]) -> tuple[int | None, str | None]:
     if not rest:
         return None, None
     text = ": ".join(rest).strip()
-    only = _EPISODE_ONLY.match(text)
+    only = _EPISODE_ONLY.match(text) or _CHAPTER_EPISODE.match(text)
     if only:
-        return int(only["ep"] or only["ep2"]), text
+        return int(only["ep"] or only.groupdict().get("ep2")), text
     suffix = _EPISODE_SUFFIX.match(text)
     if suffix:
         return int(suffix["ep"]), suffix["title"].strip() or None
     return None, text or None
 
 
-def split_netflix_title(raw: str) -> NetflixTitle:
-    """Split a Netflix title at its season marker (see the module docstring)."""
+@dataclass(frozen=True)
+class KnownTitles:
+    """Normalised titles of the catalogue (:func:`~pipelines.lib.matching.normalize_title`):
+    ``series`` names series, ``names`` every title. Used to split named seasons."""
+
+    series: frozenset[str]
+    names: frozenset[str]
+
+    @staticmethod
+    def from_catalogue(titles: pl.DataFrame | None) -> KnownTitles | None:
+        """From a TITLES frame: ``title``, ``original_title`` and, when the catalogue has them,
+        ``alternative_titles`` (a list column) count; ``None`` for an empty catalogue."""
+        if titles is None or titles.is_empty() or "title" not in titles.columns:
+            return None
+        name_cols = [pl.col("title")]
+        if "original_title" in titles.columns:
+            name_cols.append(pl.col("original_title"))
+        frame = titles.select(
+            pl.col("type").cast(pl.String) if "type" in titles.columns else pl.lit(None),
+            pl.concat_list([c.cast(pl.String) for c in name_cols]).alias("names"),
+        )
+        if "alternative_titles" in titles.columns:
+            alt = titles["alternative_titles"]
+            if alt.dtype == pl.List(pl.String):
+                frame = frame.with_columns(pl.col("names").list.concat(alt))
+        frame = frame.explode("names").drop_nulls("names").unique()
+        norm = {n: normalize_title(n) for n in frame["names"].unique().to_list()}
+        names = frame.with_columns(
+            norm=pl.col("names").replace_strict(norm, return_dtype=pl.String)
+        ).filter(pl.col("norm") != "")
+        series = names.filter(pl.col("type") == "series")["norm"]
+        return KnownTitles(frozenset(series.to_list()), frozenset(names["norm"].to_list()))
+
+
+def _named_season(segments: list[str], known: KnownTitles) -> NetflixTitle | None:
+    """``Total Drama: Island: Up the Creek`` -> series ``Total Drama`` when that is a known series
+    and the whole title is not a known title (the longest known series prefix wins)."""
+    if normalize_title(": ".join(segments)) in known.names:
+        return None
+    for i in range(len(segments) - 1, 0, -1):
+        show = ": ".join(segments[:i]).strip()
+        if normalize_title(show) in known.series:
+            episode, episode_title = _episode_parts(segments[i:])
+            return NetflixTitle(show, True, None, episode, episode_title)
+    return None
+
+
+def split_netflix_title(raw: str, known: KnownTitles | None = None) -> NetflixTitle:
+    """Split a Netflix title at its season marker (see the module docstring); with ``known``
+    catalogue titles, a title without a marker that starts with a known series name is an
+    episode of it (a named season such as ``Total Drama: Island: ...``)."""
     text = raw.strip()
     segments = [s for s in _SEGMENTS.split(text)]
     for i in range(1, len(segments)):
@@ -161,6 +222,8 @@ def split_netflix_title(raw: str) -> NetflixTitle:
             rest = segments[i:]  # "Chapter Two: The Weirdo..." is the episode, not a season
         elif (m := _SHOW_NUMBER.match(seg)) and rest and m["show"].casefold() == show.casefold():
             season = int(m["n"])
+        elif _EPISODE_ONLY.match(seg):
+            rest = segments[i:]  # a bare "Episode 8": an episode of a show without seasons
         else:
             continue
         episode, episode_title = _episode_parts(rest)
@@ -171,13 +234,17 @@ def split_netflix_title(raw: str) -> NetflixTitle:
             episode=marker_episode if marker_episode is not None else episode,
             episode_title=episode_title,
         )
+    if known is not None and len(segments) > 1:
+        named = _named_season(segments, known)
+        if named is not None:
+            return named
     return NetflixTitle(title=text)
 
 
-def _split_titles(titles: pl.Series) -> pl.DataFrame:
+def _split_titles(titles: pl.Series, known: KnownTitles | None = None) -> pl.DataFrame:
     """Vector form of :func:`split_netflix_title` (computed once per distinct title)."""
     distinct = titles.unique()
-    parts = [split_netflix_title(t) for t in distinct.to_list()]
+    parts = [split_netflix_title(t, known) for t in distinct.to_list()]
     table = pl.DataFrame(
         {
             "Title": distinct,
@@ -201,96 +268,42 @@ def _split_titles(titles: pl.Series) -> pl.DataFrame:
     )
 
 
-DATE_FORMATS = ("M/D/YY", "D/M/YY", "DD.MM.YY", "YYYY-MM-DD")
-_SLASH = r"^(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{2}|\d{4})$"
-_DOT = r"^(?P<a>\d{1,2})\.(?P<b>\d{1,2})\.(?P<y>\d{2}|\d{4})$"
-_ISO = r"^(?P<y>\d{4})[-/.](?P<a>\d{1,2})[-/.](?P<b>\d{1,2})$"
-_FORMAT_PATTERN = {"M/D/YY": _SLASH, "D/M/YY": _SLASH, "DD.MM.YY": _DOT, "YYYY-MM-DD": _ISO}
-
-
-def detect_date_format(dates: pl.Series, file: str, lines: pl.Series | None = None) -> str:
-    """The locale date format of a NetflixViewingHistory file (see the module docstring).
-
-    The shape most rows have wins (slashes, dots or ISO). Among slash dates, a row whose first part
-    is 13-31 while the second is at most 12 means D/M, the reverse means M/D, both kinds in one file
-    is an error naming a line of each (``lines``: the rows' line numbers). Rows impossible in both
-    orders decide nothing (they are quarantined later).
-    """
-    frame = pl.DataFrame({"d": dates.str.strip_chars()}).with_columns(
-        line=lines if lines is not None else pl.int_range(2, dates.len() + 2)
-    )
-    counts = {
-        name: frame.filter(pl.col("d").str.contains(pattern)).height
-        for name, pattern in (("slash", _SLASH), ("dot", _DOT), ("iso", _ISO))
-    }
-    shape = max(counts, key=lambda k: counts[k])
-    if counts[shape] == 0:
-        return "M/D/YY"
-    if shape == "dot":
-        return "DD.MM.YY"
-    if shape == "iso":
-        return "YYYY-MM-DD"
-    parts = (
-        frame.select("line", pl.col("d").str.extract_groups(_SLASH).alias("g"))
-        .unnest("g")
-        .drop_nulls("a")
-        .with_columns(a=pl.col("a").cast(pl.Int32), b=pl.col("b").cast(pl.Int32))
-    )
-    day_first = parts.filter(pl.col("a").is_between(13, 31) & pl.col("b").is_between(1, 12))
-    month_first = parts.filter(pl.col("b").is_between(13, 31) & pl.col("a").is_between(1, 12))
-    if day_first.height and month_first.height:
-        raise HistoryImportError(
-            file,
-            "dates mix day-first and month-first forms (lines "
-            f"{day_first['line'][0]} and {month_first['line'][0]}); pass date_format",
-        )
-    return "D/M/YY" if day_first.height else "M/D/YY"
-
-
-def parse_dates(dates: pl.Expr, date_format: str) -> pl.Expr:
-    """Locale date strings -> Date (null when the string does not fit ``date_format``)."""
-    if date_format not in _FORMAT_PATTERN:
-        raise ValueError(
-            f"unknown date_format {date_format!r}; use one of {', '.join(DATE_FORMATS)}"
-        )
-    g = dates.str.strip_chars().str.extract_groups(_FORMAT_PATTERN[date_format])
-    year = g.struct.field("y")
-    year = pl.when(year.str.len_chars() == 2).then(pl.lit("20") + year).otherwise(year)
-    month, day = (
-        (g.struct.field("b"), g.struct.field("a"))
-        if date_format in ("D/M/YY", "DD.MM.YY")
-        else (g.struct.field("a"), g.struct.field("b"))
-    )
-    iso = pl.concat_str([year, month.str.zfill(2), day.str.zfill(2)], separator="-")
-    return iso.str.to_date("%Y-%m-%d", strict=False)
-
-
 def _to_utc(date: pl.Expr) -> pl.Expr:
     return date.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
 def parse_netflix_history(
-    paths: list[Path], user_id: str, date_format: str | None = None
+    paths: list[Path],
+    user_id: str,
+    date_format: str | None = None,
+    known: KnownTitles | None = None,
 ) -> ParseResult:
-    """``NetflixViewingHistory.csv`` files (Title,Date) of one profile -> raw events."""
+    """``NetflixViewingHistory.csv`` files (Title,Date) of one profile -> raw events.
+
+    ``known``: catalogue titles for splitting named seasons (:func:`split_netflix_title`)."""
     results = []
+    try:
+        given = parse_date_format(date_format) if date_format else None
+    except DateFormatError as exc:
+        raise HistoryImportError("--date-format", str(exc)) from exc
     for path in paths:
         file = str(path)
+        text = read_export(path)
         table, width_bad = parse_delimited(
-            read_text(path), file, required=("Title", "Date"), source=SOURCE_HISTORY
+            text.text, file, required=("Title", "Date"), source=SOURCE_HISTORY
         )
         rows = table.rows
-        fmt = date_format or detect_date_format(rows["Date"], file, rows["line"])
-        rows = rows.with_columns(date=parse_dates(pl.col("Date"), fmt))
+        order = DateOrder(given) if given else detect_date_order(rows["Date"], file, rows["line"])
+        rows = rows.with_columns(date=parse_dates(pl.col("Date"), order.order))
         good, bad = split_bad(
             rows,
             [
                 (blank("Title"), "empty Title"),
                 (blank("Date"), "empty Date"),
-                (pl.col("date").is_null(), f"Date is not a {fmt} date"),
+                (pl.col("date").is_null(), f"Date is not a {order.name} date"),
             ],
         )
-        split = _split_titles(good["Title"].str.strip_chars())
+        split = _split_titles(good["Title"].str.strip_chars(), known)
         events = pl.concat([good, split.drop("Title")], how="horizontal").select(
             user_id=pl.lit(user_id),
             source=pl.lit(SOURCE_HISTORY),
@@ -308,11 +321,24 @@ def parse_netflix_history(
             ParseResult(
                 conform_events(events),
                 pl.concat([width_bad, table.quarantine(bad, SOURCE_HISTORY)]),
+                warnings=[w for w in (order.warning, encoding_warning(text, file)) if w],
             )
         )
     return ParseResult.combine(results)
 
 
+_ACTIVITY_OPTIONAL = (
+    "Start Time",
+    "Start Time UTC",
+    "Attributes",
+    "Autoplayed",
+    "Supplemental Video Type",
+    "Bookmark",
+    "View was hidden",
+    "Device Type",
+    "Latest Bookmark",
+    "Country",
+)
 _NOT_SET = ("", "NA", "N/A", "NONE_SET")
 
 
@@ -326,16 +352,21 @@ def profile_slug(profile: str) -> str:
 
 
 def parse_netflix_activity(
-    paths: list[Path], user_id: str, profile: str | None = None
+    paths: list[Path],
+    user_id: str,
+    profile: str | None = None,
+    known: KnownTitles | None = None,
 ) -> ParseResult:
     """``ViewingActivity.csv`` files -> raw events; non-views dropped and counted (module docstring)."""
     results = []
     for path in paths:
         file = str(path)
+        text = read_export(path)
         table, width_bad = parse_delimited(
-            read_text(path),
+            text.text,
             file,
             required=("Profile Name", "Duration", "Title"),
+            optional=_ACTIVITY_OPTIONAL,
             source=SOURCE_ACTIVITY,
         )
         rows = table.rows
@@ -404,7 +435,7 @@ def parse_netflix_activity(
             )
         )
         views = good.filter(pl.col("drop_reason").is_null())
-        split = _split_titles(views["Title"].str.strip_chars())
+        split = _split_titles(views["Title"].str.strip_chars(), known)
         owner = (
             pl.lit(user_id)
             if profile is not None
@@ -432,6 +463,7 @@ def parse_netflix_activity(
                 conform_events(events),
                 pl.concat([width_bad, table.quarantine(bad, SOURCE_ACTIVITY)]),
                 dropped,
+                warnings=[w for w in (encoding_warning(text, file),) if w],
             )
         )
     return ParseResult.combine(results)

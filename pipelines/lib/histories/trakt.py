@@ -1,11 +1,21 @@
-"""Trakt watch history JSON (the ``GET /sync/history`` items, as export tools save them): a list of
-``{id, watched_at, action, type: movie|episode, movie|show: {title, year, ids: {trakt, slug, imdb,
-tmdb, tvdb}}, episode: {season, number, title}}``.
+"""Trakt JSON, as export tools save the API's answers: ``GET /sync/history`` and
+``GET /sync/watched/{movies,shows}``.
 
-Every item is one view at ``watched_at`` (UTC). A movie resolves by its TMDB movie id, then IMDb id,
-then title and year; an episode resolves to its show (TMDB tv id, IMDb id, title and year) and
-keeps season, number and episode title. Quarantine lines are the 1-based line where the item's
-JSON object starts. A file that is not valid JSON, or not a list, cannot be imported at all.
+* History: a list of ``{id, watched_at, action, type: movie|episode, movie|show: {title, year,
+  ids: {trakt, slug, imdb, tmdb, tvdb}}, episode: {season, number, title}}``; every item is one
+  view at ``watched_at`` (UTC).
+* Watched: a list of ``{plays, last_watched_at, last_updated_at, movie: {...}}`` or ``{plays,
+  last_watched_at, last_updated_at, reset_at, show: {...}, seasons: [{number, episodes: [{number,
+  plays, last_watched_at}]}]}``. Trakt keeps only the last time of each watched thing, so a
+  watched movie is one view at its ``last_watched_at`` and a watched show one view per episode at
+  the episode's ``last_watched_at`` (a show without ``seasons``, as ``extended=noseasons`` gives
+  it, is one view of the series); ``plays`` above 1 marks a rewatch. The event ids equal those of
+  the same last views imported from a history file, so importing both adds nothing twice.
+
+A movie resolves by its TMDB movie id, then IMDb id, then title and year; an episode resolves to
+its show (TMDB tv id, IMDb id, title and year) and keeps season, number and episode title.
+Quarantine lines are the 1-based line where the item's JSON object starts (a watched show is
+quarantined whole). A file that is not valid JSON, or not a list, cannot be imported at all.
 """
 
 from __future__ import annotations
@@ -22,8 +32,8 @@ from pipelines.lib.histories.common import (
     ParseResult,
     conform_events,
     empty_quarantine,
-    read_text,
 )
+from pipelines.lib.histories.files import MAX_EXPORT_ROWS, read_export
 from pipelines.lib.schemas import UTC_US
 
 SOURCE = "trakt"
@@ -60,6 +70,8 @@ def json_array_items(text: str, file: str) -> list[tuple[int, Any, str]]:
             line += text.count("\n", counted, i)
             counted = i
             items.append((line, value, text[i:end]))
+            if len(items) > MAX_EXPORT_ROWS:
+                raise fail(i, f"more than {MAX_EXPORT_ROWS:,} items: not a personal export")
             i = skip(end)
             if i < n and text[i] == ",":
                 i = skip(i + 1)
@@ -105,19 +117,10 @@ def _parse_time(value: str) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _event(item: Any) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise _BadItem("item is not a JSON object")
-    kind = _need(item, "type", str, "")
-    when = _parse_time(_need(item, "watched_at", str, ""))
-    if kind == "movie":
-        work = _need(item, "movie", dict, "")
-        where, title_type = "movie.", "movie"
-    elif kind == "episode":
-        work = _need(item, "show", dict, "")
-        where, title_type = "show.", "series"
-    else:
-        raise _BadItem(f"unknown type {kind!r} (expected movie or episode)")
+def _work(work: Any, where: str, kind: str) -> dict[str, Any]:
+    """Title, year and ids of a ``movie`` or ``show`` object."""
+    if not isinstance(work, dict):
+        raise _BadItem(f"{where[:-1]} is not an object")
     title = _need(work, "title", str, where).strip()
     if not title:
         raise _BadItem(f"empty {where}title")
@@ -132,19 +135,27 @@ def _event(item: Any) -> dict[str, Any]:
         raise _BadItem(f"{where}ids.imdb is not a string")
     trakt_id = _opt_int(ids, "trakt")
     ident = f"{kind}:{trakt_id}" if trakt_id is not None else f"{kind}:{ids.get('slug') or title}"
-    event = {
+    return {
         "raw_title": title,
         "raw_identity": ident,
         "year": year,
-        "title_type": title_type,
+        "title_type": "movie" if kind == "movie" else "series",
         "tmdb_id": _opt_int(ids, "tmdb"),
         "imdb_id": imdb or None,
-        "event_time": when,
         "season": None,
         "episode": None,
         "episode_title": None,
+        "rewatch": None,
     }
-    if kind == "episode":
+
+
+def _history_event(item: dict) -> dict[str, Any]:
+    kind = _need(item, "type", str, "")
+    when = _parse_time(_need(item, "watched_at", str, ""))
+    if kind == "movie":
+        event = _work(_need(item, "movie", dict, ""), "movie.", kind)
+    elif kind == "episode":
+        event = _work(_need(item, "show", dict, ""), "show.", kind)
         ep = _need(item, "episode", dict, "")
         event["season"] = _need(ep, "season", int, "episode.")
         event["episode"] = _need(ep, "number", int, "episode.")
@@ -152,7 +163,61 @@ def _event(item: Any) -> dict[str, Any]:
         event["episode_title"] = (
             ep_title.strip() if isinstance(ep_title, str) and ep_title.strip() else None
         )
-    return event
+    else:
+        raise _BadItem(f"unknown type {kind!r} (expected movie or episode)")
+    return {**event, "event_time": when}
+
+
+def _plays(obj: dict, where: str) -> bool | None:
+    plays = obj.get("plays")
+    if plays is None:
+        return None
+    if not isinstance(plays, int) or isinstance(plays, bool) or plays < 0:
+        raise _BadItem(f"{where}plays is not a count")
+    return plays > 1
+
+
+def _watched_events(item: dict) -> list[dict[str, Any]]:
+    if "movie" in item:
+        event = _work(item["movie"], "movie.", "movie")
+        when = _parse_time(_need(item, "last_watched_at", str, ""))
+        return [{**event, "event_time": when, "rewatch": _plays(item, "")}]
+    show = _work(item["show"], "show.", "episode")
+    seasons = item.get("seasons")
+    if seasons is None:
+        when = _parse_time(_need(item, "last_watched_at", str, ""))
+        return [{**show, "event_time": when, "rewatch": _plays(item, "")}]
+    if not isinstance(seasons, list):
+        raise _BadItem("seasons is not a list")
+    events = []
+    for season in seasons:
+        number = _need(season, "number", int, "seasons[].")
+        episodes = _need(season, "episodes", list, "seasons[].")
+        for ep in episodes:
+            where = "seasons[].episodes[]."
+            events.append(
+                {
+                    **show,
+                    "season": number,
+                    "episode": _need(ep, "number", int, where),
+                    "event_time": _parse_time(_need(ep, "last_watched_at", str, where)),
+                    "rewatch": _plays(ep, where),
+                }
+            )
+    return events
+
+
+def _events(item: Any) -> list[dict[str, Any]]:
+    """The events of one history item (one) or watched item (one per movie or episode)."""
+    if not isinstance(item, dict):
+        raise _BadItem("item is not a JSON object")
+    if "type" in item or "watched_at" in item:
+        return [_history_event(item)]
+    if "last_watched_at" in item or "plays" in item:
+        if "movie" not in item and "show" not in item:
+            raise _BadItem("watched item without movie or show")
+        return _watched_events(item)
+    raise _BadItem("neither a history item (type, watched_at) nor a watched item (plays)")
 
 
 def parse_trakt(paths: list[Path], user_id: str) -> ParseResult:
@@ -162,9 +227,9 @@ def parse_trakt(paths: list[Path], user_id: str) -> ParseResult:
         file = str(path)
         events: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
-        for line, item, raw in json_array_items(read_text(path), file):
+        for line, item, raw in json_array_items(read_export(path, max_rows=None).text, file):
             try:
-                events.append({**_event(item), "line": line})
+                events.extend({**event, "line": line} for event in _events(item))
             except _BadItem as exc:
                 bad.append(
                     {
@@ -188,6 +253,7 @@ def parse_trakt(paths: list[Path], user_id: str) -> ParseResult:
                 "season": pl.Int32,
                 "episode": pl.Int32,
                 "episode_title": pl.String,
+                "rewatch": pl.Boolean,
                 "line": pl.Int64,
             },
         ).with_columns(user_id=pl.lit(user_id), source=pl.lit(SOURCE), file=pl.lit(file))
