@@ -124,26 +124,99 @@ class SourceTable:
 
     file: str
     rows: pl.DataFrame
-    lines: list[str]
+    lines: pl.Series
+    """The physical lines of the file (String)."""
 
     def raw(self, line: int, line_end: int) -> str:
-        return "\n".join(self.lines[line - 1 : line_end])
+        return "\n".join(self.lines.slice(line - 1, line_end - line + 1).to_list())
 
     def quarantine(self, bad: pl.DataFrame, source: str) -> pl.DataFrame:
         """Quarantine rows for ``bad`` (a subset of ``rows`` with a ``reason`` column)."""
         if bad.is_empty():
             return empty_quarantine()
-        raws = [self.raw(a, b) for a, b in zip(bad["line"], bad["line_end"], strict=True)]
+        single = bad["line"] == bad["line_end"]
+        raws = self.lines.gather(bad["line"] - 1)
+        if not single.all():  # quoted multi-line records: join their physical lines
+            multi = [
+                self.raw(a, b) if a != b else None
+                for a, b in zip(bad["line"], bad["line_end"], strict=True)
+            ]
+            raws = pl.Series(multi, dtype=pl.String).fill_null(raws)
         return pl.DataFrame(
             {
-                "file": [self.file] * bad.height,
+                "file": pl.Series([self.file], dtype=pl.String).new_from_index(0, bad.height),
                 "line": bad["line"],
-                "source": [source] * bad.height,
+                "source": pl.Series([source], dtype=pl.String).new_from_index(0, bad.height),
                 "raw": raws,
                 "reason": bad["reason"],
             },
             schema=QUARANTINE_ROWS,
         )
+
+
+def _columns(
+    fields: list[str], file: str, line: int, required: Sequence[str], canonical: dict[str, str]
+) -> list[str]:
+    """Header fields -> column names (canonical spelling); repeats or missing names raise."""
+    columns = [canonical.get(_header_key(c), c.strip()) for c in fields]
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise HistoryImportError(file, f"header repeats column(s) {', '.join(repeated)}", line=line)
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise HistoryImportError(
+            file,
+            f"missing column(s) {', '.join(missing)}; found {', '.join(columns)} "
+            f"(is this the right --format?)",
+            line=line,
+        )
+    return columns
+
+
+def _width_quarantine(table: SourceTable, bad: pl.DataFrame, source: str) -> pl.DataFrame:
+    return table.quarantine(bad.select("line", "line_end", "reason"), source)
+
+
+def _split_unquoted(
+    text: str,
+    file: str,
+    *,
+    required: Sequence[str],
+    delimiter: str,
+    header: Sequence[str] | None,
+    canonical: dict[str, str],
+    source: str,
+) -> tuple[SourceTable, pl.DataFrame]:
+    """:func:`parse_delimited` for text where a record is one line (vectorised; large files)."""
+    lines = pl.Series("text", [text], dtype=pl.String).str.split("\n").explode()
+    frame = pl.DataFrame({"text": lines}).with_row_index("line", offset=1)
+    frame = frame.with_columns(pl.col("line").cast(pl.Int64)).filter(
+        pl.col("text").str.contains(delimiter, literal=True)
+        | (pl.col("text").str.strip_chars() != "")
+    )
+    columns = list(header) if header is not None else None
+    if columns is None:
+        if frame.is_empty():
+            raise HistoryImportError(file, "file is empty (no header line)")
+        first = frame.row(0, named=True)
+        columns = _columns(first["text"].split(delimiter), file, first["line"], required, canonical)
+        frame = frame.slice(1)
+    fields = frame.select(
+        "line",
+        pl.col("line").alias("line_end"),
+        pl.col("text").str.split(delimiter).alias("f"),
+    ).with_columns(n=pl.col("f").list.len())
+    width = len(columns)
+    bad = fields.filter(pl.col("n") != width).with_columns(
+        reason=pl.format("expected {} fields, found {}", pl.lit(width), pl.col("n"))
+    )
+    good = fields.filter(pl.col("n") == width)
+    rows = good.select(
+        [pl.col("f").list.get(i).alias(name) for i, name in enumerate(columns)]
+        + ["line", "line_end"]
+    )
+    table = SourceTable(file=file, rows=rows, lines=lines)
+    return table, _width_quarantine(table, bad, source)
 
 
 def parse_delimited(
@@ -164,10 +237,21 @@ def parse_delimited(
     the ``required`` and ``optional`` names in any case and spacing (``TITLE``, ``title``, `` Date
     Rated``) and renamed to them. With an explicit ``header`` (header-less files such as MovieLens
     100K) every line is data. Blank lines are skipped. ``quoting=csv.QUOTE_NONE`` suits tab/pipe
-    files whose fields may start with a quote.
+    files whose fields may start with a quote. Text without quoting (MovieLens ratings) is split
+    vectorised; quoted text goes through :mod:`csv` (quoted fields may span lines).
     """
     canonical = {_header_key(c): c for c in (*optional, *required)}
-    lines = text.split("\n")
+    if quoting == csv.QUOTE_NONE or '"' not in text:
+        return _split_unquoted(
+            text,
+            file,
+            required=required,
+            delimiter=delimiter,
+            header=header,
+            canonical=canonical,
+            source=source,
+        )
+    lines = pl.Series("text", text.split("\n"), dtype=pl.String)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True, quoting=quoting)
     columns: list[str] | None = list(header) if header is not None else None
     records: list[list[str]] = []
@@ -182,20 +266,7 @@ def parse_delimited(
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
             if columns is None:
-                columns = [canonical.get(_header_key(c), c.strip()) for c in fields]
-                repeated = sorted({c for c in columns if columns.count(c) > 1})
-                if repeated:
-                    raise HistoryImportError(
-                        file, f"header repeats column(s) {', '.join(repeated)}", line=start
-                    )
-                missing = [c for c in required if c not in columns]
-                if missing:
-                    raise HistoryImportError(
-                        file,
-                        f"missing column(s) {', '.join(missing)}; found {', '.join(columns)} "
-                        f"(is this the right --format?)",
-                        line=start,
-                    )
+                columns = _columns(fields, file, start, required, canonical)
                 continue
             if len(fields) != len(columns):
                 bad.append((start, end, f"expected {len(columns)} fields, found {len(fields)}"))
