@@ -86,13 +86,15 @@ def _zip(path: Path, members: dict[str, bytes]) -> None:
 def _bomb(path: Path) -> None:
     line = b"2024-01-03,Heat,1995,https://boxd.it/aaaa,4,,,2024-01-02\n"
     block = line * (1 << 14)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        with archive.open("letterboxd/diary.csv", "w", force_zip64=True) as fh:
-            fh.write((HEADERS["letterboxd"] + "\n").encode())
-            written = 0
-            while written < BOMB_BYTES:
-                fh.write(block)
-                written += len(block)
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open("letterboxd/diary.csv", "w", force_zip64=True) as fh,
+    ):
+        fh.write((HEADERS["letterboxd"] + "\n").encode())
+        written = 0
+        while written < BOMB_BYTES:
+            fh.write(block)
+            written += len(block)
 
 
 def build_cases(root: Path, fmt: str) -> dict[str, Path]:
