@@ -54,3 +54,34 @@ def test_manifest_paths_are_relative_and_validated(tmp_path):
     m.write_text(json.dumps([{"format": "vhs", "user": "u", "path": "x"}]))
     with pytest.raises(ValueError, match="unknown format"):
         read_manifest(m)
+
+
+def test_inbox_item_that_cannot_be_imported_is_rejected_with_its_reason(tmp_path):
+    from pipelines.lib.inbox import import_item
+
+    inbox, lake = tmp_path / "inbox", tmp_path / "lake"
+    titles = pl.DataFrame({"title_id": ["movie:949"], "type": ["movie"], "title": ["Heat"]})
+    user_dir = inbox / "letterboxd" / "mallory"
+    user_dir.mkdir(parents=True)
+    bomb = user_dir / "letterboxd.zip"
+    import zipfile
+
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("diary.csv", b"\n" * (8 * 1024 * 1024))
+    (user_dir / "link.zip").symlink_to(bomb)
+    good_dir = inbox / "netflix" / "carol"
+    good_dir.mkdir(parents=True)
+    (good_dir / "NetflixViewingHistory.csv").write_text('Title,Date\n"Heat","1/4/20"\n')
+    (inbox / "imdb").symlink_to(tmp_path)  # a linked format folder is not followed
+
+    results = [import_item(i, inbox, lake, titles, "2026-12-02") for i in scan_inbox(inbox)]
+    by_name = {r.item.path.name: r for r in results}
+    assert set(by_name) == {"letterboxd.zip", "link.zip", "NetflixViewingHistory.csv"}
+    assert "zip bomb" in by_name["letterboxd.zip"].reason
+    assert "symbolic link" in by_name["link.zip"].reason
+    rejected = by_name["letterboxd.zip"].moved_to
+    assert rejected.parent == inbox / ".rejected" / "2026-12-02" / "letterboxd" / "mallory"
+    assert "zip bomb" in rejected.with_name("letterboxd.zip.reason.txt").read_text()
+    assert by_name["NetflixViewingHistory.csv"].summary.resolved == 1
+    assert read_table(lake, "watch_events")["user_id"].to_list() == ["carol"]
+    assert scan_inbox(inbox) == []
