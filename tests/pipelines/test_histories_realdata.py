@@ -90,3 +90,31 @@ def test_netflix_profile_against_tmdb_and_platform_catalogue(shared_data: Path) 
         pl.col("title_id").str.starts_with("catalog:netflix:") & pl.col("season").is_not_null()
     )
     assert series.height > 300  # episodes resolved to their series
+
+
+@pytest.mark.parametrize(
+    ("style", "encoding"),
+    [("%d-%m-%y", "utf-8"), ("%d.%m.%Y", "utf-8"), ("%d/%m/%Y", "utf-16"), ("%Y-%m-%d", "cp1252")],
+)
+def test_netflix_profile_in_other_locales_resolves_the_same(
+    shared_data: Path, tmp_path: Path, style: str, encoding: str
+) -> None:
+    """The real profile re-written in another locale's date form and encoding imports exactly
+    like the US original: nothing quarantined, the same events resolved."""
+    catalogue = pl.concat([tmdb5000_titles(shared_data), netflix_catalog_titles(shared_data)])
+    path = shared_data / "viewing-history" / "netflix" / "NetflixViewingHistory_profile_a.csv"
+    us_events, _, us_quarantine, us = parse_and_resolve("netflix", "a", [path], catalogue)
+    rows = pl.read_csv(path, infer_schema=False).with_columns(
+        pl.col("Date").str.to_date("%m/%d/%y").dt.strftime(style)
+    )
+    local = tmp_path / "NetflixViewingHistory.csv"
+    text = rows.write_csv(quote_style="always").replace("\n", "\r\n")
+    local.write_bytes(text.encode(encoding, errors="replace"))
+    events, _, quarantine, summary = parse_and_resolve("netflix", "a", [local], catalogue)
+    print(
+        f"netflix profile_a as {style} {encoding}: resolution {summary.resolution_rate:.1%} "
+        f"(US original {us.resolution_rate:.1%}); quarantined {quarantine.height}"
+    )
+    assert quarantine.height == us_quarantine.height
+    assert summary.resolved == us.resolved and summary.unresolved == us.unresolved
+    assert events["event_date"].sort().to_list() == us_events["event_date"].sort().to_list()
