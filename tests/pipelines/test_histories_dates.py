@@ -132,3 +132,14 @@ def test_explicit_order_overrides_an_ambiguous_guess(tmp_path: Path) -> None:
     assert forced.warnings == []
     swapped = [date(d.year, d.day, d.month) for d in dates]
     assert forced.events["event_time"].dt.date().to_list() == swapped
+
+
+def test_a_mostly_iso_file_does_not_misread_its_other_rows(tmp_path: Path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text('Title,Date\n"A","2023-06-28"\n"B","2023-06-27"\n"C","28/06/23"\n')
+    result = parse_netflix_history([path], "u")
+    assert result.events["event_time"].dt.date().to_list() == [
+        date(2023, 6, 28),
+        date(2023, 6, 27),
+    ]
+    assert result.quarantine["reason"].to_list() == ["Date is not a YYYY-MM-DD date"]

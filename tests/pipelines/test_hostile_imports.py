@@ -18,7 +18,7 @@ from media_gateway import PROJECT_ROOT
 from tests.pipelines.hostile_exports import FORMATS
 
 PEAK_RSS_LIMIT_KIB = 1_000_000
-"""1 GB: the ZIP bomb alone used to take 11 GB; the set now peaks near 0.3 GB."""
+"""1 GB: the ZIP bomb alone used to take 11 GB; the whole set now peaks under 0.5 GB."""
 
 EXPECTED = {
     "garbage-bytes": "is binary data",

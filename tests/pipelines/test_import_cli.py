@@ -90,7 +90,7 @@ def test_everything_quarantined_fails_with_the_reason_and_writes_nothing(tmp_pat
     assert code == 2
     assert "nothing to import: none of the 2 data rows is usable: 2 quarantined" in out
     assert "Date is not a M/D/YY date" in out
-    assert "resolution rate (of parsed + quarantined) │ 0.0%" in out
+    assert "resolution rate (incl. quarantined) │ 0.0%" in out
     assert _lake_files(lake) == before
 
 
@@ -102,5 +102,5 @@ def test_summary_counts_quarantined_rows_and_shows_warnings(tmp_path: Path) -> N
     assert code == 0, out
     for row in ("read │ 3", "parsed │ 2", "quarantined │ 1", "resolved │ 2", "unresolved │ 0"):
         assert row in out
-    assert "resolution rate (of parsed + quarantined) │ 66.7%" in out
+    assert "resolution rate (incl. quarantined) │ 66.7%" in out
     assert "warning:" in out and "read as D/M/YY" in out

@@ -78,6 +78,8 @@ def parse_dates(dates: pl.Expr, order: str) -> pl.Expr:
     month = pl.when(iso_row).then(second).otherwise(month)
     day = pl.when(iso_row).then(third).otherwise(day)
     valid_year = year.str.len_chars().is_in([2, 4])
+    if order == "YMD":  # "28/06/23" is no year-first date
+        valid_year = valid_year & iso_row
     year = pl.when(year.str.len_chars() == 2).then(pl.lit("20") + year).otherwise(year)
     iso = pl.concat_str([year, month.str.zfill(2), day.str.zfill(2)], separator="-")
     parsed = iso.str.to_date("%Y-%m-%d", strict=False)

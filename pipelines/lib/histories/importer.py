@@ -181,7 +181,7 @@ class ImportSummary:
         for name in ("users", "read", "parsed", "quarantined", "dropped", "resolved", "unresolved"):
             table.add_row(name, f"{getattr(self, name):,}")
         table.add_row("duplicates skipped", f"{self.duplicates_skipped:,}")
-        table.add_row("resolution rate (of parsed + quarantined)", f"{self.resolution_rate:.1%}")
+        table.add_row("resolution rate (incl. quarantined)", f"{self.resolution_rate:.1%}")
         for name, n in sorted(self.added.items()):
             table.add_row(f"added to {name}", f"{n:,}")
         for label, counts in (
