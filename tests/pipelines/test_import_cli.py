@@ -90,6 +90,9 @@ def test_everything_quarantined_fails_with_the_reason_and_writes_nothing(tmp_pat
     assert code == 2
     assert "nothing to import: none of the 2 data rows is usable: 2 quarantined" in out
     assert "Date is not a M/D/YY date" in out
+    assert "firstat" in out.replace(" ", "") and "NetflixViewingHistory.csv:2)" in out.replace(
+        " ", ""
+    )
     assert "resolution rate (incl. quarantined) │ 0.0%" in out
     assert _lake_files(lake) == before
 

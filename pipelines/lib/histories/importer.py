@@ -34,6 +34,12 @@ Decisions:
   resolved title (capped at 1; unknown without a catalogue runtime). Weights follow
   :func:`~pipelines.lib.histories.common.implicit_weight`.
 * **Privacy.** Logs carry counts only, never titles of anyone's history.
+* **Refusals.** Before parsing, a path that plainly is another format (or a folder or ZIP for a
+  one-file format) is refused naming what it looks like (:mod:`.sniff`); files are read with the
+  limits of :mod:`.files`. Files that parse but give no usable row (header only, every row
+  quarantined or dropped) raise :class:`NothingToImportError` and nothing is written - not even
+  their quarantine rows: the error carries the counts and top reasons instead. Everything the
+  import refuses is a :class:`HistoryImportError` (the CLI's exit code 2).
 """
 
 from __future__ import annotations
@@ -272,18 +278,22 @@ def _check_args(fmt: str, user_id: str, paths: list[Path]) -> list[Path]:
     return out
 
 
-def _nothing_to_import(paths: list[Path], summary: ImportSummary) -> NothingToImportError:
-    """The error for files without one usable row, saying what became of the rows."""
+def _nothing_to_import(
+    paths: list[Path], summary: ImportSummary, quarantine: pl.DataFrame
+) -> NothingToImportError:
+    """The error for files without one usable row, saying what became of the rows (and where
+    the first quarantined one is)."""
     where = paths[0] if len(paths) == 1 else ", ".join(str(p) for p in paths)
     if summary.read == 0:
         return NothingToImportError(where, "nothing to import: no data rows", summary)
     parts = []
     if summary.quarantined:
         top = sorted(summary.quarantine_reasons.items(), key=lambda kv: -kv[1])[:3]
+        first = quarantine.sort("file", "line").row(0, named=True)
         parts.append(
             f"{summary.quarantined:,} quarantined ("
             + "; ".join(f"{n:,} x {reason}" for reason, n in top)
-            + ")"
+            + f"; first at {first['file']}:{first['line']})"
         )
     if summary.dropped:
         top = sorted(summary.dropped_reasons.items(), key=lambda kv: -kv[1])[:3]
@@ -377,7 +387,7 @@ def _run(
     for warning in summary.warnings:
         logger.warning("%s", warning)
     if summary.parsed == 0:
-        raise _nothing_to_import(paths, summary)
+        raise _nothing_to_import(paths, summary, quarantine)
     return _Outcome(events, unresolved, quarantine, summary, ml_titles)
 
 
