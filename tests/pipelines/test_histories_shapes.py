@@ -362,3 +362,18 @@ def test_read_export_refuses_devices_and_links(tmp_path: Path) -> None:
         read_export(link)
     with pytest.raises(HistoryImportError, match="not a regular file"):
         read_export(Path("/dev/zero"))
+
+
+def test_viewing_activity_with_lower_case_headers_and_named_seasons(tmp_path: Path) -> None:
+    path = tmp_path / "ViewingActivity.csv"
+    path.write_text(
+        "profile name,start time,duration,attributes,title,supplemental video type,"
+        "device type,bookmark,latest bookmark,country\n"
+        "Ana,2021-07-11 18:04:01,00:22:10,,Total Drama: Island: Up the Creek,,TV,00:22:10,"
+        "Latest View,PL (Poland)\n"
+        "Ana,2021-07-10 18:04:01,00:00:40,,Élite: Temporada 3B: Episodio 1,TRAILER,TV,"
+        "00:00:40,Latest View,PL (Poland)\n"
+    )
+    events, _, quarantine, summary = parse_and_resolve("netflix-activity", "u", [path], CATALOGUE)
+    assert quarantine.is_empty() and summary.dropped_reasons == {"supplemental video (TRAILER)": 1}
+    assert events.select("user_id", "title_id").rows() == [("u-ana", "tv:1")]

@@ -107,3 +107,13 @@ def test_summary_counts_quarantined_rows_and_shows_warnings(tmp_path: Path) -> N
         assert row in out
     assert "resolution rate (incl. quarantined) │ 66.7%" in out
     assert "warning:" in out and "read as D/M/YY" in out
+
+
+def test_nothing_resolved_is_imported_with_a_warning(tmp_path: Path) -> None:
+    lake = _lake(tmp_path)
+    path = tmp_path / "NetflixViewingHistory.csv"
+    path.write_text('Title,Date\n"Nope","1/4/20"\n')
+    code, out = _run(lake, path)
+    assert code == 0
+    assert "warning: none of the 1 events matched a catalogue title (1 titles)" in out
+    assert read_table(lake, "unresolved_events").height == 1

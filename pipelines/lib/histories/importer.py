@@ -384,6 +384,12 @@ def _run(
         parsed=parsed.events.height,
         warnings=list(parsed.warnings),
     )
+    if summary.resolved == 0 and summary.unresolved:
+        summary.warnings.append(
+            f"none of the {summary.unresolved:,} events matched a catalogue title "
+            f"({len(catalogue):,} titles); they wait in unresolved_events with their reasons "
+            "and resolve when the catalogue has them"
+        )
     for warning in summary.warnings:
         logger.warning("%s", warning)
     if summary.parsed == 0:
