@@ -39,7 +39,14 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 @app.command("import-history")
 def import_history(
     paths: Annotated[list[Path], typer.Argument(help="Export file(s) to import.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="Export format.")],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="netflix, netflix-activity, letterboxd, imdb, trakt, movielens, movielens-100k.",
+        ),
+    ],
     user: Annotated[str, typer.Option("--user", "-u", help="User id the history belongs to.")],
     lake: Annotated[Path | None, typer.Option(help="Lake folder (default: from config).")] = None,
     date_format: Annotated[
@@ -56,9 +63,9 @@ def import_history(
 ) -> None:
     """Import watch-history export files into the lake's watch_events (idempotent).
 
-    Exit codes: 0 imported (warnings, quarantined or unresolved rows are reported); 2 nothing was
-    imported and the lake is unchanged (a file that cannot be read or is not this format, or no
-    usable row: header only, every row quarantined or dropped).
+    Exit 0: imported (warnings, quarantined and unresolved rows are listed).
+    Exit 2: nothing imported, lake unchanged (bad, hostile or wrong-format file;
+    or no usable row: header only, every row quarantined or dropped).
     """
     from pipelines.lib.histories.importer import (
         HistoryImportError,
