@@ -22,6 +22,7 @@ import bentoml
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from media_gateway import JUSTWATCH_ATTRIBUTION
 from serving import auth
@@ -83,6 +84,14 @@ def _guard(request: Request, scope: str | None) -> auth.Principal | None:
 @app.exception_handler(ApiError)
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
     return JSONResponse({"error": exc.reason}, status_code=exc.status, headers=exc.headers)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own errors (e.g. 400 for a body that is not UTF-8) in our ``{"error": ...}`` shape."""
+    return JSONResponse(
+        {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+    )
 
 
 @app.exception_handler(RequestValidationError)
@@ -183,7 +192,7 @@ def content(content_id: ContentPath, request: Request) -> JSONLDResponse:
 @app.put(
     "/users/{user}/preferences",
     response_model=PreferencesResponse,
-    responses=error_responses(403, 422, 503),
+    responses=error_responses(400, 403, 422, 503),
 )
 def put_preferences(
     user: UserPath, prefs: Annotated[PreferencesBody, Body()], request: Request

@@ -84,15 +84,12 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """FastAPI ``responses=`` entries for these error statuses (plus 401/413/429, always)."""
-    return {
-        status: {
-            "model": ErrorBody,
-            "description": ERROR_REASONS[status],
-            **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
-        }
-        for status in sorted({*COMMON_ERRORS, *statuses})
-    }
+    """FastAPI ``responses=`` entries for these error statuses (plus 401/413/429, always).
+
+    Spelled out rather than ``{"model": ErrorBody}``: FastAPI would file the error body under the
+    route's own media type (``application/ld+json``, ``text/markdown``), but errors are JSON.
+    """
+    return {status: _error_response(status) for status in sorted({*COMMON_ERRORS, *statuses})}
 
 
 def _error_response(status: int) -> dict[str, Any]:

@@ -29,12 +29,13 @@ ContentType = Literal["movie", "series"]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def _examples(*examples: dict[str, Any]) -> ConfigDict:
-    """A request model's config: unknown fields forbidden, ``examples`` for the documentation."""
-    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(examples)})
+    """A request model's config: unknown fields forbidden, strict types (``false`` is not a
+    number, ``"5"`` not an integer: what the schema says), ``examples`` for the documentation."""
+    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
 
 
 class SearchFiltersBody(_Request):
@@ -120,6 +121,7 @@ _FEEDBACK_SIGNAL = [
 class FeedbackRequest(_Request):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "anyOf": _FEEDBACK_SIGNAL,
             "examples": [

@@ -25,7 +25,7 @@ with bentoml.importing():
     from serving.arw import ArwHeadersMiddleware
     from serving.gateway import ApiError, Gateway, build_gateway
     from serving.http_routes import app as http_app
-    from serving.json_body import JsonBodyMiddleware
+    from serving.json_http import JsonBodyMiddleware, JsonErrorsMiddleware
     from serving.ratelimit import MAX_BODY_BYTES, BodySizeLimitMiddleware, client_address
     from serving.schemas import (
         ExplainRequest,
@@ -145,3 +145,4 @@ MediaGateway.add_asgi_middleware(ArwHeadersMiddleware)
 MediaGateway.add_asgi_middleware(
     JsonBodyMiddleware, paths=[api.route for api in MediaGateway.apis.values()]
 )
+MediaGateway.add_asgi_middleware(JsonErrorsMiddleware)
