@@ -27,6 +27,7 @@ import importlib.util
 import itertools
 import os
 import secrets
+import sys
 import tempfile
 import threading
 import time
@@ -221,6 +222,7 @@ def _benchmark_world(root: Path, titles: int, users: int, seed: int):
         "bench_serving_world", Path(__file__).with_name("serving.py")
     )
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  # its dataclasses look it up
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module.build_world(root, titles, users, seed)
 
