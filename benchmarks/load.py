@@ -22,18 +22,23 @@ against the test world. Loopback only; every client loop is bounded by ``--secon
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# benchmarks/serving.py would shadow the ``serving`` package: drop this folder from the path
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
 import argparse
 import importlib.util
 import itertools
 import os
 import secrets
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import numpy as np
