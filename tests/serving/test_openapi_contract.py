@@ -110,3 +110,29 @@ def test_error_bodies_match_the_documented_schema(client: TestClient, bearer) ->
         if r.status_code in (400, 422):
             assert body.detail and all(issue.loc is not None for issue in body.detail)
     assert statuses == [400, 400, 422, 422, 404, 401, 403]
+
+
+def test_types_are_strict_and_router_errors_are_json(client: TestClient, bearer) -> None:
+    for body in (
+        {"query": "x", "filters": {"min_rating": False}},  # was coerced to 0.0
+        {"query": "x", "limit": "5"},  # was coerced to 5
+        {"query": "x", "filters": {"year_min": True}},
+    ):
+        r = client.post("/search", json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert ErrorBody.model_validate(r.json()).detail
+    r = client.post("/recommend", json={"user": "alice", "context": {"time_available": "90"}},
+                    headers=bearer("alice"))  # fmt: skip
+    assert r.status_code == 400, r.text
+    r = client.get("/no/such/route")
+    assert r.status_code == 404 and r.json() == {"error": "Not Found"}
+    r = client.delete("/search")
+    assert r.status_code == 405 and r.json() == {"error": "Method Not Allowed"}
+    assert r.headers["allow"] == "POST"
+    r = client.put(
+        "/users/alice/preferences",
+        content=b"\xff\xfe{",
+        headers={**bearer("alice"), "content-type": "application/json"},
+    )
+    assert 400 <= r.status_code < 500 and ErrorBody.model_validate(r.json()).error
+    assert client.get("/livez").headers["content-type"].startswith("text/plain")
