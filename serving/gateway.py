@@ -77,6 +77,7 @@ from serving.schemas import (
 )
 from serving.state import NotReadyError, ServingState, StateHolder
 from serving.userdata import (
+    DEFAULT_PROFILE,
     ErasureReport,
     effective_profile,
     erase_user_files,
@@ -304,6 +305,11 @@ class Gateway:
         state = self.state
         intent = self.parse(req.query)
         filters = SearchFilters.model_validate(req.filters.model_dump())
+        if filters.country is None and (filters.services or intent.services):
+            # "comedies on netflix" needs a country to check availability in: the user's
+            # (preferences), else the default profile's; applied_filters echoes it.
+            profile = effective_profile(self.folder, req.user) if req.user else DEFAULT_PROFILE
+            filters = filters.model_copy(update={"country": profile.country})
         history = self.holder.history(req.user)[0] if req.user else []
         try:
             found = search(state.catalog, state.index, intent, filters, history, req.limit, offset)

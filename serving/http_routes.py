@@ -5,6 +5,10 @@ mounting at the root does not shadow ``/livez``, ``/readyz``, ``/metrics``, ``/d
 POST APIs. The handlers find the running service with ``bentoml.get_current_service()`` and call its
 :class:`serving.gateway.Gateway`.
 
+Every route declares the error answers it can give (:func:`serving.openapi.error_responses`); the
+service's OpenAPI document (:mod:`serving.openapi`) is served here at ``/docs.json``, which takes
+precedence over BentoML's own generator for the same path.
+
 Content ids: the canonical form is the lake ``title_id`` with its colon (``/content/movie:27205``;
 ``%3A`` works too, it is decoded before routing); ``movie-27205`` is accepted as an alias for ids
 whose prefix is ``movie``, ``tv``, ``ml`` or ``ml100k``.
@@ -18,14 +22,23 @@ import bentoml
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from media_gateway import JUSTWATCH_ATTRIBUTION
 from serving import auth
 from serving.arw import build_manifest, content_markdown, llms_txt
 from serving.gateway import ApiError, Gateway
 from serving.jsonld import JSONLD_MEDIA_TYPE
+from serving.openapi import build_openapi, error_responses
 from serving.ratelimit import client_address
-from serving.schemas import Country, PreferencesBody, UserId
+from serving.schemas import (
+    AvailabilityResponse,
+    Country,
+    ErasureResponse,
+    PreferencesBody,
+    PreferencesResponse,
+    UserId,
+)
 
 app = FastAPI(
     title="Media Gateway content, user-data and discovery routes",
@@ -36,6 +49,18 @@ app = FastAPI(
 
 UserPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 ContentPath = Annotated[str, Path(min_length=3, max_length=256)]
+
+
+class JSONLDResponse(JSONResponse):
+    """schema.org JSON-LD (``application/ld+json``)."""
+
+    media_type = JSONLD_MEDIA_TYPE
+
+
+class MarkdownResponse(Response):
+    """A machine-readable Markdown view (``text/markdown; charset=utf-8``)."""
+
+    media_type = "text/markdown"
 
 
 def _gateway() -> Gateway:
@@ -61,41 +86,76 @@ async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
     return JSONResponse({"error": exc.reason}, status_code=exc.status, headers=exc.headers)
 
 
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own errors (e.g. 400 for a body that is not UTF-8) in our ``{"error": ...}`` shape."""
+    return JSONResponse(
+        {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
 @app.exception_handler(RequestValidationError)
 async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+    errors = [
+        {"type": e.get("type", ""), "loc": list(e.get("loc", ())), "msg": e.get("msg", "")}
+        for e in exc.errors()
+    ]
     return JSONResponse({"error": "invalid request", "detail": errors}, status_code=422)
 
 
-@app.get("/.well-known/arw-manifest.json")
+@app.get("/docs.json", include_in_schema=False)
+def openapi_document() -> JSONResponse:
+    """The service's OpenAPI 3.1 document (built once per service instance)."""
+    instance = bentoml.get_current_service()
+    document = getattr(instance, "_openapi_document", None)
+    if document is None:
+        service = instance.bento_service  # type: ignore[attr-defined]
+        mounted = [(m, path) for m, path, _ in service.mount_apps if isinstance(m, FastAPI)]
+        document = build_openapi(
+            service, mounted, title="Media Gateway", description=service.doc or ""
+        )
+        instance._openapi_document = document  # type: ignore[attr-defined]
+    return JSONResponse(document)
+
+
+@app.get("/.well-known/arw-manifest.json", responses=error_responses())
 def arw_manifest(request: Request) -> JSONResponse:
     _guard(request, None)
     gateway = _gateway()
     return JSONResponse(build_manifest(gateway.settings, _base_url(request)))
 
 
-@app.get("/llms.txt", response_class=PlainTextResponse)
+@app.get("/llms.txt", response_class=PlainTextResponse, responses=error_responses())
 def llms(request: Request) -> PlainTextResponse:
     _guard(request, None)
     manifest = build_manifest(_gateway().settings, _base_url(request))
     return PlainTextResponse(llms_txt(manifest), media_type="text/plain; charset=utf-8")
 
 
-@app.get("/status")
+@app.get("/status", responses=error_responses())
 def status(request: Request) -> dict[str, Any]:
     """What is loaded: titles, index version, champion (or content+popularity mode), last poll."""
     _guard(request, None)
     return _gateway().holder.status()
 
 
-@app.get("/content/{content_id}.llm.md")
-def content_llm_md(content_id: ContentPath, request: Request) -> Response:
+@app.get(
+    "/content/{content_id}.llm.md",
+    response_class=MarkdownResponse,
+    responses={200: {"content": {"text/markdown": {"schema": {"type": "string"}}}}}
+    | error_responses(404, 422),
+)
+def content_llm_md(content_id: ContentPath, request: Request) -> MarkdownResponse:
     _guard(request, None)
     view = _gateway().content(content_id, _base_url(request))
-    return Response(content_markdown(view), media_type="text/markdown; charset=utf-8")
+    return MarkdownResponse(content_markdown(view))
 
 
-@app.get("/content/{content_id}/availability")
+@app.get(
+    "/content/{content_id}/availability",
+    response_model=AvailabilityResponse,
+    responses=error_responses(404, 422, 503),
+)
 def content_availability(
     content_id: ContentPath,
     request: Request,
@@ -112,14 +172,28 @@ def content_availability(
     }
 
 
-@app.get("/content/{content_id}")
-def content(content_id: ContentPath, request: Request) -> Response:
+@app.get(
+    "/content/{content_id}",
+    response_class=JSONLDResponse,
+    responses={
+        200: {
+            "description": "schema.org Movie or TVSeries with a WatchAction per offer",
+            "content": {JSONLD_MEDIA_TYPE: {"schema": {"type": "object"}}},
+        }
+    }
+    | error_responses(404, 422, 503),
+)
+def content(content_id: ContentPath, request: Request) -> JSONLDResponse:
     _guard(request, None)
     view = _gateway().content(content_id, _base_url(request))
-    return JSONResponse(view, media_type=JSONLD_MEDIA_TYPE)
+    return JSONLDResponse(view)
 
 
-@app.put("/users/{user}/preferences")
+@app.put(
+    "/users/{user}/preferences",
+    response_model=PreferencesResponse,
+    responses=error_responses(400, 403, 422, 503),
+)
 def put_preferences(
     user: UserPath, prefs: Annotated[PreferencesBody, Body()], request: Request
 ) -> dict[str, Any]:
@@ -128,7 +202,16 @@ def put_preferences(
     return {"user": user, "preferences": prefs.model_dump(mode="json")}
 
 
-@app.get("/users/{user}/export")
+@app.get(
+    "/users/{user}/export",
+    responses={
+        200: {
+            "description": "Everything held about the user, as a JSON attachment",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    }
+    | error_responses(403, 422, 503),
+)
 def export(user: UserPath, request: Request) -> JSONResponse:
     principal = _guard(request, auth.READ_PREFERENCES)
     data = _gateway().export(user, principal)
@@ -137,7 +220,9 @@ def export(user: UserPath, request: Request) -> JSONResponse:
     )
 
 
-@app.delete("/users/{user}")
+@app.delete(
+    "/users/{user}", response_model=ErasureResponse, responses=error_responses(403, 422, 503)
+)
 def erase(user: UserPath, request: Request) -> dict[str, Any]:
     principal = _guard(request, auth.WRITE_PREFERENCES)
     report = _gateway().erase(user, principal)

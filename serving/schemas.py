@@ -3,6 +3,10 @@
 User ids are 1-128 characters of ``[A-Za-z0-9._:@-]``; content ids are lake ``title_id`` strings
 (``movie:27205``, ``tv:1399``, ...). Every request model forbids unknown fields so a typo is a 400
 with a reason instead of a silently ignored filter.
+
+The JSON schemas of these models are the API contract (``/docs.json``, see :mod:`serving.openapi`),
+so every rule a validator enforces is stated in the schema too: "members must be distinct" is
+``uniqueItems``, "feedback needs a signal" is an ``anyOf``. Examples use the README's users.
 """
 
 from __future__ import annotations
@@ -25,7 +29,13 @@ ContentType = Literal["movie", "series"]
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _examples(*examples: dict[str, Any]) -> ConfigDict:
+    """A request model's config: unknown fields forbidden, strict types (``false`` is not a
+    number, ``"5"`` not an integer: what the schema says), ``examples`` for the documentation."""
+    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
 
 
 class SearchFiltersBody(_Request):
@@ -43,6 +53,11 @@ class SearchFiltersBody(_Request):
 
 
 class SearchRequest(_Request):
+    model_config = _examples(
+        {"query": "thriller movies like Inception", "limit": 5},
+        {"query": "feel-good family movie", "filters": {"country": "US", "services": ["netflix"]}},
+    )
+
     query: str = Field(min_length=1, max_length=500)
     filters: SearchFiltersBody = Field(default_factory=SearchFiltersBody)
     user: UserId | None = None
@@ -58,13 +73,24 @@ ranking's own model, so the API and the ranker cannot drift apart."""
 
 
 class RecommendRequest(_Request):
+    model_config = _examples(
+        {"user": "thriller-fan", "context": {"mood": "tense", "time_available": 120}, "limit": 5}
+    )
+
     user: UserId
     context: ContextBody = Field(default_factory=ContextBody)
     limit: int = Field(10, ge=1, le=100)
 
 
 class GroupRequest(_Request):
-    members: list[UserId] = Field(min_length=2, max_length=12)
+    model_config = _examples(
+        {"members": ["thriller-fan", "scifi-fan"], "strategy": "least_misery", "limit": 5}
+    )
+
+    members: list[UserId] = Field(
+        min_length=2, max_length=12, json_schema_extra={"uniqueItems": True}
+    )
+    """Distinct user ids; the caller must be one of them."""
     strategy: Literal["average", "least_misery"] = "average"
     context: ContextBody = Field(default_factory=ContextBody)
     limit: int = Field(10, ge=1, le=100)
@@ -78,11 +104,32 @@ class GroupRequest(_Request):
 
 
 class ExplainRequest(_Request):
+    model_config = _examples({"user": "thriller-fan", "content_id": "movie:27205"})
+
     user: UserId
     content_id: ContentId
 
 
+_FEEDBACK_SIGNAL = [
+    {"required": ["rating"], "properties": {"rating": {"type": "number"}}},
+    {"required": ["completion"], "properties": {"completion": {"type": "number"}}},
+    {"required": ["watched"], "properties": {"watched": {"const": True}}},
+]
+"""JSON Schema form of ``FeedbackRequest._has_signal``: a rating, a completion or watched=true."""
+
+
 class FeedbackRequest(_Request):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "anyOf": _FEEDBACK_SIGNAL,
+            "examples": [
+                {"user": "thriller-fan", "content_id": "movie:27205", "rating": 5, "watched": True}
+            ],
+        },
+    )
+
     user: UserId
     content_id: ContentId
     rating: float | None = Field(None, ge=0.5, le=5.0, description="0.5-5 stars")
@@ -99,6 +146,8 @@ class FeedbackRequest(_Request):
 
 class PreferencesBody(_Request):
     """A user's streaming setup; recommendations are filtered to it."""
+
+    model_config = _examples({"services": ["netflix", "max"], "country": "US"})
 
     services: list[ProviderId] = Field(default_factory=list, max_length=30)
     country: Country = "US"
@@ -192,6 +241,43 @@ class FeedbackResponse(BaseModel):
     """The record was fsync-ed to the feedback log before this answer."""
 
 
+class AvailabilityResponse(BaseModel):
+    content_id: str
+    country: str | None
+    """The requested country, or None for every country."""
+    offers: list[Offer]
+    attribution: dict[str, str]
+
+
+class PreferencesResponse(BaseModel):
+    user: str
+    preferences: PreferencesBody
+
+
+class ErasureResponse(BaseModel):
+    user: str
+    erased: bool
+    profile_deleted: bool
+    feedback_lines_removed: int
+    lake_events: str
+    """What happens to the watch history (deleted by the next nightly run)."""
+
+
+class ValidationIssue(BaseModel):
+    """One rule a request broke (pydantic's error, without the offending input)."""
+
+    type: str
+    loc: list[str | int]
+    """Where: ``["body", "limit"]``, ``["query", "country"]``, ``["members"]``, ..."""
+    msg: str
+    url: str | None = None
+    """pydantic's page about this kind of error, when known."""
+
+
 class ErrorBody(BaseModel):
+    """Every answer other than 2xx: ``{"error": reason}``; validation errors add ``detail``."""
+
     error: str
     """Short, human-readable reason."""
+    detail: list[ValidationIssue] | None = None
+    """Validation errors (400 for POST bodies, 422 for path/query/PUT bodies): each broken rule."""

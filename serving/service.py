@@ -25,6 +25,7 @@ with bentoml.importing():
     from serving.arw import ArwHeadersMiddleware
     from serving.gateway import ApiError, Gateway, build_gateway
     from serving.http_routes import app as http_app
+    from serving.json_http import JsonBodyMiddleware, JsonErrorsMiddleware
     from serving.ratelimit import MAX_BODY_BYTES, BodySizeLimitMiddleware, client_address
     from serving.schemas import (
         ExplainRequest,
@@ -141,3 +142,7 @@ class MediaGateway:
 
 MediaGateway.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
 MediaGateway.add_asgi_middleware(ArwHeadersMiddleware)
+MediaGateway.add_asgi_middleware(
+    JsonBodyMiddleware, paths=[api.route for api in MediaGateway.apis.values()]
+)
+MediaGateway.add_asgi_middleware(JsonErrorsMiddleware)

@@ -232,9 +232,9 @@ KIDS_EXCLUDED = frozenset({"Horror"})
 
 
 class RankingContext(BaseModel):
-    """The situation a recommendation is for."""
+    """The situation a recommendation is for (also the API's ``context`` body: strict types)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     mood: Mood | None = None
     occasion: Occasion | None = None

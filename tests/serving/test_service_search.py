@@ -66,10 +66,29 @@ def test_cursor_of_another_query_is_rejected(client: TestClient) -> None:
     assert r.status_code == 400
 
 
-def test_services_without_country_is_400(client: TestClient) -> None:
-    r = client.post("/search", json={"query": "film", "filters": {"services": ["netflix"]}})
-    assert r.status_code == 400
-    assert "country" in r.json()["error"]
+def test_services_without_country_use_the_users_or_the_default_country(
+    client: TestClient, bearer
+) -> None:
+    """ "comedies on netflix" (a service in the query or the filters, no country) is answered in
+    the caller's country (their preferences), anonymously in the default profile's (US); it was a
+    400 that the README's own example ran into."""
+    for body in (
+        {"query": "film", "filters": {"services": ["netflix"]}},
+        {"query": "comedies on netflix"},
+    ):
+        r = client.post("/search", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["applied_filters"]["country"] == "US"
+        for hit in r.json()["results"]:
+            assert any(
+                o["country"] == "US" and o["provider_id"] == "netflix" for o in hit["offers"]
+            )
+    alice = bearer("alice")
+    client.put("/users/alice/preferences", json={"country": "GB"}, headers=alice)
+    r = client.post("/search", json={"query": "film on netflix", "user": "alice"}, headers=alice)
+    assert r.status_code == 200, r.text
+    assert r.json()["applied_filters"]["country"] == "GB"
+    assert [h["content_id"] for h in r.json()["results"]] == ["movie:27205"]
 
 
 def test_personalised_search_needs_own_token(client: TestClient, bearer) -> None:
