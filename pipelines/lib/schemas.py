@@ -15,6 +15,9 @@ import polars as pl
 
 UTC_US = pl.Datetime("us", "UTC")
 
+ALIAS = pl.Struct({"country": pl.String, "language": pl.String, "title": pl.String})
+"""One other name of a title: ISO 3166-1 country and/or ISO 639-1 language (either may be null)."""
+
 TITLES = {
     "title_id": pl.String,  # see module docstring
     "tmdb_id": pl.Int64,  # null when not a TMDB title
@@ -37,6 +40,8 @@ TITLES = {
     "poster_path": pl.String,
     "source": pl.String,  # "tmdb" | "movielens" | "catalog:<service>"
     "content_hash": pl.String,  # hash of the text that is embedded (drives incremental embeddings)
+    # other names: TMDB alternative titles and translated titles (matching only; not embedded)
+    "aliases": pl.List(ALIAS),
 }
 
 AVAILABILITY = {
