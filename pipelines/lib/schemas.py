@@ -86,6 +86,19 @@ UNRESOLVED_EVENTS = {
     "event_time": UTC_US,
     "reason": pl.String,
     "import_batch": pl.String,
+    # what the row needs to become a watch event when the catalogue learns its title later
+    # (pipelines.lib.late_resolution): ids and type for the lookup, the event's own fields
+    "original_title": pl.String,
+    "title_type": pl.String,
+    "tmdb_id": pl.Int64,
+    "imdb_id": pl.String,
+    "rating": pl.Float64,
+    "rating_scale": pl.Float64,
+    "completion": pl.Float64,
+    "rewatch": pl.Boolean,
+    "season": pl.Int32,
+    "episode": pl.Int32,
+    "episode_title": pl.String,
 }
 
 QUARANTINE = {

@@ -1,0 +1,127 @@
+"""Late resolution: waiting history rows looked up on TMDB (search by title and year, find by IMDb
+id) through the real client and the fake TMDB server, then moved to ``watch_events``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from media_gateway.settings import Settings
+from pipelines.defs.catalog.assets import tmdb_late_titles
+from pipelines.defs.resources import MediaGatewayConfig
+from pipelines.lib import late_resolution, sources
+from pipelines.lib.histories.importer import import_files
+from pipelines.lib.lake import read_table
+from pipelines.lib.schemas import conform
+from tests.conftest import write_tmp_overlay
+
+NETFLIX = """Title,Date
+"Nosferatu","2/1/25"
+"Narcos: Meksyk: Sezon 1: Camelot","3/1/25"
+"Grandma's 80th Birthday: The Movie","4/1/25"
+"Inception","5/1/25"
+"""
+IMDB = (
+    "Const,Your Rating,Date Rated,Title,URL,Title Type,IMDb Rating,Runtime (mins),Year,Genres,"
+    "Num Votes,Release Date,Directors\n"
+    "tt0000001,6,2024-03-03,Carmencita,https://www.imdb.com/title/tt0000001/,Short,5.7,1,1894,"
+    '"Documentary, Short",2100,1894-03-10,William K.L. Dickson\n'
+)
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
+    """The sample's TMDB titles as the nightly fetches them (recorded mode)."""
+    from media_gateway.settings import load_settings, workspace_paths
+
+    root = tmp_path_factory.mktemp("late")
+    settings = load_settings(
+        "configs/sample.yaml", overrides={"paths": workspace_paths(root / "var")}
+    )
+    return sources.fetch_tmdb_titles(settings)
+
+
+def _import_waiting_rows(lake: Path, folder: Path, catalogue: pl.DataFrame) -> None:
+    (folder / "NetflixViewingHistory.csv").write_text(NETFLIX, encoding="utf-8")
+    (folder / "ratings.csv").write_text(IMDB, encoding="utf-8")
+    netflix = import_files(
+        "netflix", "pl-user", [folder / "NetflixViewingHistory.csv"], lake, titles=catalogue
+    )
+    imdb = import_files("imdb", "pl-user", [folder / "ratings.csv"], lake, titles=catalogue)
+    assert (netflix.resolved, netflix.unresolved, imdb.unresolved) == (1, 3, 1)
+
+
+def test_tmdb_finds_what_the_catalogue_lacks_and_waiting_rows_resolve(
+    settings: Settings, catalogue: pl.DataFrame, tmp_path: Path
+) -> None:
+    lake = settings.paths.lake
+    _import_waiting_rows(lake, tmp_path, catalogue)
+    waiting = read_table(lake, "unresolved_events")
+    assert set(waiting["reason"]) == {"no title match", "no title match (ids not in catalogue)"}
+
+    found = sources.fetch_late_titles(settings, waiting, None)
+    assert sorted(found.titles["title_id"]) == ["movie:426063", "movie:9900102", "tv:80968"]
+    # "Nosferatu" found two films; watched in 2025, the 2024 one is kept, not the 1922 one
+    assert found.rows_waiting == 4 and found.queries_asked == 6  # a bare title: film and series
+    late = late_resolution.merge_late_titles(lake, found.titles)
+    counts = late_resolution.resolve_waiting(
+        lake, pl.concat([conform(catalogue, "titles"), late]), "2026-12-02-late"
+    )
+    assert counts == {"waiting": 4, "resolved": 3, "still_unresolved": 1}
+
+    events = read_table(lake, "watch_events")
+    got = dict(events.select("raw_title", "title_id").iter_rows())
+    assert got["Nosferatu"] == "movie:426063"
+    assert got["Narcos: Meksyk"] == "tv:80968"  # found by its Polish translation
+    assert got["Carmencita"] == "movie:9900102"  # found by IMDb id
+    narcos = events.filter(pl.col("title_id") == "tv:80968").row(0, named=True)
+    assert (narcos["season"], narcos["episode_title"]) == (1, "Camelot")
+    carmencita = events.filter(pl.col("title_id") == "movie:9900102").row(0, named=True)
+    assert (carmencita["rating"], carmencita["rating_scale"]) == (6.0, 10.0)
+    assert carmencita["weight"] == pytest.approx(0.1 + 0.9 * 0.6 / 0.7)
+    assert carmencita["import_batch"] == "2026-12-02-late"
+    # what TMDB does not know stays waiting with its reason; nothing is in both tables
+    left = read_table(lake, "unresolved_events")
+    assert left.select("raw_title", "reason").rows() == [
+        ("Grandma's 80th Birthday: The Movie", "no title match")
+    ]
+    assert not set(left["event_id"]) & set(events["event_id"])
+
+    # the next night does not ask again (logged), and nothing moves twice
+    again = sources.fetch_late_titles(settings, left, found.lookups)
+    assert (again.queries_asked, again.queries_skipped, again.titles.height) == (0, 2, 0)
+    with sources.tmdb_client(settings) as client:
+        month_later = late_resolution.lookup_missing_titles(
+            client, left, found.lookups, now=datetime.now(UTC) + timedelta(days=31)
+        )
+    assert (month_later.queries_asked, month_later.titles.height) == (2, 0)
+    assert late_resolution.resolve_waiting(
+        lake, pl.concat([conform(catalogue, "titles"), late]), "2026-12-03-late"
+    ) == {"waiting": 1, "resolved": 0, "still_unresolved": 1}
+    assert read_table(lake, "watch_events").height == events.height
+
+
+def test_the_late_titles_asset_asks_tmdb_in_a_dagster_run(
+    catalogue: pl.DataFrame, tmp_path: Path
+) -> None:
+    from media_gateway.settings import load_settings
+
+    overlay = write_tmp_overlay(tmp_path)
+    settings = load_settings("configs/sample.yaml", str(overlay))
+    _import_waiting_rows(settings.paths.lake, tmp_path, catalogue)
+    resources = {"app": MediaGatewayConfig(overlays=f"configs/sample.yaml,{overlay}")}
+    result = dg.materialize([tmdb_late_titles], resources=resources)
+    assert result.success
+    meta = result.asset_materializations_for_node("tmdb_late_titles")[0].metadata
+    assert meta["titles_added"].value == 3 and meta["tmdb_queries"].value == 6
+    lake = settings.paths.lake
+    assert read_table(lake, "tmdb_late_titles").height == 3
+    assert read_table(lake, "tmdb_lookups").height == 6
+    # a rerun asks nothing and keeps the titles
+    again = dg.materialize([tmdb_late_titles], resources=resources)
+    meta = again.asset_materializations_for_node("tmdb_late_titles")[0].metadata
+    assert meta["tmdb_queries"].value == 0 and meta["rows"].value == 3
