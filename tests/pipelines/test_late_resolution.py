@@ -28,8 +28,8 @@ NETFLIX = """Title,Date
 IMDB = (
     "Const,Your Rating,Date Rated,Title,URL,Title Type,IMDb Rating,Runtime (mins),Year,Genres,"
     "Num Votes,Release Date,Directors\n"
-    "tt0000001,6,2024-03-03,Carmencita,https://www.imdb.com/title/tt0000001/,Short,5.7,1,1894,"
-    '"Documentary, Short",2100,1894-03-10,William K.L. Dickson\n'
+    "tt0013442,6,2024-03-03,Nosferatu,https://www.imdb.com/title/tt0013442/,Movie,7.8,94,1922,"
+    '"Fantasy, Horror",2100,1922-02-16,F.W. Murnau\n'
 )
 
 
@@ -64,8 +64,7 @@ def test_tmdb_finds_what_the_catalogue_lacks_and_waiting_rows_resolve(
     assert set(waiting["reason"]) == {"no title match", "no title match (ids not in catalogue)"}
 
     found = sources.fetch_late_titles(settings, waiting, None)
-    assert sorted(found.titles["title_id"]) == ["movie:426063", "movie:9900102", "tv:80968"]
-    # "Nosferatu" found two films; watched in 2025, the 2024 one is kept, not the 1922 one
+    assert sorted(found.titles["title_id"]) == ["movie:426063", "movie:653", "tv:80968"]
     assert found.rows_waiting == 4 and found.queries_asked == 6  # a bare title: film and series
     late = late_resolution.merge_late_titles(lake, found.titles)
     counts = late_resolution.resolve_waiting(
@@ -74,16 +73,18 @@ def test_tmdb_finds_what_the_catalogue_lacks_and_waiting_rows_resolve(
     assert counts == {"waiting": 4, "resolved": 3, "still_unresolved": 1}
 
     events = read_table(lake, "watch_events")
-    got = dict(events.select("raw_title", "title_id").iter_rows())
-    assert got["Nosferatu"] == "movie:426063"
-    assert got["Narcos: Meksyk"] == "tv:80968"  # found by its Polish translation
-    assert got["Carmencita"] == "movie:9900102"  # found by IMDb id
-    narcos = events.filter(pl.col("title_id") == "tv:80968").row(0, named=True)
-    assert (narcos["season"], narcos["episode_title"]) == (1, "Camelot")
-    carmencita = events.filter(pl.col("title_id") == "movie:9900102").row(0, named=True)
-    assert (carmencita["rating"], carmencita["rating_scale"]) == (6.0, 10.0)
-    assert carmencita["weight"] == pytest.approx(0.1 + 0.9 * 0.6 / 0.7)
-    assert carmencita["import_batch"] == "2026-12-02-late"
+    got = dict(
+        events.filter(pl.col("raw_title") == "Nosferatu").select("source", "title_id").iter_rows()
+    )
+    # a bare "Nosferatu" watched in 2025 is the 2024 film, not the 1922 one (found by IMDb id)
+    assert got["netflix"] == "movie:426063" and got["imdb"] == "movie:653"
+    narcos = events.filter(pl.col("raw_title") == "Narcos: Meksyk")  # its Polish translation
+    assert narcos["title_id"].to_list() == ["tv:80968"]
+    assert (narcos["season"].item(), narcos["episode_title"].item()) == (1, "Camelot")
+    rated = events.filter(pl.col("title_id") == "movie:653").row(0, named=True)
+    assert (rated["rating"], rated["rating_scale"]) == (6.0, 10.0)
+    assert rated["weight"] == pytest.approx(0.1 + 0.9 * 0.6 / 0.7)
+    assert rated["import_batch"] == "2026-12-02-late"
     # what TMDB does not know stays waiting with its reason; nothing is in both tables
     left = read_table(lake, "unresolved_events")
     assert left.select("raw_title", "reason").rows() == [

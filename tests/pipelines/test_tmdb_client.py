@@ -203,17 +203,17 @@ def test_search_by_title_and_year(fake):
 
 def test_find_by_imdb_id(fake):
     with make_client(fake) as client:
-        found = client.find_imdb("tt0000001")
+        found = client.find_imdb("tt0013442")
         series = client.find_imdb("tt8714904")
-        unknown = client.find_imdb("tt9999999")
+        unknown = client.find_imdb("tt0000001")
         with pytest.raises(ValueError, match="IMDb"):
             client.find_imdb("nm0000001")
-    assert [r["id"] for r in found["movie"]] == [9900102] and found["tv"] == []
+    assert [r["id"] for r in found["movie"]] == [653] and found["tv"] == []
     assert [r["id"] for r in series["tv"]] == [80968]
     assert unknown == {"movie": [], "tv": []}
     assert {r.query["external_source"] for r in fake.api_requests("/3/find/")} == {"imdb_id"}
     response = httpx.get(
-        f"{fake.base_url}/find/tt0000001",
+        f"{fake.base_url}/find/tt0013442",
         params={"external_source": "tvdb_id", "api_key": RECORDED_API_KEY},
     )
     assert response.status_code == 400 and response.json()["status_code"] == 5
