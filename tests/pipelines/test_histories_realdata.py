@@ -95,7 +95,7 @@ def test_netflix_profile_against_tmdb_and_platform_catalogue(shared_data: Path) 
     events, _unresolved, _, summary = parse_and_resolve("netflix", "a", [path], catalogue)
     print(
         f"\nnetflix profile_a ({summary.resolved + summary.unresolved} views): "
-        f"TMDB 5000 alone {tmdb_only.resolution_rate:.1%}; "
+        f"TMDB 5000 alone {tmdb_only.resolution_rate:.1%} ({tmdb_only.resolved}); "
         f"+ raw Netflix catalogue {raw.resolution_rate:.1%} ({raw.resolved}); "
         f"+ four merged platform catalogues {summary.resolution_rate:.1%} "
         f"({summary.resolved}/{summary.resolved + summary.unresolved}); "
