@@ -12,9 +12,10 @@ to a QUARANTINE frame with file and 1-based line (header = line 1), or raise
 :class:`CatalogFormatError` with ``on_bad_row="raise"``. A file with missing columns always raises.
 
 Matching (:func:`match_to_tmdb`): same type and same :func:`normalize_title` of the title (or the
-TMDB original title); movies within ±1 year; series when the catalogue year is at most one year
-before TMDB's first-air year (catalogues often date a series by its latest season). The closest
-year wins, then TMDB popularity.
+TMDB original title; a leading article does not count here: catalogues drop it, "Matrix" on Prime
+Video, and the year bounds keep different works apart); movies within ±1 year; series when the
+catalogue year is at most one year before TMDB's first-air year (catalogues often date a series
+by its latest season). The closest year wins, then TMDB popularity.
 
 One work, several rows (:func:`merge_works`): the catalogues list the same work on several
 services, often with different years (Star Trek: The Next Generation 1993 on one, 1994 on another;
@@ -40,7 +41,7 @@ from typing import Any, Literal
 import polars as pl
 
 from pipelines.lib.content import content_hash, content_text
-from pipelines.lib.matching import normalize_title, title_key
+from pipelines.lib.matching import normalize_title
 from pipelines.lib.schemas import AVAILABILITY, QUARANTINE, TITLES, conform
 
 logger = logging.getLogger(__name__)
@@ -366,7 +367,7 @@ def work_clusters(platform_titles: pl.DataFrame) -> pl.DataFrame:
     """``catalog_title_id -> title_id``: every platform row mapped to the first-ranked row
     (service order of :data:`SERVICES`, then file order) of the work it belongs to.
 
-    Rows are grouped by :func:`~pipelines.lib.matching.title_key` and type, and linked pairwise
+    Rows are grouped by :func:`normalize_title` (as :func:`match_to_tmdb`) and type, linked pairwise
     by :func:`_same_work` (a union-find, so A~B and B~C put A, B and C together).
     """
     if platform_titles.is_empty():
@@ -397,7 +398,7 @@ def work_clusters(platform_titles: pl.DataFrame) -> pl.DataFrame:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         row["people"] = _people(row)
-        groups.setdefault((title_key(row["title"]), row["type"]), []).append(row)
+        groups.setdefault((normalize_title(row["title"]), row["type"]), []).append(row)
     parent = {row["title_id"]: row["title_id"] for row in rows}
 
     def find(x: str) -> str:
