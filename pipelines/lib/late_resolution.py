@@ -5,9 +5,10 @@ nightly runs two steps:
 
 1. :func:`lookup_missing_titles` (asset ``tmdb_late_titles``, before ``titles``): for the waiting
    rows whose reason says the catalogue has no such title (``"no title match..."``, including
-   ``"(ids not in catalogue)"``), ask TMDB through the real client: ``/find/{imdb id}
-   ?external_source=imdb_id`` for rows with an IMDb id, else ``/search/{movie|tv}`` by title and
-   year (a bare title without a type is searched as a film and as a series). The first
+   ``"(ids not in catalogue)"``), ask TMDB through the real client: the details of a row's TMDB
+   id (Trakt gives one) when its type is known, else ``/find/{imdb id}?external_source=imdb_id``
+   for rows with an IMDb id, else ``/search/{movie|tv}`` by title and year (a bare title without
+   a type is searched as a film and as a series). The first
    :data:`SEARCH_KEEP` results of each answer are fetched in full (details with aliases), and a
    fetched title is kept only when :class:`~pipelines.lib.matching.TitleResolver`, run over the
    fetched titles alone, resolves a waiting row to it: the same rules as any import, so a search
@@ -75,7 +76,11 @@ class LateLookup:
 
 
 def _query(row: dict[str, Any]) -> list[tuple[str, str, int | None]]:
-    """(query id, TMDB call, year) of one waiting row; the call is ``find`` or a search kind."""
+    """(query id, TMDB call, year) of one waiting row; the call is ``details``, ``find`` or a
+    search kind."""
+    kind = {"movie": "movie", "series": "tv"}.get(row["title_type"] or "")
+    if row["tmdb_id"] is not None and kind:
+        return [(f"details:{kind}:{row['tmdb_id']}", "details", None)]
     if row["imdb_id"]:
         return [(f"find:{row['imdb_id']}", "find", None)]
     title = (row["raw_title"] or "").strip()
@@ -108,7 +113,9 @@ def lookup_missing_titles(
         .to_list()
     )
     waiting = conform(waiting_for_lookup(unresolved), "unresolved_events")
-    rows = waiting.select("raw_title", "year", "title_type", "imdb_id").unique().to_dicts()
+    rows = (
+        waiting.select("raw_title", "year", "title_type", "tmdb_id", "imdb_id").unique().to_dicts()
+    )
     queries = {q for row in rows for q in _query(row)}
     todo = sorted(
         (q for q in queries if f"{q[0]}{'' if q[2] is None else q[2]}" not in recent),
@@ -116,7 +123,10 @@ def lookup_missing_titles(
     )
     found: dict[tmdb.Kind, list[int]] = {"movie": [], "tv": []}
     for query_id, call, year in todo:
-        if call == "find":
+        if call == "details":
+            _, kind_text, tmdb_id = query_id.split(":")
+            found["movie" if kind_text == "movie" else "tv"].append(int(tmdb_id))
+        elif call == "find":
             answer = client.find_imdb(query_id.removeprefix("find:"))
             for kind in tmdb.KINDS:
                 found[kind] += [int(r["id"]) for r in answer[kind][:SEARCH_KEEP]]

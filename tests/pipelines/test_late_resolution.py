@@ -126,3 +126,29 @@ def test_the_late_titles_asset_asks_tmdb_in_a_dagster_run(
     again = dg.materialize([tmdb_late_titles], resources=resources)
     meta = again.asset_materializations_for_node("tmdb_late_titles")[0].metadata
     assert meta["tmdb_queries"].value == 0 and meta["rows"].value == 3
+
+
+def test_rows_with_a_tmdb_id_are_fetched_by_id(settings: Settings) -> None:
+    waiting = conform(
+        pl.DataFrame(
+            {
+                "event_id": ["e1", "e2", "e3"],
+                "raw_title": ["Narcos: Mexico", "Deleted Film", "Nosferatu"],
+                "title_type": ["series", "movie", "movie"],
+                "tmdb_id": [80968, 999_999_999, None],
+                "reason": ["no title match (ids not in catalogue)"] * 2
+                + ["ambiguous: 2 candidates"],
+                "event_time": [datetime(2024, 1, 1, tzinfo=UTC)] * 3,
+            }
+        ),
+        "unresolved_events",
+    )
+    with sources.tmdb_client(settings) as client:
+        found = late_resolution.lookup_missing_titles(client, waiting)
+    # by id, no search; a TMDB id that is gone (404) finds nothing; ambiguity is not a lookup
+    assert found.titles["title_id"].to_list() == ["tv:80968"]
+    assert sorted(found.lookups["query"]) == ["details:movie:999999999", "details:tv:80968"]
+    assert dict(found.lookups.select("query", "titles_kept").iter_rows()) == {
+        "details:movie:999999999": 0,
+        "details:tv:80968": 1,
+    }
