@@ -12,6 +12,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 
 import polars as pl
 
@@ -106,6 +107,13 @@ class _Candidate:
     type: str
     year: int | None
     rank: int
+    released: date | None = None
+
+    def released_after(self, watched_on: date | None, watched_year: int) -> bool:
+        """Released after the watch: by date when both are known, else by year."""
+        if self.released is not None and watched_on is not None:
+            return self.released > watched_on
+        return self.year is not None and self.year > watched_year
 
 
 @dataclass(frozen=True)
@@ -176,8 +184,9 @@ class TitleResolver:
        an **alias** (TMDB alternative titles and translations in the ``aliases`` column: "Mad Max:
        Estrada da Fúria", "Narcos: Meksyk"; the match is then called ``alias ...``); then
     5. with a year: exact year, then ±1 year, then catalogue entries without a year;
-    6. without a year (a bare title with a watch date): a title released after the watch year is
-       never it (series of platform catalogues excepted: they are dated by their latest season);
+    6. without a year (a bare title with a watch date): a title released after the watch is never
+       it (by release date when the catalogue has one, else by year; series of platform
+       catalogues excepted: they are dated by their latest season);
        of the rest, an event of unknown type prefers films (a bare title without an episode part
        is a film when a film of that name exists); one candidate left is the match; several: the
        newest one wins when it came out at most :data:`RECENT_RELEASE_YEARS` before the watch
@@ -200,7 +209,15 @@ class TitleResolver:
             raise CatalogueError(f"titles frame lacks column(s) {', '.join(missing)}")
         cols = {
             c: (pl.col(c) if c in titles.columns else pl.lit(None))
-            for c in ("tmdb_id", "imdb_id", "original_title", "year", "source", "aliases")
+            for c in (
+                "tmdb_id",
+                "imdb_id",
+                "original_title",
+                "year",
+                "release_date",
+                "source",
+                "aliases",
+            )
         }
         frame = titles.select(
             "title_id",
@@ -210,6 +227,7 @@ class TitleResolver:
             cols["tmdb_id"].cast(pl.Int64).alias("tmdb_id"),
             cols["imdb_id"].cast(pl.String).alias("imdb_id"),
             cols["year"].cast(pl.Int32).alias("year"),
+            cols["release_date"].cast(pl.Date).alias("release_date"),
             cols["source"].cast(pl.String).alias("source"),
             cols["aliases"].alias("aliases"),
         ).unique("title_id", keep="first", maintain_order=True)
@@ -227,7 +245,7 @@ class TitleResolver:
                     self._tmdb[key] = (rank, tid)
             if row["imdb_id"]:
                 imdb.setdefault(row["imdb_id"], set()).add(tid)
-            cand = _Candidate(tid, kind, row["year"], rank)
+            cand = _Candidate(tid, kind, row["year"], rank, row["release_date"])
             names = {title_key(row["title"]), title_key(row["original_title"])} - {""}
             for name in names:
                 groups.setdefault((name, row["year"], kind), []).append(cand)
@@ -259,9 +277,12 @@ class TitleResolver:
         native_id: str | None = None,
         original_title: str | None = None,
         watched_year: int | None = None,
+        watched_on: date | None = None,
     ) -> Resolution:
         """Resolve one event (see the class docstring for the order and the reasons)."""
         kind = {"movie": "movie", "series": "series"}.get(title_type or "")
+        if watched_on is not None:
+            watched_year = watched_on.year
         if tmdb_id is not None:
             kinds = [kind] if kind else ["movie", "series"]
             hits = {self._tmdb[(tmdb_id, k)][1] for k in kinds if (tmdb_id, k) in self._tmdb}
@@ -283,7 +304,7 @@ class TitleResolver:
         if not cands:
             cands = self._lookup(self._by_alias, names, kind)
             prefix = "alias "
-        result = self._pick(cands, year, watched_year, kind is None)
+        result = self._pick(cands, year, watched_year, watched_on, kind is None)
         if result.reason is not None:
             return Resolution.failed(result.reason + suffix)
         return Resolution.found(result.title_id or "", prefix + (result.match or ""))
@@ -310,7 +331,12 @@ class TitleResolver:
 
     @classmethod
     def _pick(
-        cls, cands: list[_Candidate], year: int | None, watched_year: int | None, any_type: bool
+        cls,
+        cands: list[_Candidate],
+        year: int | None,
+        watched_year: int | None,
+        watched_on: date | None,
+        any_type: bool,
     ) -> Resolution:
         if not cands:
             return Resolution.failed("no title match")
@@ -334,8 +360,7 @@ class TitleResolver:
             cands = [
                 c
                 for c in cands
-                if c.year is None
-                or c.year <= watched_year
+                if not c.released_after(watched_on, watched_year)
                 or (c.type == "series" and c.rank >= CATALOG_RANK)
             ]
             if not cands:
@@ -344,7 +369,11 @@ class TitleResolver:
         if len(cands) == 1:
             return Resolution.found(cands[0].title_id, "title")
         if watched_year is not None:
-            dated = [c for c in cands if c.year is not None and c.year <= watched_year]
+            dated = [
+                c
+                for c in cands
+                if c.year is not None and not c.released_after(watched_on, watched_year)
+            ]
             if dated:
                 newest = max(c.year for c in dated if c.year is not None)
                 top = [c for c in dated if c.year == newest]
@@ -357,7 +386,8 @@ class TitleResolver:
         required). Returns a frame of the same height and order with ``title_id``, ``match`` (how
         it was found) and ``reason`` (why not; null when resolved).
 
-        Work is done once per distinct (title, ids, year, type) combination.
+        Work is done once per distinct (title, ids, year, type, watch day) combination; the watch
+        day (``event_time``) is only used for events without a year.
         """
         if "raw_title" not in events.columns:
             raise CatalogueError("events to resolve lack the raw_title column")
@@ -369,16 +399,16 @@ class TitleResolver:
             ]
             + [
                 (
-                    pl.when(pl.col("year").is_null()).then(pl.col("event_time").dt.year())
+                    pl.when(pl.col("year").is_null()).then(pl.col("event_time").dt.date())
                     if "event_time" in events.columns and "year" in events.columns
                     else (
-                        pl.col("event_time").dt.year()
+                        pl.col("event_time").dt.date()
                         if "event_time" in events.columns
                         else pl.lit(None)
                     )
                 )
-                .cast(pl.Int32)
-                .alias("watched_year")
+                .cast(pl.Date)
+                .alias("watched_on")
             ]
         )
         distinct = keys.unique(maintain_order=True)

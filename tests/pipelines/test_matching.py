@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
@@ -198,3 +198,29 @@ def test_aliases_match_when_no_title_does() -> None:
     assert (got.title_id, got.match) == ("tv:80968", "alias title")
     # a real title wins over another work's alias
     assert resolver.resolve_one("Estrada").title_id == "movie:1"
+
+
+def test_release_dates_decide_within_the_watch_year() -> None:
+    titles = pl.DataFrame(
+        {
+            "title_id": ["movie:653", "movie:426063"],
+            "type": ["movie", "movie"],
+            "title": ["Nosferatu", "Nosferatu"],
+            "year": [1922, 2024],
+            "release_date": [date(1922, 2, 16), date(2024, 12, 25)],
+        },
+        schema_overrides={"year": pl.Int32},
+    )
+    resolver = TitleResolver(titles)
+    # watched in June 2024: the Christmas 2024 film was not out yet
+    got = resolver.resolve_one("Nosferatu", watched_on=date(2024, 6, 1))
+    assert (got.title_id, got.match) == ("movie:653", "title")
+    got = resolver.resolve_one("Nosferatu", watched_on=date(2025, 1, 10))
+    assert (got.title_id, got.match) == ("movie:426063", "title, latest before watch")
+    events = pl.DataFrame(
+        {
+            "raw_title": ["Nosferatu", "Nosferatu"],
+            "event_time": [datetime(2024, 6, 1, tzinfo=UTC), datetime(2025, 1, 10, tzinfo=UTC)],
+        }
+    )
+    assert resolver.resolve(events)["title_id"].to_list() == ["movie:653", "movie:426063"]
