@@ -91,12 +91,22 @@ def test_netflix_profile_against_tmdb_and_platform_catalogue(shared_data: Path) 
         [tmdb5000_titles(shared_data).drop("popularity"), netflix_catalog_titles(shared_data)]
     )
     raw = parse_and_resolve("netflix", "a", [path], netflix_raw)[3]
+    # the four catalogues' rows as they are, without matching or merging
+    unmerged = pl.concat(
+        [
+            conform(tmdb5000_titles(shared_data), "titles"),
+            catalogs.load_catalogs(shared_data / "catalogs").titles,
+        ]
+    )
+    four_raw = parse_and_resolve("netflix", "a", [path], unmerged)[3]
     catalogue = merged_catalogue(shared_data)
     events, _unresolved, _, summary = parse_and_resolve("netflix", "a", [path], catalogue)
     print(
         f"\nnetflix profile_a ({summary.resolved + summary.unresolved} views): "
         f"TMDB 5000 alone {tmdb_only.resolution_rate:.1%} ({tmdb_only.resolved}); "
         f"+ raw Netflix catalogue {raw.resolution_rate:.1%} ({raw.resolved}); "
+        f"+ four catalogues unmerged {four_raw.resolution_rate:.1%} ({four_raw.resolved}, "
+        f"unresolved reasons {four_raw.unresolved_reasons}); "
         f"+ four merged platform catalogues {summary.resolution_rate:.1%} "
         f"({summary.resolved}/{summary.resolved + summary.unresolved}); "
         f"matched by {summary.matched_by}; unresolved reasons {summary.unresolved_reasons}"
@@ -105,6 +115,7 @@ def test_netflix_profile_against_tmdb_and_platform_catalogue(shared_data: Path) 
     assert 0.02 < tmdb_only.resolution_rate < 0.3
     assert 0.4 < raw.resolution_rate <= 1.0
     assert summary.resolution_rate >= raw.resolution_rate > tmdb_only.resolution_rate
+    assert summary.resolution_rate > four_raw.resolution_rate
     # one work per title: ambiguity is left to genuinely different works (two "Little Women")
     ambiguous = sum(n for r, n in summary.unresolved_reasons.items() if r.startswith("ambiguous"))
     assert ambiguous < 0.01 * (summary.resolved + summary.unresolved)
