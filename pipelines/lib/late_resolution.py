@@ -8,13 +8,13 @@ nightly runs two steps:
    ``"(ids not in catalogue)"``), ask TMDB through the real client: the details of a row's TMDB
    id (Trakt gives one) when its type is known, else ``/find/{imdb id}?external_source=imdb_id``
    for rows with an IMDb id, else ``/search/{movie|tv}`` by title and year (a bare title without
-   a type is searched as a film and as a series). The first
-   :data:`SEARCH_KEEP` results of each answer are fetched in full (details with aliases), and a
+   a type is searched as a film and as a series), ``max_concurrency`` queries at a time. The
+   first :data:`SEARCH_KEEP` results of each answer are fetched in full (details with aliases), and a
    fetched title is kept only when :class:`~pipelines.lib.matching.TitleResolver`, run over the
    fetched titles alone, resolves a waiting row to it: the same rules as any import, so a search
    answer never adds a title no one watched. Kept titles go to the lake table
    ``tmdb_late_titles`` (merged by ``title_id``), which the ``titles`` asset unions in.
-   Every query is logged in ``tmdb_lookups`` (query, kind, year, when, how many titles kept) and
+   Every query is logged in ``tmdb_lookups`` (query, year, when, how many titles kept) and
    is not asked again for :data:`LOOKUP_RETRY_DAYS` days, found or not.
 2. :func:`resolve_waiting` (in the ``watch_events`` asset, after the day's imports): every waiting
    row is resolved again against the current catalogue; resolved rows move to ``watch_events``
@@ -33,6 +33,7 @@ import fcntl
 import hashlib
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,25 @@ def _query(row: dict[str, Any]) -> list[tuple[str, str, int | None]]:
     return [(f"search:{k}:{title}", k, row["year"]) for k in kinds]
 
 
+def _ask(
+    client: tmdb.TMDBClient, query_id: str, call: str, year: int | None
+) -> dict[tmdb.Kind, list[int]]:
+    """TMDB ids one query finds, per kind (at most :data:`SEARCH_KEEP` of a search or find)."""
+    out: dict[tmdb.Kind, list[int]] = {"movie": [], "tv": []}
+    if call == "details":
+        _, kind_text, tmdb_id = query_id.split(":")
+        out["movie" if kind_text == "movie" else "tv"].append(int(tmdb_id))
+    elif call == "find":
+        answer = client.find_imdb(query_id.removeprefix("find:"))
+        for kind in tmdb.KINDS:
+            out[kind] = [int(r["id"]) for r in answer[kind][:SEARCH_KEEP]]
+    else:
+        kind = "movie" if call == "movie" else "tv"
+        text = query_id.split(":", 2)[2]
+        out[kind] = [int(r["id"]) for r in client.search(kind, text, year)[:SEARCH_KEEP]]
+    return out
+
+
 def waiting_for_lookup(unresolved: pl.DataFrame) -> pl.DataFrame:
     """The waiting rows TMDB may know: reason "no title match..." (not ambiguous, not empty)."""
     return unresolved.filter(
@@ -122,18 +142,10 @@ def lookup_missing_titles(
         key=lambda q: (q[0], q[2] or 0),
     )
     found: dict[tmdb.Kind, list[int]] = {"movie": [], "tv": []}
-    for query_id, call, year in todo:
-        if call == "details":
-            _, kind_text, tmdb_id = query_id.split(":")
-            found["movie" if kind_text == "movie" else "tv"].append(int(tmdb_id))
-        elif call == "find":
-            answer = client.find_imdb(query_id.removeprefix("find:"))
+    with ThreadPoolExecutor(client.max_concurrency, thread_name_prefix="tmdb-late") as pool:
+        for answer in pool.map(lambda q: _ask(client, *q), todo):
             for kind in tmdb.KINDS:
-                found[kind] += [int(r["id"]) for r in answer[kind][:SEARCH_KEEP]]
-        else:
-            kind: tmdb.Kind = "movie" if call == "movie" else "tv"
-            text = query_id.split(":", 2)[2]
-            found[kind] += [int(r["id"]) for r in client.search(kind, text, year)[:SEARCH_KEEP]]
+                found[kind] += answer[kind]
     fetched = [
         tmdb.details_to_title(kind, d)
         for kind in tmdb.KINDS
