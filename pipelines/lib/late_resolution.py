@@ -46,7 +46,7 @@ from pipelines.lib import tmdb
 from pipelines.lib.histories.common import implicit_weight
 from pipelines.lib.lake import read_table, table_dir, write_partition, write_table
 from pipelines.lib.matching import TitleResolver
-from pipelines.lib.schemas import conform, empty
+from pipelines.lib.schemas import UNRESOLVED_EVENTS, conform, empty
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +239,8 @@ def _imports_lock(lake: Path) -> Iterator[None]:
 def resolve_waiting(lake: Path, catalogue: pl.DataFrame, batch: str) -> dict[str, int]:
     """Resolve every waiting row of ``unresolved_events`` against ``catalogue``; resolved rows
     move to ``watch_events`` (partition ``batch=<batch>-<hash of their ids>``, their
-    ``import_batch`` is ``batch``), the rest stay untouched. Returns
+    ``import_batch`` is ``batch``), the rest stay, with their reason (partitions written before
+    the table gained its late-resolution columns are rewritten in the current schema). Returns
     ``{"waiting", "resolved", "still_unresolved"}`` counts."""
     lake = Path(lake)
     with _imports_lock(lake):
@@ -266,11 +267,12 @@ def resolve_waiting(lake: Path, catalogue: pl.DataFrame, batch: str) -> dict[str
             digest = hashlib.sha256("\x1f".join(sorted(events["event_id"])).encode()).hexdigest()
             write_partition(lake, "watch_events", f"batch={batch}-{digest[:8]}", events)
         moved = done["event_id"].to_list()
+        wanted = list(UNRESOLVED_EVENTS)
         for path in files:
             df = pl.read_parquet(path)
             keep = df.filter(~pl.col("event_id").is_in(moved))
-            if keep.height == df.height:
-                continue
+            if keep.height == df.height and df.columns == wanted:
+                continue  # nothing moved, and already in the current schema
             if keep.is_empty():
                 path.unlink()
             else:

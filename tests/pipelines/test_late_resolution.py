@@ -152,3 +152,34 @@ def test_rows_with_a_tmdb_id_are_fetched_by_id(settings: Settings) -> None:
         "details:movie:999999999": 0,
         "details:tv:80968": 1,
     }
+
+
+def test_partitions_from_before_the_new_columns_are_read_and_upgraded(
+    catalogue: pl.DataFrame, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    folder = lake / "unresolved_events"
+    folder.mkdir(parents=True)
+    old_columns = ["event_id", "user_id", "raw_title", "year", "source", "event_time", "reason"]
+    old = conform(
+        pl.DataFrame(
+            {
+                "event_id": ["old1", "old2"],
+                "user_id": ["u", "u"],
+                "raw_title": ["Inception", "Grandma's 80th Birthday: The Movie"],
+                "source": ["netflix", "netflix"],
+                "event_time": [datetime(2020, 1, 1, tzinfo=UTC)] * 2,
+                "reason": ["no title match"] * 2,
+            }
+        ),
+        "unresolved_events",
+    ).select(*old_columns, "import_batch")
+    old.write_parquet(folder / "batch=2020-01-01-a.parquet")
+    new = conform(old.tail(1).with_columns(event_id=pl.lit("new1")), "unresolved_events")
+    new.write_parquet(folder / "batch=2026-12-01-b.parquet")
+    assert read_table(lake, "unresolved_events").height == 3  # mixed schemas read as one table
+    counts = late_resolution.resolve_waiting(lake, catalogue, "2026-12-02-late")
+    assert counts == {"waiting": 3, "resolved": 1, "still_unresolved": 2}
+    assert read_table(lake, "watch_events")["title_id"].to_list() == ["movie:27205"]
+    for path in folder.glob("*.parquet"):  # every partition is in the current schema now
+        assert pl.read_parquet(path).columns == list(conform(old, "unresolved_events").columns)
