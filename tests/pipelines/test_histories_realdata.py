@@ -8,9 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.lib import catalogs
 from pipelines.lib.histories.importer import parse_and_resolve
-from pipelines.lib.schemas import conform, empty
+from pipelines.lib.schemas import empty
 
 pytestmark = pytest.mark.realdata
 
@@ -25,7 +24,6 @@ def tmdb5000_titles(shared: Path) -> pl.DataFrame:
         title="title",
         original_title="original_title",
         year=pl.col("release_date").str.slice(0, 4).cast(pl.Int32, strict=False),
-        popularity=pl.col("popularity").cast(pl.Float64),
         source=pl.lit("tmdb"),
     )
 
@@ -73,60 +71,22 @@ def test_ml_100k_events_and_catalogue_matches(shared_data: Path) -> None:
     assert 250 < items < 1_682  # the 1990s titles present in a 3,000-movie TMDB sample
 
 
-def merged_catalogue(shared: Path) -> pl.DataFrame:
-    """TMDB 5000 + the four platform catalogues through the pipeline's own code: rows matched to
-    TMDB, one work per real title (:func:`pipelines.lib.catalogs.merge_works`)."""
-    tmdb = tmdb5000_titles(shared)
-    extra, _availability, _quarantine = catalogs.attach_to_tmdb(
-        catalogs.load_catalogs(shared / "catalogs"), tmdb
-    )
-    return pl.concat([conform(tmdb, "titles"), extra])
-
-
 def test_netflix_profile_against_tmdb_and_platform_catalogue(shared_data: Path) -> None:
+    catalogue = pl.concat([tmdb5000_titles(shared_data), netflix_catalog_titles(shared_data)])
     path = shared_data / "viewing-history" / "netflix" / "NetflixViewingHistory_profile_a.csv"
     tmdb_only = parse_and_resolve("netflix", "a", [path], tmdb5000_titles(shared_data))[3]
-    # the catalogue this test used to build: TMDB 5000 + the raw Netflix catalogue rows
-    netflix_raw = pl.concat(
-        [tmdb5000_titles(shared_data).drop("popularity"), netflix_catalog_titles(shared_data)]
-    )
-    raw = parse_and_resolve("netflix", "a", [path], netflix_raw)[3]
-    # the four catalogues' rows as they are, without matching or merging
-    unmerged = pl.concat(
-        [
-            conform(tmdb5000_titles(shared_data), "titles"),
-            catalogs.load_catalogs(shared_data / "catalogs").titles,
-        ]
-    )
-    four_raw = parse_and_resolve("netflix", "a", [path], unmerged)[3]
-    catalogue = merged_catalogue(shared_data)
     events, _unresolved, _, summary = parse_and_resolve("netflix", "a", [path], catalogue)
     print(
-        f"\nnetflix profile_a ({summary.resolved + summary.unresolved} views): "
-        f"TMDB 5000 alone {tmdb_only.resolution_rate:.1%} ({tmdb_only.resolved}); "
-        f"+ raw Netflix catalogue {raw.resolution_rate:.1%} ({raw.resolved}); "
-        f"+ four catalogues unmerged {four_raw.resolution_rate:.1%} ({four_raw.resolved}, "
-        f"unresolved reasons {four_raw.unresolved_reasons}); "
-        f"+ four merged platform catalogues {summary.resolution_rate:.1%} "
+        f"netflix profile_a: TMDB 5000 alone {tmdb_only.resolution_rate:.1%}; "
+        f"+ Netflix catalogue {summary.resolution_rate:.1%} "
         f"({summary.resolved}/{summary.resolved + summary.unresolved}); "
-        f"matched by {summary.matched_by}; unresolved reasons {summary.unresolved_reasons}"
+        f"unresolved reasons {summary.unresolved_reasons}"
     )
     # Mostly TV episodes, which TMDB 5000 (movies only) cannot resolve.
     assert 0.02 < tmdb_only.resolution_rate < 0.3
-    assert 0.4 < raw.resolution_rate <= 1.0
-    assert summary.resolution_rate >= raw.resolution_rate > tmdb_only.resolution_rate
-    assert summary.resolution_rate > four_raw.resolution_rate
-    # one work per title: ambiguity is left to genuinely different works (two "Little Women")
-    ambiguous = sum(n for r, n in summary.unresolved_reasons.items() if r.startswith("ambiguous"))
-    assert ambiguous < 0.01 * (summary.resolved + summary.unresolved)
+    assert 0.4 < summary.resolution_rate <= 1.0
+    assert summary.resolution_rate > tmdb_only.resolution_rate
     series = events.filter(
-        pl.col("title_id").str.starts_with("catalog:") & pl.col("season").is_not_null()
+        pl.col("title_id").str.starts_with("catalog:netflix:") & pl.col("season").is_not_null()
     )
     assert series.height > 300  # episodes resolved to their series
-
-
-def test_one_work_per_title_across_the_four_catalogues(shared_data: Path) -> None:
-    catalogue = merged_catalogue(shared_data)
-    for name in ("Star Trek: The Next Generation", "Vikings"):
-        rows = catalogue.filter((pl.col("title") == name) & (pl.col("type") == "series"))
-        assert rows.height == 1, rows.select("title_id", "year")
