@@ -51,6 +51,14 @@ logger = logging.getLogger("make_sample_catalog")
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SEED_CSV = ROOT / "data" / "sample" / "catalog_seed.csv"
+DEFAULT_ALIASES_CSV = ROOT / "data" / "sample" / "title_aliases.csv"
+"""Hand-made other names (TMDB alternative titles and translations) of some titles."""
+DEFAULT_SEARCH_ONLY_CSV = ROOT / "data" / "sample" / "search_only_seed.csv"
+"""Titles TMDB knows but discover does not list (found only by /search and /find: late
+resolution of what the sample catalogue lacks); same columns as the seed."""
+ALIAS_COLUMNS = ["type", "tmdb_id", "source", "iso_3166_1", "iso_639_1", "title"]
+SEARCH_QUERIES = (("movie", "Mad Max"), ("movie", "Dark"), ("tv", "Dark"))
+"""Recorded /search queries besides every name of the search-only titles."""
 DEFAULT_OUT = ROOT / "data" / "sample" / "recorded"
 DEFAULT_SEED = 20261128
 RECORDED_ON = date(2026, 11, 28)
@@ -94,6 +102,7 @@ LANGUAGES = {
     "it": ("Italian", "Italiano", "IT"), "zh": ("Mandarin", "普通话", "CN"),
     "cn": ("Cantonese", "广州话 / 廣州話", "HK"), "ru": ("Russian", "Pусский", "SU"),
     "sv": ("Swedish", "svenska", "SE"), "pt": ("Portuguese", "Português", "BR"),
+    "pl": ("Polish", "Polski", "PL"),
 }  # fmt: skip
 """original_language -> (English name, native name, usual origin country)."""
 COUNTRY_NAMES = {
@@ -463,6 +472,81 @@ def tv_details(seed: Seed, rng: random.Random) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Alias:
+    kind: str
+    tmdb_id: int
+    source: str  # alternative | translation
+    country: str
+    language: str | None
+    title: str
+
+
+def read_aliases(path: Path, known: set[tuple[str, int]]) -> dict[tuple[str, int], list[Alias]]:
+    """Parse the aliases CSV; a bad row (or one naming an unknown title) raises SeedError."""
+    out: dict[tuple[str, int], list[Alias]] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        if next(reader, None) != ALIAS_COLUMNS:
+            raise SeedError(f"{path}:1: header must be {','.join(ALIAS_COLUMNS)}")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if len(row) != len(ALIAS_COLUMNS):
+                raise SeedError(f"{where}: expected {len(ALIAS_COLUMNS)} fields, found {len(row)}")
+            rec = dict(zip(ALIAS_COLUMNS, row, strict=True))
+            key = (rec["type"], int(rec["tmdb_id"]))
+            if key not in known:
+                raise SeedError(f"{where}: no seed title {key}")
+            if rec["source"] not in ("alternative", "translation"):
+                raise SeedError(f"{where}: source must be alternative|translation")
+            if rec["source"] == "translation" and rec["iso_639_1"] not in LANGUAGES:
+                raise SeedError(f"{where}: translation language must be one of LANGUAGES")
+            if not re.fullmatch(r"[A-Z]{2}", rec["iso_3166_1"]) or not rec["title"].strip():
+                raise SeedError(f"{where}: a country code and a title are required")
+            out.setdefault(key, []).append(
+                Alias(key[0], key[1], rec["source"], rec["iso_3166_1"],
+                      rec["iso_639_1"] or None, rec["title"].strip())
+            )  # fmt: skip
+    return out
+
+
+def _translation(seed: Seed, country: str, language: str, title: str, overview: str) -> dict:
+    english, native, _ = LANGUAGES[language]
+    data: dict[str, Any] = {"homepage": "", "overview": overview, "tagline": ""}
+    if seed.kind == "movie":
+        data.update(runtime=0, title=title)
+    else:
+        data["name"] = title
+    return {"iso_3166_1": country, "iso_639_1": language, "name": native,
+            "english_name": english, "data": data}  # fmt: skip
+
+
+def add_aliases(seed: Seed, details: dict[str, Any], aliases: list[Alias]) -> None:
+    """Append TMDB's ``alternative_titles`` (movie ``titles``, TV ``results``) and
+    ``translations`` (the original language, English, then the seeded ones) to ``details``."""
+    alternatives = [
+        {"iso_3166_1": a.country, "title": a.title, "type": ""}
+        for a in aliases
+        if a.source == "alternative"
+    ]
+    details["alternative_titles"] = {
+        ("titles" if seed.kind == "movie" else "results"): alternatives
+    }
+    own = origin_country(seed)
+    translations = [
+        _translation(seed, own, seed.language, seed.original_title,
+                     seed.overview if seed.language == "en" else "")
+    ]  # fmt: skip
+    if seed.language != "en":
+        translations.append(_translation(seed, "US", "en", seed.title, seed.overview))
+    translations += [
+        _translation(seed, a.country, a.language or "en", a.title, "")
+        for a in aliases
+        if a.source == "translation"
+    ]
+    details["translations"] = {"translations": translations}
+
+
 def discover_item(seed: Seed, details: dict[str, Any]) -> dict[str, Any]:
     common = {
         "adult": False,
@@ -721,8 +805,19 @@ def jw_node(seed: Seed, node_id: str, object_id: int, country: str) -> dict[str,
 
 
 # ---- the build -------------------------------------------------------------------------------------
-def build(seeds: list[Seed], out: Path, seed: int) -> dict[str, int]:
-    """Write every recording for ``seeds`` into the (empty) folder ``out``; returns file counts."""
+def build(
+    seeds: list[Seed],
+    out: Path,
+    seed: int,
+    aliases: dict[tuple[str, int], list[Alias]] | None = None,
+    search_only: list[Seed] | None = None,
+) -> dict[str, int]:
+    """Write every recording for ``seeds`` into the (empty) folder ``out``; returns file counts.
+
+    ``search_only`` titles get details, /search and /find answers, but are in no discover page,
+    export, provider list or JustWatch answer."""
+    aliases = aliases or {}
+    search_only = search_only or []
     layout = RecordedLayout(out)
     counts: dict[str, int] = {}
 
@@ -737,6 +832,7 @@ def build(seeds: list[Seed], out: Path, seed: int) -> dict[str, int]:
     for s in seeds:
         rng = random.Random(f"{seed}:{s.kind}:{s.tmdb_id}")
         details = movie_details(s, rng) if s.kind == "movie" else tv_details(s, rng)
+        add_aliases(s, details, aliases.get((s.kind, s.tmdb_id), []))
         details_by[(s.kind, s.tmdb_id)] = details
         write(layout.tmdb_details(s.kind, s.tmdb_id), details)
         seasons = details.get("number_of_seasons", 1)
@@ -820,17 +916,91 @@ def build(seeds: list[Seed], out: Path, seed: int) -> dict[str, int]:
                 {"data": {"popularTitles": {"totalCount": len(hits), "edges": edges,
                                             "__typename": "PopularTitlesConnection"}}},
             )  # fmt: skip
+    write_search_and_find(seeds, search_only, aliases, details_by, seed, write, layout)
     return counts
 
 
-def rebuild(seed_csv: Path, out: Path, seed: int) -> dict[str, int]:
+def write_search_and_find(
+    seeds: list[Seed],
+    search_only: list[Seed],
+    aliases: dict[tuple[str, int], list[Alias]],
+    details_by: dict[tuple[str, int], dict[str, Any]],
+    seed: int,
+    write: Any,
+    layout: RecordedLayout,
+) -> None:
+    """TMDB /search answers (every name of the search-only titles and :data:`SEARCH_QUERIES`;
+    like TMDB, a query matches titles, original titles and translated/alternative titles) and
+    /find answers for every title with an IMDb id."""
+    for s in search_only:
+        rng = random.Random(f"{seed}:{s.kind}:{s.tmdb_id}")
+        details = movie_details(s, rng) if s.kind == "movie" else tv_details(s, rng)
+        add_aliases(s, details, aliases.get((s.kind, s.tmdb_id), []))
+        details_by[(s.kind, s.tmdb_id)] = details
+        write(layout.tmdb_details(s.kind, s.tmdb_id), details)
+    everyone = [*seeds, *search_only]
+    names = {
+        (s.kind, s.tmdb_id): {normalize_title(s.title), normalize_title(s.original_title)}
+        | {normalize_title(a.title) for a in aliases.get((s.kind, s.tmdb_id), [])}
+        for s in everyone
+    }
+    queries = dict.fromkeys(SEARCH_QUERIES)
+    for s in search_only:
+        for name in [
+            s.title,
+            s.original_title,
+            *(a.title for a in aliases.get((s.kind, s.tmdb_id), [])),
+        ]:
+            queries.setdefault((s.kind, name))
+    for kind, query in queries:
+        wanted = normalize_title(query)
+        hits = sorted(
+            (
+                s
+                for s in everyone
+                if s.kind == kind and any(wanted in n for n in names[(s.kind, s.tmdb_id)])
+            ),
+            key=lambda s: (wanted not in names[(s.kind, s.tmdb_id)], -s.popularity, s.tmdb_id),
+        )[:PAGE_SIZE]
+        results = [discover_item(s, details_by[(s.kind, s.tmdb_id)]) for s in hits]
+        write(layout.tmdb_search(kind, query),
+              {"page": 1, "results": results, "total_pages": 1, "total_results": len(results)})  # fmt: skip
+    for s in sorted(everyone, key=lambda s: (s.kind, s.tmdb_id)):
+        if not s.imdb_id:
+            continue
+        item = {**discover_item(s, details_by[(s.kind, s.tmdb_id)]), "media_type": s.kind}
+        write(
+            layout.tmdb_find(s.imdb_id),
+            {
+                "movie_results": [item] if s.kind == "movie" else [],
+                "person_results": [],
+                "tv_results": [item] if s.kind == "tv" else [],
+                "tv_episode_results": [],
+                "tv_season_results": [],
+            },
+        )
+
+
+def rebuild(
+    seed_csv: Path,
+    out: Path,
+    seed: int,
+    aliases_csv: Path = DEFAULT_ALIASES_CSV,
+    search_only_csv: Path = DEFAULT_SEARCH_ONLY_CSV,
+) -> dict[str, int]:
     """Build into a staging sibling of ``out`` and swap it in (atomic, idempotent)."""
     seeds = read_seed(seed_csv)
+    search_only = read_seed(search_only_csv)
+    clash = {(s.kind, s.tmdb_id) for s in seeds} & {(s.kind, s.tmdb_id) for s in search_only}
+    if clash:
+        raise SeedError(f"{search_only_csv}: titles already in the seed: {sorted(clash)}")
+    known = {(s.kind, s.tmdb_id) for s in [*seeds, *search_only]}
+    aliases = read_aliases(aliases_csv, known)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.with_name(f".{out.name}.{uuid.uuid4().hex}.staging")
     staging.mkdir()
     try:
-        counts = build(seeds, staging, seed)
+        counts = build(seeds, staging, seed, aliases, search_only)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -848,10 +1018,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed-csv", type=Path, default=DEFAULT_SEED_CSV)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--aliases-csv", type=Path, default=DEFAULT_ALIASES_CSV)
+    parser.add_argument("--search-only-csv", type=Path, default=DEFAULT_SEARCH_ONLY_CSV)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        rebuild(args.seed_csv, args.out, args.seed)
+        rebuild(args.seed_csv, args.out, args.seed, args.aliases_csv, args.search_only_csv)
     except SeedError as exc:
         logger.error("%s", exc)
         return 2

@@ -3,7 +3,10 @@
 The recorded responses live under ``data/sample/recorded`` (written by
 ``scripts/make_sample_catalog.py``)::
 
-    tmdb/{movie|tv}/{id}.json                    details with credits, keywords, external_ids appended
+    tmdb/{movie|tv}/{id}.json                    details with credits, keywords, external_ids,
+                                                 alternative_titles, translations appended
+    tmdb/search/{movie|tv}/{query key}.json      /search first pages (every year; the fake filters)
+    tmdb/find/{imdb id}.json                     /find answers (external_source=imdb_id)
     tmdb/discover/{movie|tv}/page-{n}.json       discover pages, 20 results each
     tmdb/genre/{movie|tv}.json                   genre lists
     tmdb/watch_providers/{movie|tv}/{id}.json    watch providers per country
@@ -78,6 +81,12 @@ class RecordedLayout:
 
     def tmdb_genres(self, kind: str) -> Path:
         return self.root / "tmdb" / "genre" / f"{kind}.json"
+
+    def tmdb_search(self, kind: str, query: str) -> Path:
+        return self.root / "tmdb" / "search" / kind / f"{query_key(query)}.json"
+
+    def tmdb_find(self, imdb_id: str) -> Path:
+        return self.root / "tmdb" / "find" / f"{imdb_id}.json"
 
     def tmdb_providers(self, kind: str, tmdb_id: int) -> Path:
         return self.root / "tmdb" / "watch_providers" / kind / f"{tmdb_id}.json"

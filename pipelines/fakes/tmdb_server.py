@@ -1,7 +1,11 @@
 """A fake TMDB API v3 (and daily-export file host) replaying ``data/sample/recorded/tmdb``.
 
 Routes, as on ``api.themoviedb.org``: ``/3/discover/{kind}``, ``/3/{kind}/{id}`` (honouring
-``append_to_response``), ``/3/{kind}/{id}/watch/providers``, ``/3/genre/{kind}/list``; and, as on
+``append_to_response``), ``/3/{kind}/{id}/watch/providers``, ``/3/genre/{kind}/list``,
+``/3/search/{kind}?query=`` (a recorded first page per query; ``primary_release_year`` /
+``first_air_date_year`` filter it as TMDB does; an unrecorded query finds nothing),
+``/3/find/{imdb id}?external_source=imdb_id`` (an unrecorded id finds nothing; another
+``external_source`` is a 400); and, as on
 ``files.tmdb.org``, ``/p/exports/<file>.json.gz`` (no key needed). Errors carry TMDB's real bodies:
 401 code 7 for a missing or wrong key (``api_key`` query parameter or ``Authorization: Bearer``),
 404 code 34, 400 code 22 for a page outside 1..500, 429 code 25 with ``Retry-After`` when injected.
@@ -35,13 +39,17 @@ from pipelines.fakes.recorded import (
 logger = logging.getLogger(__name__)
 
 MAX_PAGE = 500
-APPENDABLE = ("credits", "keywords", "external_ids")
+APPENDABLE = ("credits", "keywords", "external_ids", "alternative_titles", "translations")
 """Appended objects stored in the recordings (others are ignored, as TMDB ignores unknown ones)."""
 
 _DETAILS = re.compile(r"^/3/(movie|tv)/(\d+)$")
 _PROVIDERS = re.compile(r"^/3/(movie|tv)/(\d+)/watch/providers$")
 _DISCOVER = re.compile(r"^/3/discover/(movie|tv)$")
 _GENRES = re.compile(r"^/3/genre/(movie|tv)/list$")
+_SEARCH = re.compile(r"^/3/search/(movie|tv)$")
+_FIND = re.compile(r"^/3/find/([^/]+)$")
+_YEAR_FIELD = {"movie": ("primary_release_year", "release_date"), "tv": ("first_air_date_year",
+               "first_air_date")}  # fmt: skip
 _EXPORT = re.compile(r"^/p/exports/([A-Za-z0-9_]+\.json\.gz)$")
 
 
@@ -118,6 +126,10 @@ class FakeTMDBServer(LoopbackServer):
         if m := _PROVIDERS.match(request.path):
             path = self.layout.tmdb_providers(m.group(1), int(m.group(2)))
             return Response(200, read_json(path)) if path.is_file() else not_found()
+        if m := _SEARCH.match(request.path):
+            return self._search(m.group(1), request.query)
+        if m := _FIND.match(request.path):
+            return self._find(m.group(1), request.query)
         if m := _DETAILS.match(request.path):
             return self._details(m.group(1), int(m.group(2)), request.query)
         return not_found()
@@ -170,6 +182,39 @@ class FakeTMDBServer(LoopbackServer):
                 "total_results": total_results,
             },
         )
+
+    def _search(self, kind: str, query: dict[str, str]) -> Response:
+        text = query.get("query", "").strip()
+        path = self.layout.tmdb_search(kind, text) if text else None
+        results = read_json(path)["results"] if path is not None and path.is_file() else []
+        param, field = _YEAR_FIELD[kind]
+        year = query.get(param, "").strip()
+        if year:
+            results = [r for r in results if str(r.get(field) or "")[:4] == year]
+        return Response(
+            200,
+            {
+                "page": 1,
+                "results": results,
+                "total_pages": 1,
+                "total_results": len(results),
+            },
+        )
+
+    def _find(self, external_id: str, query: dict[str, str]) -> Response:
+        if query.get("external_source") != "imdb_id":
+            return tmdb_error(400, 5, "Invalid parameters: Your request parameters are incorrect.")
+        path = self.layout.tmdb_find(external_id)
+        if path.is_file():
+            return Response(200, read_json(path))
+        empty: dict[str, list[Any]] = {
+            "movie_results": [],
+            "person_results": [],
+            "tv_results": [],
+            "tv_episode_results": [],
+            "tv_season_results": [],
+        }
+        return Response(200, empty)
 
     def _details(self, kind: str, tmdb_id: int, query: dict[str, str]) -> Response:
         path = self.layout.tmdb_details(kind, tmdb_id)

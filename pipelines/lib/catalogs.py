@@ -12,11 +12,19 @@ to a QUARANTINE frame with file and 1-based line (header = line 1), or raise
 :class:`CatalogFormatError` with ``on_bad_row="raise"``. A file with missing columns always raises.
 
 Matching (:func:`match_to_tmdb`): same type and same :func:`normalize_title` of the title (or the
-TMDB original title); movies within ±1 year; series when the catalogue year is at most one year
-before TMDB's first-air year (catalogues often date a series by its latest season). The closest
-year wins, then TMDB popularity. Unmatched platform titles keep ``catalog:<service>:<show_id>``;
-the same unmatched work on several services collapses to the first service's id (service order
-below) so the catalogue does not list it twice.
+TMDB original title; a leading article does not count here: catalogues drop it, "Matrix" on Prime
+Video, and the year bounds keep different works apart); movies within ±1 year; series when the
+catalogue year is at most one year before TMDB's first-air year (catalogues often date a series
+by its latest season). The closest year wins, then TMDB popularity.
+
+One work, several rows (:func:`merge_works`): the catalogues list the same work on several
+services, often with different years (Star Trek: The Next Generation 1993 on one, 1994 on another;
+Vikings 2011 vs 2020, a series dated by its first or its latest season). Rows are merged into one
+work per real title: ids first (platform rows have none, so their TMDB match is the id: rows that
+matched one TMDB title are one work), then title key + type + close years + people (cast and
+directors, :func:`_same_work`). A work with a TMDB match is that TMDB title (its other rows'
+offers move to it); a platform-only work keeps the first service's ``catalog:<service>:<show_id>``
+(service order below). Every service's offer is kept, on the merged title.
 """
 
 from __future__ import annotations
@@ -317,31 +325,128 @@ def match_to_tmdb(platform_titles: pl.DataFrame, tmdb_titles: pl.DataFrame) -> p
     )
 
 
-def collapse_unmatched(platform_titles: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
-    """``catalog_title_id -> title_id`` mapping every unmatched platform title to the first
-    service's record of the same work (same normalised title, year and type)."""
-    order = {f"catalog:{s.provider_id}": i for i, s in enumerate(SERVICES)}
-    unmatched = platform_titles.join(
-        matched.select(pl.col("catalog_title_id").alias("title_id")), on="title_id", how="anti"
-    )
-    if unmatched.is_empty():
+MOVIE_YEAR_GAP = 1
+"""Platform rows of one film differ by at most this many years (festival vs release year)."""
+MOVIE_YEAR_GAP_WITH_PEOPLE = 3
+"""...or by up to this many when they share a cast member or director."""
+
+
+def _people(row: dict[str, Any]) -> set[str]:
+    return {
+        normalize_title(p) for p in [*(row.get("cast") or []), *(row.get("directors") or [])]
+    } - {""}
+
+
+def _same_work(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two platform rows with one title key and type: the same work?
+
+    Same year: yes. People (cast and directors) decide the rest: both rows list people and share
+    none -> different works (two series called "The Office"); a shared person -> same work.
+    Series of different services are the same work whatever their years unless their people
+    disagree (catalogues date a series by its first or its latest season: Vikings 2011 vs 2020);
+    films must be within :data:`MOVIE_YEAR_GAP` years (:data:`MOVIE_YEAR_GAP_WITH_PEOPLE` with a
+    shared person). Two rows of one service are never merged unless title and year agree.
+    """
+    if a["year"] == b["year"]:
+        return True
+    if a["source"] == b["source"]:
+        return False
+    pa, pb = a["people"], b["people"]
+    shared = bool(pa & pb)
+    if pa and pb and not shared:
+        return False
+    if a["type"] == "series":
+        return True
+    if a["year"] is None or b["year"] is None:
+        return shared
+    gap = abs(a["year"] - b["year"])
+    return gap <= (MOVIE_YEAR_GAP_WITH_PEOPLE if shared else MOVIE_YEAR_GAP)
+
+
+def work_clusters(platform_titles: pl.DataFrame) -> pl.DataFrame:
+    """``catalog_title_id -> title_id``: every platform row mapped to the first-ranked row
+    (service order of :data:`SERVICES`, then file order) of the work it belongs to.
+
+    Rows are grouped by :func:`normalize_title` (as :func:`match_to_tmdb`) and type, linked pairwise
+    by :func:`_same_work` (a union-find, so A~B and B~C put A, B and C together).
+    """
+    if platform_titles.is_empty():
         return pl.DataFrame(schema=MATCHES_SCHEMA)
-    keyed = unmatched.with_row_index("_pos").select(
-        pl.col("title_id").alias("catalog_title_id"),
-        _keyed("title").alias("key"),
-        "year",
-        "type",
-        pl.col("source")
-        .replace_strict(order, default=len(order), return_dtype=pl.Int32)
-        .alias("_rank"),
-        "_pos",
+    order = {f"catalog:{s.provider_id}": i for i, s in enumerate(SERVICES)}
+    cols = {
+        c: (pl.col(c) if c in platform_titles.columns else pl.lit(None, pl.List(pl.String)))
+        for c in ("cast", "directors")
+    }
+    rows = (
+        platform_titles.with_row_index("_pos")
+        .select(
+            "title_id",
+            "title",
+            pl.col("year").cast(pl.Int32),
+            "type",
+            "source",
+            cols["cast"].alias("cast"),
+            cols["directors"].alias("directors"),
+            pl.col("source")
+            .replace_strict(order, default=len(order), return_dtype=pl.Int32)
+            .alias("_rank"),
+            "_pos",
+        )
+        .sort("_rank", "_pos")
+        .to_dicts()
+    )
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        row["people"] = _people(row)
+        groups.setdefault((normalize_title(row["title"]), row["type"]), []).append(row)
+    parent = {row["title_id"]: row["title_id"] for row in rows}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for members in groups.values():
+        for i, a in enumerate(members):
+            for b in members[i + 1 :]:
+                if _same_work(a, b):
+                    ra, rb = find(a["title_id"]), find(b["title_id"])
+                    if ra != rb:  # members are in rank order: the earlier root stays the root
+                        rank = {m["title_id"]: k for k, m in enumerate(members)}
+                        first, second = sorted((ra, rb), key=lambda t: rank.get(t, len(rank)))
+                        parent[second] = first
+    return pl.DataFrame(
+        {"catalog_title_id": [r["title_id"] for r in rows]}, schema={"catalog_title_id": pl.String}
+    ).with_columns(
+        pl.col("catalog_title_id").map_elements(find, return_dtype=pl.String).alias("title_id")
+    )
+
+
+def merge_works(platform_titles: pl.DataFrame, matched: pl.DataFrame) -> pl.DataFrame:
+    """``catalog_title_id -> title_id`` for every platform row: its TMDB match, else the TMDB
+    match of another row of the same work (:func:`work_clusters`), else the work's first row.
+    A work whose rows matched several TMDB titles keeps each row's own match; its unmatched rows
+    take the match of its first-ranked matched row."""
+    clusters = work_clusters(platform_titles).rename({"title_id": "work"})
+    if clusters.is_empty():
+        return pl.DataFrame(schema=MATCHES_SCHEMA)
+    joined = clusters.with_row_index("_pos").join(
+        matched.rename({"title_id": "tmdb"}), on="catalog_title_id", how="left"
+    )
+    work_tmdb = (
+        joined.filter(pl.col("tmdb").is_not_null())
+        .sort("_pos")
+        .group_by("work", maintain_order=True)
+        .agg(pl.col("tmdb").first().alias("work_tmdb"))
     )
     return (
-        keyed.sort("_rank", "_pos")
-        .with_columns(
-            pl.col("catalog_title_id").first().over("key", "year", "type").alias("title_id")
+        joined.join(work_tmdb, on="work", how="left")
+        .sort("_pos")
+        .select(
+            "catalog_title_id",
+            pl.coalesce("tmdb", "work_tmdb", "work").alias("title_id"),
         )
-        .select("catalog_title_id", "title_id")
     )
 
 
@@ -350,7 +455,7 @@ def attach_to_tmdb(
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(platform-only titles, availability keyed by TMDB title ids where matched, quarantine)."""
     matched = match_to_tmdb(load.titles, tmdb_titles)
-    mapping = pl.concat([matched, collapse_unmatched(load.titles, matched)], how="vertical")
+    mapping = merge_works(load.titles, matched)
     extra = load.titles.join(
         mapping.filter(pl.col("catalog_title_id") == pl.col("title_id")).select("title_id"),
         on="title_id",
@@ -371,10 +476,13 @@ def attach_to_tmdb(
         )
     )
     logger.info(
-        "platform catalogues: %d titles, %d matched to TMDB (%.1f%%), %d platform-only",
+        "platform catalogues: %d rows, %d matched to TMDB (%.1f%%), %d more through another "
+        "row of their work, %d platform-only works",
         load.titles.height,
         matched.height,
         100 * matched.height / max(1, load.titles.height),
+        mapping.filter(pl.col("title_id").str.starts_with("catalog:").not_()).height
+        - matched.height,
         extra.height,
     )
     return (

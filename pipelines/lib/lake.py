@@ -29,7 +29,11 @@ def read_table(lake: Path, table: str) -> pl.DataFrame:
         if table in SCHEMAS:
             return empty(table)
         raise FileNotFoundError(f"lake table {table!r} not found under {lake}")
-    df = pl.read_parquet(files)
+    try:
+        df = pl.read_parquet(files)
+    except (pl.exceptions.SchemaError, pl.exceptions.ColumnNotFoundError):
+        # partitions written before a column was added (schemas only grow, additively)
+        df = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
     return conform(df, table) if table in SCHEMAS else df
 
 

@@ -15,6 +15,9 @@ import polars as pl
 
 UTC_US = pl.Datetime("us", "UTC")
 
+ALIAS = pl.Struct({"country": pl.String, "language": pl.String, "title": pl.String})
+"""One other name of a title: ISO 3166-1 country and/or ISO 639-1 language (either may be null)."""
+
 TITLES = {
     "title_id": pl.String,  # see module docstring
     "tmdb_id": pl.Int64,  # null when not a TMDB title
@@ -37,6 +40,8 @@ TITLES = {
     "poster_path": pl.String,
     "source": pl.String,  # "tmdb" | "movielens" | "catalog:<service>"
     "content_hash": pl.String,  # hash of the text that is embedded (drives incremental embeddings)
+    # other names: TMDB alternative titles and translated titles (matching only; not embedded)
+    "aliases": pl.List(ALIAS),
 }
 
 AVAILABILITY = {
@@ -81,6 +86,19 @@ UNRESOLVED_EVENTS = {
     "event_time": UTC_US,
     "reason": pl.String,
     "import_batch": pl.String,
+    # what the row needs to become a watch event when the catalogue learns its title later
+    # (pipelines.lib.late_resolution): ids and type for the lookup, the event's own fields
+    "original_title": pl.String,
+    "title_type": pl.String,
+    "tmdb_id": pl.Int64,
+    "imdb_id": pl.String,
+    "rating": pl.Float64,
+    "rating_scale": pl.Float64,
+    "completion": pl.Float64,
+    "rewatch": pl.Boolean,
+    "season": pl.Int32,
+    "episode": pl.Int32,
+    "episode_title": pl.String,
 }
 
 QUARANTINE = {

@@ -30,7 +30,7 @@ from media_gateway.settings import Settings
 from pipelines.fakes.justwatch_server import FakeJustWatchServer
 from pipelines.fakes.recorded import RECORDED_API_KEY
 from pipelines.fakes.tmdb_server import FakeTMDBServer
-from pipelines.lib import catalogs, justwatch, tmdb
+from pipelines.lib import catalogs, justwatch, late_resolution, tmdb
 from pipelines.lib.schemas import conform, empty
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,20 @@ def fetch_tmdb_titles(settings: Settings) -> pl.DataFrame:
             )
     df = tmdb.titles_frame(rows).unique("title_id", keep="first", maintain_order=True)
     return conform(df, "titles")
+
+
+def fetch_late_titles(
+    settings: Settings, unresolved: pl.DataFrame, lookups: pl.DataFrame | None
+) -> late_resolution.LateLookup:
+    """TMDB titles that waiting ``unresolved`` rows need (search and find through the configured
+    TMDB client; see :mod:`pipelines.lib.late_resolution`). No client is started when no row
+    waits for a lookup."""
+    if late_resolution.waiting_for_lookup(unresolved).is_empty():
+        return late_resolution.LateLookup(
+            empty("titles"), late_resolution.conform_lookups(lookups), 0, 0, 0
+        )
+    with tmdb_client(settings) as client:
+        return late_resolution.lookup_missing_titles(client, unresolved, lookups)
 
 
 def _tmdb_ids(titles: pl.DataFrame) -> dict[tmdb.Kind, list[int]]:

@@ -13,9 +13,18 @@ Credentials only come from the caller (``TMDBClient.from_env`` reads ``TMDB_READ
 ``api_key`` is a query parameter and so appears in URLs. Error messages name the path, never
 the query string.
 
-Details are requested with ``append_to_response=credits,keywords,external_ids``: ``external_ids``
-is added to the brief's ``credits,keywords`` because ``/tv/{id}`` has no ``imdb_id`` field of its
-own, and IMDb ids are what IMDb rating exports are matched on.
+Details are requested with ``append_to_response=credits,keywords,external_ids,alternative_titles,
+translations`` (5 of TMDB's 20 appendable objects): ``external_ids`` because ``/tv/{id}`` has no
+``imdb_id`` field of its own, and IMDb ids are what IMDb rating exports are matched on;
+``alternative_titles`` and ``translations`` because people's exports name titles in their own
+language ("Mad Max: Estrada da Fúria"): they become the ``aliases`` column (:func:`aliases_of`).
+Wire shapes: movie ``alternative_titles{titles[{iso_3166_1, title, type}]}``, TV
+``alternative_titles{results[...]}``; ``translations{translations[{iso_3166_1, iso_639_1, name,
+english_name, data{title (movie) | name (TV), overview, ...}}]}``.
+
+Late resolution uses ``/search/{movie|tv}`` (``query`` plus ``primary_release_year`` /
+``first_air_date_year``) and ``/find/{imdb id}?external_source=imdb_id`` (``movie_results``,
+``tv_results``, ...): :meth:`TMDBClient.search` and :meth:`TMDBClient.find_imdb`.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,7 +56,7 @@ KINDS: tuple[Kind, ...] = ("movie", "tv")
 DEFAULT_BASE_URL = "https://api.themoviedb.org/3"
 DEFAULT_EXPORTS_URL = "https://files.tmdb.org/p/exports"
 MAX_DISCOVER_PAGES = 500
-DEFAULT_APPEND = ("credits", "keywords", "external_ids")
+DEFAULT_APPEND = ("credits", "keywords", "external_ids", "alternative_titles", "translations")
 EXPORT_PREFIX = {
     "movie": "movie_ids",
     "tv": "tv_series_ids",
@@ -441,6 +451,34 @@ class TMDBClient:
             logger.warning("TMDB: no watch providers resource for %d %s ids", missing, kind)
         return {i: out[i] for i in wanted if i in out}
 
+    def search(self, kind: Kind, query: str, year: int | None = None) -> list[dict[str, Any]]:
+        """First page of ``/search/{kind}`` for ``query`` (adult titles excluded), restricted to
+        ``year`` when given (``primary_release_year`` for movies, ``first_air_date_year`` for TV).
+        Results have the discover shape, best match first."""
+        _check_kind(kind)
+        if not query.strip():
+            raise ValueError("search query must not be empty")
+        params: dict[str, Any] = {"query": query.strip(), "include_adult": "false", "page": 1}
+        if year is not None:
+            params["primary_release_year" if kind == "movie" else "first_air_date_year"] = year
+        path = f"/search/{kind}"
+        data = self._get_json(path, params)
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise TMDBPayloadError(200, None, "search answer without a results list", path)
+        return data["results"]
+
+    def find_imdb(self, imdb_id: str) -> dict[Kind, list[dict[str, Any]]]:
+        """``/find/{imdb_id}?external_source=imdb_id``: ``{"movie": movie_results, "tv":
+        tv_results}`` (an unknown id gives empty lists, as TMDB answers)."""
+        if not re.fullmatch(r"tt\d{5,10}", imdb_id or ""):
+            raise ValueError(f"not an IMDb title id: {imdb_id!r}")
+        path = f"/find/{imdb_id}"
+        data = self._get_json(path, {"external_source": "imdb_id"})
+        try:
+            return {"movie": list(data["movie_results"]), "tv": list(data["tv_results"])}
+        except (KeyError, TypeError) as exc:
+            raise TMDBPayloadError(200, None, f"find answer without {exc}", path) from exc
+
     def genres(self, kind: Kind) -> dict[int, str]:
         """``/genre/{kind}/list`` as ``{id: name}``."""
         _check_kind(kind)
@@ -511,8 +549,42 @@ def _names(items: Any) -> list[str]:
     return [str(i["name"]) for i in items or [] if isinstance(i, dict) and i.get("name")]
 
 
+def aliases_of(kind: Kind, details: Mapping[str, Any], names: Iterable[str] = ()) -> list[dict]:
+    """ALIAS rows ``{country, language, title}`` from appended ``alternative_titles`` (language
+    null) and ``translations`` (country and language), without empty titles, the title's own
+    ``names`` and repeats, in TMDB's order."""
+    alt = details.get("alternative_titles") or {}
+    alternatives = alt.get("titles" if kind == "movie" else "results") or []
+    translations = (details.get("translations") or {}).get("translations") or []
+    seen = {n.strip().casefold() for n in names if n}
+    out: list[dict[str, Any]] = []
+
+    def add(country: Any, language: Any, title: Any) -> None:
+        text = str(title or "").strip()
+        key = (text.casefold(), country, language)
+        if not text or text.casefold() in seen or key in seen_keys:
+            return
+        seen_keys.add(key)
+        out.append({"country": country or None, "language": language or None, "title": text})
+
+    seen_keys: set[tuple[str, Any, Any]] = set()
+    for a in alternatives:
+        if isinstance(a, dict):
+            add(a.get("iso_3166_1"), None, a.get("title"))
+    for t in translations:
+        if isinstance(t, dict):
+            data = t.get("data") or {}
+            add(
+                t.get("iso_3166_1"),
+                t.get("iso_639_1"),
+                data.get("title" if kind == "movie" else "name"),
+            )
+    return out
+
+
 def details_to_title(kind: Kind, details: Mapping[str, Any]) -> dict[str, Any]:
-    """One TITLES row from a details response (with appended credits/keywords/external_ids).
+    """One TITLES row from a details response (with appended credits, keywords, external_ids,
+    alternative_titles and translations; any of them may be absent).
 
     Series: ``directors`` are the creators, ``runtime`` the first ``episode_run_time``. A runtime
     of 0 (TMDB's "unknown") becomes null. ``content_hash`` hashes :func:`content_text` of the row.
@@ -570,6 +642,7 @@ def details_to_title(kind: Kind, details: Mapping[str, Any]) -> dict[str, Any]:
         "vote_count": details.get("vote_count"),
         "poster_path": details.get("poster_path"),
         "source": "tmdb",
+        "aliases": aliases_of(kind, details, [name or "", original or ""]),
     }
     if not row["title"]:
         raise TMDBPayloadError(None, None, "details without a title or name", where)

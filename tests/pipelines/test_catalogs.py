@@ -173,3 +173,67 @@ def test_real_catalogues_read_and_match_tmdb_5000(shared_data):
     # 3,000 mostly big-studio TMDB movies against ~15,900 catalogue movies: measured 6.4%
     assert 0.04 < rate < 0.10, f"match rate {rate:.3f} ({matched.height}/{movies})"
     assert matched["catalog_title_id"].is_unique().all()
+
+
+def _platform(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={
+            "title_id": pl.String,
+            "type": pl.String,
+            "title": pl.String,
+            "year": pl.Int32,
+            "cast": pl.List(pl.String),
+            "directors": pl.List(pl.String),
+            "source": pl.String,
+        },
+        orient="row",
+    )
+
+
+def test_one_work_on_several_services_becomes_one_title():
+    platform = _platform(
+        [
+            ("catalog:netflix:s1", "series", "Star Trek: The Next Generation", 1994,
+             ["Patrick Stewart", "Brent Spiner"], [], "catalog:netflix"),
+            ("catalog:amazonprime:s2", "series", "Vikings", 2020, ["Alexander Ludwig"], [],
+             "catalog:amazonprime"),
+            ("catalog:hulu:s3", "series", "Star Trek: The Next Generation", 1993,
+             ["PATRICK STEWART"], [], "catalog:hulu"),
+            ("catalog:hulu:s4", "series", "Vikings", 2011, [], [], "catalog:hulu"),
+            # same name, both list people, none shared: two different series
+            ("catalog:netflix:s5", "series", "The Office", 2005, ["Steve Carell"], [],
+             "catalog:netflix"),
+            ("catalog:hulu:s6", "series", "The Office", 2001, ["Ricky Gervais"], [],
+             "catalog:hulu"),
+            # films: close years merge, a remake 20 years later does not
+            ("catalog:netflix:s7", "movie", "Odd Indie", 2015, [], [], "catalog:netflix"),
+            ("catalog:hulu:s8", "movie", "Odd Indie", 2016, [], [], "catalog:hulu"),
+            ("catalog:hulu:s9", "movie", "Odd Indie", 2036, [], [], "catalog:hulu"),
+            # a shared director bridges a three-year gap
+            ("catalog:netflix:s10", "movie", "Roma", 2018, [], ["Alfonso Cuarón"],
+             "catalog:netflix"),
+            ("catalog:disneyplus:s11", "movie", "Roma", 2021, [], ["Alfonso Cuaron"],
+             "catalog:disneyplus"),
+            # one service never lists one work twice: two rows of a service stay two works
+            ("catalog:netflix:s12", "movie", "Twin", 2010, [], [], "catalog:netflix"),
+            ("catalog:netflix:s13", "movie", "Twin", 2011, [], [], "catalog:netflix"),
+        ]
+    )  # fmt: skip
+    got = dict(catalogs.work_clusters(platform).iter_rows())
+    assert got["catalog:hulu:s3"] == got["catalog:netflix:s1"] == "catalog:netflix:s1"
+    assert got["catalog:hulu:s4"] == got["catalog:amazonprime:s2"] == "catalog:amazonprime:s2"
+    assert got["catalog:hulu:s6"] == "catalog:hulu:s6" != got["catalog:netflix:s5"]
+    assert got["catalog:hulu:s8"] == "catalog:netflix:s7"
+    assert got["catalog:hulu:s9"] == "catalog:hulu:s9"
+    assert got["catalog:disneyplus:s11"] == "catalog:netflix:s10"
+    assert got["catalog:netflix:s13"] == "catalog:netflix:s13"
+    # a TMDB match of one row is the match of the whole work
+    merged = dict(
+        catalogs.merge_works(
+            platform,
+            pl.DataFrame({"catalog_title_id": ["catalog:hulu:s4"], "title_id": ["tv:44217"]}),
+        ).iter_rows()
+    )
+    assert merged["catalog:amazonprime:s2"] == merged["catalog:hulu:s4"] == "tv:44217"
+    assert merged["catalog:netflix:s1"] == "catalog:netflix:s1"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
 
-from pipelines.lib.matching import CatalogueError, TitleResolver, normalize_title
+from pipelines.lib.matching import CatalogueError, TitleResolver, normalize_title, title_key
 
 
 @pytest.mark.parametrize(
@@ -59,6 +59,12 @@ def _catalogue() -> pl.DataFrame:
         ("ml:99", None, None, "movie", "Obscure Film", None, 1999, "movielens"),
         ("movie:8", 8, None, "movie", "Dumbo", None, 2019, "tmdb"),
         ("movie:9", 9, None, "movie", "Dumbo", None, 1941, "tmdb"),
+        ("movie:10", 10, None, "movie", "Crash", None, 1996, "tmdb"),
+        ("movie:11", 11, None, "movie", "Crash", None, 2004, "tmdb"),
+        ("tv:12", 12, None, "series", "The Five", None, 2016, "tmdb"),
+        ("movie:13", 13, None, "movie", "The Gift", None, 2005, "tmdb"),
+        ("movie:14", 14, None, "movie", "The Gift", None, 2025, "tmdb"),
+        ("catalog:hulu:s2", None, None, "series", "Vikings", None, 2020, "catalog:hulu"),
     ]
     cols = ["title_id", "tmdb_id", "imdb_id", "type", "title", "original_title", "year", "source"]
     return pl.DataFrame(rows, schema=cols, orient="row")
@@ -93,12 +99,37 @@ def test_title_alone_only_when_unique(resolver: TitleResolver) -> None:
 def test_series_only_match_series(resolver: TitleResolver) -> None:
     assert resolver.resolve_one("Dark", title_type="series").title_id == "tv:3"
     assert resolver.resolve_one("Dark", title_type="movie").title_id == "movie:4"
-    assert resolver.resolve_one("Dark").reason == "ambiguous: 2 candidates"
+    # a bare title without an episode part is the film when there is one
+    assert resolver.resolve_one("Dark").title_id == "movie:4"
 
 
 def test_titles_released_after_the_watch_are_excluded(resolver: TitleResolver) -> None:
     assert resolver.resolve_one("Dumbo", watched_year=2015).title_id == "movie:9"
-    assert resolver.resolve_one("Dumbo", watched_year=2020).reason == "ambiguous: 2 candidates"
+    # watched a year after the remake came out: the remake
+    got = resolver.resolve_one("Dumbo", watched_year=2020)
+    assert (got.title_id, got.match) == ("movie:8", "title, latest before watch")
+    assert resolver.resolve_one("Heat", watched_year=1990).reason == (
+        "no title match released by 1990"
+    )
+
+
+def test_the_watch_date_picks_the_recent_release_never_a_later_one(
+    resolver: TitleResolver,
+) -> None:
+    got = resolver.resolve_one("The Gift", watched_year=2025)
+    assert (got.title_id, got.match) == ("movie:14", "title, latest before watch")
+    assert resolver.resolve_one("The Gift", watched_year=2010).title_id == "movie:13"
+    # the newest same-named film came out long before the watch: no guess
+    assert resolver.resolve_one("Crash", watched_year=2019).reason == "ambiguous: 2 candidates"
+    # a platform catalogue dates a series by its latest season: not excluded by the watch date
+    assert resolver.resolve_one("Vikings", watched_year=2015).title_id == "catalog:hulu:s2"
+
+
+def test_a_leading_article_is_part_of_the_title(resolver: TitleResolver) -> None:
+    assert resolver.resolve_one("Five").reason == "no title match"
+    assert resolver.resolve_one("The Five").title_id == "tv:12"
+    assert resolver.resolve_one("Five, The").title_id == "tv:12"
+    assert title_key("Five, The") == title_key("the five") != title_key("Five")
 
 
 def test_same_work_from_two_sources_prefers_tmdb(resolver: TitleResolver) -> None:
@@ -139,3 +170,57 @@ def test_resolve_frame_keeps_order_and_length(resolver: TitleResolver) -> None:
 def test_catalogue_without_required_columns_is_rejected() -> None:
     with pytest.raises(CatalogueError, match="type"):
         TitleResolver(pl.DataFrame({"title_id": ["a"], "title": ["A"]}))
+
+
+def test_aliases_match_when_no_title_does() -> None:
+    alias = pl.Struct({"country": pl.String, "language": pl.String, "title": pl.String})
+    titles = pl.DataFrame(
+        {
+            "title_id": ["movie:76341", "tv:80968", "movie:1"],
+            "type": ["movie", "series", "movie"],
+            "title": ["Mad Max: Fury Road", "Narcos: Mexico", "Estrada"],
+            "year": [2015, 2018, 1999],
+            "aliases": [
+                [{"country": "BR", "language": "pt", "title": "Mad Max: Estrada da Fúria"}],
+                [
+                    {"country": "PL", "language": "pl", "title": "Narcos: Meksyk"},
+                    {"country": "PL", "language": None, "title": "Estrada"},
+                ],
+                None,
+            ],
+        },
+        schema_overrides={"aliases": pl.List(alias), "year": pl.Int32},
+    )
+    resolver = TitleResolver(titles)
+    got = resolver.resolve_one("Mad Max: Estrada da Furia", watched_year=2023)
+    assert (got.title_id, got.match) == ("movie:76341", "alias title")
+    got = resolver.resolve_one("Narcos: Meksyk", title_type="series")
+    assert (got.title_id, got.match) == ("tv:80968", "alias title")
+    # a real title wins over another work's alias
+    assert resolver.resolve_one("Estrada").title_id == "movie:1"
+
+
+def test_release_dates_decide_within_the_watch_year() -> None:
+    titles = pl.DataFrame(
+        {
+            "title_id": ["movie:653", "movie:426063"],
+            "type": ["movie", "movie"],
+            "title": ["Nosferatu", "Nosferatu"],
+            "year": [1922, 2024],
+            "release_date": [date(1922, 2, 16), date(2024, 12, 25)],
+        },
+        schema_overrides={"year": pl.Int32},
+    )
+    resolver = TitleResolver(titles)
+    # watched in June 2024: the Christmas 2024 film was not out yet
+    got = resolver.resolve_one("Nosferatu", watched_on=date(2024, 6, 1))
+    assert (got.title_id, got.match) == ("movie:653", "title")
+    got = resolver.resolve_one("Nosferatu", watched_on=date(2025, 1, 10))
+    assert (got.title_id, got.match) == ("movie:426063", "title, latest before watch")
+    events = pl.DataFrame(
+        {
+            "raw_title": ["Nosferatu", "Nosferatu"],
+            "event_time": [datetime(2024, 6, 1, tzinfo=UTC), datetime(2025, 1, 10, tzinfo=UTC)],
+        }
+    )
+    assert resolver.resolve(events)["title_id"].to_list() == ["movie:653", "movie:426063"]

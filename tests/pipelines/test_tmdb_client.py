@@ -8,12 +8,14 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
+import polars as pl
 import pytest
 
 from media_gateway import PROJECT_ROOT
 from pipelines.fakes.recorded import RECORDED_API_KEY
 from pipelines.fakes.tmdb_server import FakeTMDBServer
 from pipelines.lib import tmdb
+from pipelines.lib.schemas import ALIAS
 
 RECORDED = PROJECT_ROOT / "data" / "sample" / "recorded"
 EXPORT_DAY = date(2026, 11, 28)
@@ -134,10 +136,87 @@ def test_append_to_response_is_sent_and_honoured(fake):
     with make_client(fake) as client:
         full = client.details("movie", 27205)
         credits_only = client.details("movie", 27205, append=("credits",))
-    assert {"credits", "keywords", "external_ids"} <= full.keys()
+    assert set(tmdb.DEFAULT_APPEND) <= full.keys()
     assert "credits" in credits_only and "keywords" not in credits_only
+    assert "translations" not in credits_only
     sent = [r.query.get("append_to_response") for r in fake.api_requests("/3/movie/27205")]
-    assert sent == ["credits,keywords,external_ids", "credits"]
+    assert sent == [
+        "credits,keywords,external_ids,alternative_titles,translations",
+        "credits",
+    ]
+
+
+def test_alternative_titles_and_translations_become_aliases(fake):
+    with make_client(fake) as client:
+        movie = tmdb.details_to_title("movie", client.details("movie", 76341))
+        series = tmdb.details_to_title("tv", client.details("tv", 80968))
+        plain = tmdb.details_to_title("movie", client.details("movie", 27205))
+    assert {"country": "BR", "language": "pt", "title": "Mad Max: Estrada da Fúria"} in movie[
+        "aliases"
+    ]
+    # alternative titles carry a country but no language
+    assert {"country": "US", "language": None, "title": "Mad Max 4"} in movie["aliases"]
+    # TV alternative titles come as "results", not "titles"
+    assert {"country": "PL", "language": "pl", "title": "Narcos: Meksyk"} in series["aliases"]
+    # the title's own name (its English translation) is not repeated as an alias
+    assert plain["aliases"] == []
+    assert all(a["title"] != movie["title"] for a in movie["aliases"])
+    frame = tmdb.titles_frame([movie, series, plain])
+    assert frame.schema["aliases"] == pl.List(ALIAS)
+
+
+def test_aliases_from_both_wire_shapes():
+    details = {
+        "alternative_titles": {"results": [{"iso_3166_1": "DE", "title": "Haus", "type": ""}]},
+        "translations": {
+            "translations": [
+                {"iso_3166_1": "PL", "iso_639_1": "pl", "data": {"name": "Dom", "overview": ""}},
+                {"iso_3166_1": "FR", "iso_639_1": "fr", "data": {"name": ""}},
+                {"iso_3166_1": "US", "iso_639_1": "en", "data": {"name": "House"}},
+            ]
+        },
+    }
+    assert tmdb.aliases_of("tv", details, ["House"]) == [
+        {"country": "DE", "language": None, "title": "Haus"},
+        {"country": "PL", "language": "pl", "title": "Dom"},
+    ]
+    # a movie reads "titles" and translation "title": the TV keys give nothing
+    assert tmdb.aliases_of("movie", details) == []
+
+
+def test_search_by_title_and_year(fake):
+    with make_client(fake) as client:
+        both = client.search("movie", "Nosferatu")
+        old = client.search("movie", "Nosferatu", year=1922)
+        translated = client.search("tv", "Narcos: Meksyk", year=2018)
+        nothing = client.search("movie", "Grandma's 80th Birthday: The Movie")
+    assert [r["id"] for r in both] == [426063, 653]  # by popularity
+    assert [(r["id"], r["release_date"]) for r in old] == [(653, "1922-02-16")]
+    assert [(r["id"], r["name"]) for r in translated] == [(80968, "Narcos: Mexico")]
+    assert nothing == []
+    sent = fake.api_requests("/3/search/")
+    assert sent[1].query["primary_release_year"] == "1922"
+    assert sent[2].query["first_air_date_year"] == "2018"
+    with pytest.raises(ValueError, match="empty"):
+        client.search("movie", "  ")
+
+
+def test_find_by_imdb_id(fake):
+    with make_client(fake) as client:
+        found = client.find_imdb("tt0013442")
+        series = client.find_imdb("tt8714904")
+        unknown = client.find_imdb("tt0000001")
+        with pytest.raises(ValueError, match="IMDb"):
+            client.find_imdb("nm0000001")
+    assert [r["id"] for r in found["movie"]] == [653] and found["tv"] == []
+    assert [r["id"] for r in series["tv"]] == [80968]
+    assert unknown == {"movie": [], "tv": []}
+    assert {r.query["external_source"] for r in fake.api_requests("/3/find/")} == {"imdb_id"}
+    response = httpx.get(
+        f"{fake.base_url}/find/tt0013442",
+        params={"external_source": "tvdb_id", "api_key": RECORDED_API_KEY},
+    )
+    assert response.status_code == 400 and response.json()["status_code"] == 5
 
 
 def test_details_many_respects_the_concurrency_bound():

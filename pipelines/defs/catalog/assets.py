@@ -5,7 +5,7 @@ import polars as pl
 
 from pipelines.defs.metadata import md_table
 from pipelines.defs.resources import MediaGatewayConfig
-from pipelines.lib import sources
+from pipelines.lib import late_resolution, sources
 from pipelines.lib.histories.movielens import movielens_titles
 from pipelines.lib.lake import read_table, write_table
 from pipelines.lib.schemas import conform
@@ -91,13 +91,45 @@ def platform_catalogs(app: MediaGatewayConfig) -> dg.MaterializeResult:
     )
 
 
-@dg.asset(group_name=GROUP, deps=[tmdb_titles, platform_catalogs], kinds={"polars", "parquet"})
+@dg.asset(group_name=GROUP, retry_policy=RETRY, deps=[tmdb_titles], kinds={"polars", "parquet"})
+def tmdb_late_titles(app: MediaGatewayConfig) -> dg.MaterializeResult:
+    """TMDB titles found by search / find for history rows earlier runs left unresolved
+    (late resolution, :mod:`pipelines.lib.late_resolution`); the ``watch_events`` step then
+    resolves those rows."""
+    settings = app.settings()
+    lake = settings.paths.lake
+    lookups_dir = lake / "tmdb_lookups"
+    lookups = read_table(lake, "tmdb_lookups") if lookups_dir.is_dir() else None
+    found = sources.fetch_late_titles(settings, read_table(lake, "unresolved_events"), lookups)
+    merged = late_resolution.merge_late_titles(lake, found.titles)
+    if found.queries_asked or not lookups_dir.is_dir():
+        write_table(lake, "tmdb_lookups", found.lookups)
+    return dg.MaterializeResult(
+        metadata={
+            "rows_waiting_for_lookup": found.rows_waiting,
+            "tmdb_queries": found.queries_asked,
+            "queries_asked_recently": found.queries_skipped,
+            "titles_added": found.titles.height,
+            "rows": merged.height,
+        }
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[tmdb_titles, tmdb_late_titles, platform_catalogs],
+    kinds={"polars", "parquet"},
+)
 def titles(app: MediaGatewayConfig) -> dg.MaterializeResult:
-    """The unified catalogue: TMDB titles, then platform-only and MovieLens-only titles."""
+    """The unified catalogue: TMDB titles (discovered, then found late), then platform-only and
+    MovieLens-only titles."""
     settings = app.settings()
     lake = settings.paths.lake
     tmdb = read_table(lake, "tmdb_titles")
-    parts = [tmdb, read_table(lake, "platform_titles")]
+    parts = [tmdb]
+    if (lake / "tmdb_late_titles").is_dir():
+        parts.append(read_table(lake, "tmdb_late_titles"))
+    parts.append(read_table(lake, "platform_titles"))
     # MovieLens movies of configured imports join the catalogue before the events are imported,
     # so they are embedded and indexed in the same run (the importer also writes them to the lake).
     for spec in settings.sources.history_imports:

@@ -15,6 +15,7 @@ from pipelines.lib.feedback import read_erasures, read_feedback
 from pipelines.lib.histories.importer import import_files
 from pipelines.lib.inbox import archive, batch_id, read_manifest, scan_inbox
 from pipelines.lib.lake import read_table, write_partition
+from pipelines.lib.late_resolution import resolve_waiting
 from pipelines.partitions import daily_imports
 
 GROUP = "events"
@@ -105,6 +106,12 @@ def watch_events(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
         if item is not None:
             archive(item, settings.paths.inbox, day)
 
+    # rows waiting from earlier imports: the catalogue may know them now (late TMDB titles)
+    late = resolve_waiting(lake, catalogue, batch_id(day, "late-resolution"))
+    context.log.info(
+        f"late resolution: {late['resolved']} of {late['waiting']} waiting rows resolved"
+    )
+
     erased = read_erasures(settings.paths.feedback)
     feedback_added = _import_feedback(lake, settings.paths.feedback, day, erased)
     erased_rows = erase_users(lake, erased)
@@ -118,6 +125,7 @@ def watch_events(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
             "imports": len(planned),
             **{f"batch_{k}": v for k, v in totals.items()},
             "batch_resolution_rate": rate,
+            "late_resolved": late["resolved"],
             "feedback_added": feedback_added,
             "erased_users": len(erased),
             "erased_rows": erased_rows,
