@@ -34,6 +34,7 @@ from serving.schemas import (
     RecommendRequest,
     SearchRequest,
 )
+from serving.social.schemas import InviteBody, PrivacyBody
 
 ARW_VERSION = "0.1"
 ARW_PROFILE = "ARW-3"
@@ -96,7 +97,8 @@ def actions() -> list[dict[str, Any]]:
             "recommend_group",
             "Recommend for a group",
             "Picks for several people watching together (average or least-misery); the caller "
-            "must be one of the members.",
+            "must be one of the members and every other member must have consented (a friend, "
+            "or an accepted invitation: see invite_to_groups).",
             "/recommend/group",
             "POST",
             rec,
@@ -152,6 +154,121 @@ def actions() -> list[dict[str, Any]]:
             "/users/{user}",
             "DELETE",
             [auth.WRITE_PREFERENCES],
+        ),
+        *social_actions(),
+    ]
+
+
+def social_actions() -> list[dict[str, Any]]:
+    """The social graph's actions (:mod:`serving.social`); the actor is the token's subject."""
+    read, write = [auth.READ_SOCIAL], [auth.WRITE_SOCIAL]
+    return [
+        _action(
+            "social_me",
+            "Own social graph",
+            "Friends, follows, blocks, pending friend requests, group invitations, privacy.",
+            "/social/me",
+            "GET",
+            read,
+        ),
+        _action(
+            "befriend",
+            "Ask for friendship",
+            "Send a friend request (friends = both agreed); accepts the other's pending request.",
+            "/social/friends/{user}",
+            "POST",
+            write,
+        ),
+        _action(
+            "accept_friend",
+            "Accept a friend request",
+            "Accept the pending friend request sent by {user}.",
+            "/social/friend-requests/{user}/accept",
+            "POST",
+            write,
+        ),
+        _action(
+            "unfriend",
+            "End a friendship",
+            "Unfriend, or decline / cancel a friend request.",
+            "/social/friends/{user}",
+            "DELETE",
+            write,
+        ),
+        _action(
+            "follow",
+            "Follow a user",
+            "One-way; shows only what the followed user made public.",
+            "/social/following/{user}",
+            "PUT",
+            write,
+        ),
+        _action(
+            "block",
+            "Block a user",
+            "Removes every link with {user}; they see nothing of the caller any more.",
+            "/social/blocks/{user}",
+            "PUT",
+            write,
+        ),
+        _action(
+            "unfollow",
+            "Stop following",
+            "Stop following {user}.",
+            "/social/following/{user}",
+            "DELETE",
+            write,
+        ),
+        _action(
+            "unblock",
+            "Unblock a user",
+            "Lift a block (links removed by it are not restored).",
+            "/social/blocks/{user}",
+            "DELETE",
+            write,
+        ),
+        _action(
+            "set_privacy",
+            "Set privacy",
+            "Who sees the caller's activity and friend list: private (default), friends, public.",
+            "/social/privacy",
+            "PUT",
+            write,
+            PrivacyBody,
+        ),
+        _action(
+            "invite_to_groups",
+            "Invite to group recommendations",
+            "The invitee consents by accepting; then the caller may include them in "
+            "/recommend/group until the invitation expires.",
+            "/social/invitations",
+            "POST",
+            write,
+            InviteBody,
+        ),
+        _action(
+            "accept_invitation",
+            "Accept a group invitation",
+            "Consent to be included in the inviter's group recommendations.",
+            "/social/invitations/{id}/accept",
+            "POST",
+            write,
+        ),
+        _action(
+            "friends_feed",
+            "Friends' activity",
+            "Recent titles of friends and followed users, as far as each one's privacy allows.",
+            "/social/feed",
+            "GET",
+            read,
+        ),
+        _action(
+            "user_activity",
+            "A user's activity",
+            "Recent titles of {user}, if their privacy setting admits the caller.",
+            "/social/users/{user}/activity",
+            "GET",
+            read,
         ),
     ]
 

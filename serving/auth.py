@@ -17,6 +17,7 @@ Decisions:
   (search personalisation, recommend, group, explain), ``write:feedback`` (feedback),
   ``read:preferences`` (export own data), ``write:preferences`` (set preferences, erase own data).
   ``write:preferences`` is our addition: changing and erasing data should not ride on a read scope.
+  ``read:social`` / ``write:social`` cover the social graph (:mod:`serving.social`).
 """
 
 from __future__ import annotations
@@ -46,11 +47,15 @@ READ_RECOMMENDATIONS = "read:recommendations"
 WRITE_FEEDBACK = "write:feedback"
 READ_PREFERENCES = "read:preferences"
 WRITE_PREFERENCES = "write:preferences"
+READ_SOCIAL = "read:social"
+WRITE_SOCIAL = "write:social"
 SCOPES: dict[str, str] = {
     READ_RECOMMENDATIONS: "Personalised search, recommendations, group picks and explanations.",
     WRITE_FEEDBACK: "Send ratings and watch signals that train tomorrow's model.",
     READ_PREFERENCES: "Export everything held about the token's own user.",
     WRITE_PREFERENCES: "Set the own services/country, and erase the own data.",
+    READ_SOCIAL: "See the own social graph, and friends' activity their privacy settings allow.",
+    WRITE_SOCIAL: "Follow, befriend, block, invite to groups, set the own privacy settings.",
 }
 
 

@@ -26,6 +26,7 @@ from serving.gateway import ApiError, Gateway
 from serving.jsonld import JSONLD_MEDIA_TYPE
 from serving.ratelimit import client_address
 from serving.schemas import Country, PreferencesBody, UserId
+from serving.social.routes import router as social_router
 
 app = FastAPI(
     title="Media Gateway content, user-data and discovery routes",
@@ -33,6 +34,8 @@ app = FastAPI(
     redoc_url=None,
     openapi_url=None,
 )
+
+app.include_router(social_router)
 
 UserPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 ContentPath = Annotated[str, Path(min_length=3, max_length=256)]
