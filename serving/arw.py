@@ -6,9 +6,12 @@ pydantic request models), so an agent can call it without scraping. Decisions:
 * ``profile`` is ``ARW-3``: discovery (manifest, llms.txt), machine views (``.llm.md`` and
   schema.org JSON-LD per title, ``AI-*`` headers) and OAuth-scoped actions; no MCP/ACP/A2A
   endpoint, so not ARW-4 and ``protocols`` is empty.
-* Tokens are issued out of band (``media-gateway token``); there is no authorization server, so
-  ``oauth.authorization_url``/``token_url`` are ``null`` rather than URLs that would 404, and
-  ``oauth.token_issuance`` says how to get one.
+* Tokens come from the identity providers in ``serving.oidc`` (listed under ``oauth.issuers``
+  with their discovery documents: an agent reads ``token_endpoint`` there and uses the
+  client-credentials grant, or token exchange to act for a user) or, locally, out of band
+  (``media-gateway token``). The service is no authorization server itself, so
+  ``oauth.authorization_url``/``token_url`` are the first provider's (from its discovery document,
+  once read) or ``null`` rather than URLs that would 404.
 * Policies: no training on our data (it contains TMDB/JustWatch data we may not relicense);
   inference allowed with attribution, within the rate limits of the settings.
 * ``llms.txt`` carries the same data as YAML, as the draft asks.
@@ -273,8 +276,51 @@ def social_actions() -> list[dict[str, Any]]:
     ]
 
 
-def build_manifest(settings: Settings, homepage: str) -> dict[str, Any]:
-    """The ``/.well-known/arw-manifest.json`` document for a site served at ``homepage``."""
+def oauth_section(
+    settings: Settings, metadata: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """How to get a token: the OIDC issuers (``metadata``: discovery documents already read, by
+    issuer) and the developer tokens."""
+    s = settings.serving
+    first = (metadata or {}).get(s.oidc[0].issuer, {}) if s.oidc else {}
+    algorithms = sorted({a for p in s.oidc for a in p.algorithms})
+    kinds = ([f"{'/'.join(algorithms)} from the issuers below"] if s.oidc else []) + (
+        ["HS256 developer tokens, typ at+jwt"] if s.dev_tokens else []
+    )
+    return {
+        "authorization_url": first.get("authorization_endpoint"),
+        "token_url": first.get("token_endpoint"),
+        "scopes": sorted(auth.SCOPES),
+        "scope_descriptions": dict(auth.SCOPES),
+        "issuers": [
+            {
+                "issuer": p.issuer,
+                "audience": p.audience,
+                "openid_configuration": p.issuer + "/.well-known/openid-configuration",
+            }
+            for p in s.oidc
+        ],
+        "grant_types": (
+            ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]
+            if s.oidc
+            else []
+        ),
+        "agents": "client-credentials tokens act as the agent itself (no personal data); to act "
+        "for a user, exchange for a token whose sub is the user and act.sub the agent",
+        "token_issuance": (
+            "out of band: `media-gateway token --user U --scopes S`" if s.dev_tokens else None
+        ),
+        "token_type": "Bearer JWT (" + "; ".join(kinds) + ")",
+    }
+
+
+def build_manifest(
+    settings: Settings,
+    homepage: str,
+    metadata: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The ``/.well-known/arw-manifest.json`` document for a site served at ``homepage``
+    (``metadata``: OIDC discovery documents already read, by issuer)."""
     base = homepage.rstrip("/")
     s = settings.serving
     return {
@@ -302,14 +348,7 @@ def build_manifest(settings: Settings, homepage: str) -> dict[str, Any]:
         ],
         "actions": actions(),
         "protocols": [],
-        "oauth": {
-            "authorization_url": None,
-            "token_url": None,
-            "scopes": sorted(auth.SCOPES),
-            "scope_descriptions": dict(auth.SCOPES),
-            "token_issuance": "out of band: `media-gateway token --user U --scopes S`",
-            "token_type": "Bearer JWT (HS256, typ at+jwt)",
-        },
+        "oauth": oauth_section(settings, metadata),
         "policies": {
             "training": {"allowed": False},
             "inference": {

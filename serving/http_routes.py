@@ -74,7 +74,8 @@ async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
 def arw_manifest(request: Request) -> JSONResponse:
     _guard(request, None)
     gateway = _gateway()
-    return JSONResponse(build_manifest(gateway.settings, _base_url(request)))
+    known = {p.issuer: p.metadata for p in gateway.guard.verifier.providers if p.metadata}
+    return JSONResponse(build_manifest(gateway.settings, _base_url(request), known))
 
 
 @app.get("/llms.txt", response_class=PlainTextResponse)
