@@ -159,6 +159,66 @@ def actions() -> list[dict[str, Any]]:
             [auth.WRITE_PREFERENCES],
         ),
         *social_actions(),
+        *watchlist_actions(),
+        _action(
+            "graphql",
+            "GraphQL",
+            "Titles, availability, search, recommendations, explanations, group picks, history, "
+            "watchlist; mutations for feedback, preferences and watchlist. Same bearer tokens and "
+            "per-field scopes as the REST actions; GET for queries; persisted operations by id "
+            "(sha256 of the operation text).",
+            "/graphql",
+            "POST",
+            sorted(auth.SCOPES),
+        ),
+    ]
+
+
+def watchlist_actions() -> list[dict[str, Any]]:
+    """Watchlist, availability alerts and continue-watching (:mod:`serving.watchlist`)."""
+    read, write = [auth.READ_WATCHLIST], [auth.WRITE_WATCHLIST]
+    return [
+        _action(
+            "get_watchlist",
+            "Watchlist",
+            "The user's watchlist with where each title streams on their services now.",
+            "/users/{user}/watchlist",
+            "GET",
+            read,
+        ),
+        _action(
+            "add_to_watchlist",
+            "Add to watchlist",
+            "Add a title (idempotent).",
+            "/users/{user}/watchlist/{id}",
+            "PUT",
+            write,
+        ),
+        _action(
+            "remove_from_watchlist",
+            "Remove from watchlist",
+            "Remove a title.",
+            "/users/{user}/watchlist/{id}",
+            "DELETE",
+            write,
+        ),
+        _action(
+            "watchlist_alerts",
+            "Availability alerts",
+            "Watchlist titles that joined or left the user's services in their country; "
+            "?since=<last id> resumes.",
+            "/users/{user}/watchlist/alerts",
+            "GET",
+            read,
+        ),
+        _action(
+            "continue_watching",
+            "Continue watching",
+            "Series in progress (season, episode, next episode) and unfinished films.",
+            "/users/{user}/continue-watching",
+            "GET",
+            read,
+        ),
     ]
 
 

@@ -27,7 +27,8 @@ Decisions for developer tokens:
   (search personalisation, recommend, group, explain), ``write:feedback`` (feedback),
   ``read:preferences`` (export own data), ``write:preferences`` (set preferences, erase own data).
   ``write:preferences`` is our addition: changing and erasing data should not ride on a read scope.
-  ``read:social`` / ``write:social`` cover the social graph (:mod:`serving.social`).
+  ``read:social`` / ``write:social`` cover the social graph (:mod:`serving.social`),
+  ``read:watchlist`` / ``write:watchlist`` the watchlist (:mod:`serving.watchlist`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ READ_PREFERENCES = "read:preferences"
 WRITE_PREFERENCES = "write:preferences"
 READ_SOCIAL = "read:social"
 WRITE_SOCIAL = "write:social"
+READ_WATCHLIST = "read:watchlist"
+WRITE_WATCHLIST = "write:watchlist"
 SCOPES: dict[str, str] = {
     READ_RECOMMENDATIONS: "Personalised search, recommendations, group picks and explanations.",
     WRITE_FEEDBACK: "Send ratings and watch signals that train tomorrow's model.",
@@ -77,6 +80,8 @@ SCOPES: dict[str, str] = {
     WRITE_PREFERENCES: "Set the own services/country, and erase the own data.",
     READ_SOCIAL: "See the own social graph, and friends' activity their privacy settings allow.",
     WRITE_SOCIAL: "Follow, befriend, block, invite to groups, set the own privacy settings.",
+    READ_WATCHLIST: "Read the own watchlist, its availability alerts and continue-watching.",
+    WRITE_WATCHLIST: "Add titles to and remove them from the own watchlist.",
 }
 
 

@@ -87,6 +87,7 @@ from serving.userdata import (
     export_user,
     save_profile,
 )
+from serving.watchlist.store import WatchlistStore
 
 log = logging.getLogger(__name__)
 
@@ -244,10 +245,13 @@ class Gateway:
 
     social: SocialStore = field(init=False)
     """The social graph (friends, blocks, invitations, privacy) next to the feedback log."""
+    watchlist: WatchlistStore = field(init=False)
+    """Watchlists and their availability alerts."""
 
     def __post_init__(self) -> None:
         self.holder.on_swap(self._on_swap)
         self.social = SocialStore.in_folder(self.folder)
+        self.watchlist = WatchlistStore.in_folder(self.folder)
 
     def _on_swap(self, _: ServingState) -> None:
         self.search_cache.clear()
@@ -528,6 +532,7 @@ class Gateway:
         data = export_user(self.settings.paths.lake, self.folder, user)
         data["effective_profile"] = effective_profile(self.folder, user).model_dump(mode="json")
         data["social"] = self.social.export(user)
+        data.update(self.watchlist.export(user))
         return data
 
     def erase(self, user: str, principal: Principal | None) -> ErasureReport:

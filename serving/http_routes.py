@@ -27,6 +27,7 @@ from serving.jsonld import JSONLD_MEDIA_TYPE
 from serving.ratelimit import client_address
 from serving.schemas import Country, PreferencesBody, UserId
 from serving.social.routes import router as social_router
+from serving.watchlist.routes import router as watchlist_router
 
 app = FastAPI(
     title="Media Gateway content, user-data and discovery routes",
@@ -36,6 +37,7 @@ app = FastAPI(
 )
 
 app.include_router(social_router)
+app.include_router(watchlist_router)
 
 UserPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 ContentPath = Annotated[str, Path(min_length=3, max_length=256)]
