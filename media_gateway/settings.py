@@ -145,6 +145,17 @@ class OIDCIssuerSettings(_Strict):
         return value.rstrip("/")
 
 
+class RealtimeSettings(_Strict):
+    """The ``/ws`` channel (see :mod:`serving.realtime`)."""
+
+    heartbeat_s: float = Field(15.0, gt=0)
+    """A ``ping`` message every this many seconds; a client silent for 3 beats is closed."""
+    queue_size: int = Field(64, ge=1)
+    """Undelivered messages per connection before it is closed (1013) as too slow."""
+    replay: int = Field(256, ge=1)
+    """Events per user kept for ``resume``."""
+
+
 class ServingSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = 3000
@@ -158,6 +169,7 @@ class ServingSettings(_Strict):
     """Identity providers whose RS256/ES256 access tokens are accepted (besides HS256 dev tokens)."""
     dev_tokens: bool = True
     """Accept HS256 tokens signed with ``MEDIA_GATEWAY_JWT_SECRET`` (`media-gateway token`)."""
+    realtime: RealtimeSettings = RealtimeSettings()
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -25,6 +25,7 @@ from serving.arw import build_manifest, content_markdown, llms_txt
 from serving.gateway import ApiError, Gateway
 from serving.jsonld import JSONLD_MEDIA_TYPE
 from serving.ratelimit import client_address
+from serving.realtime.routes import router as realtime_router
 from serving.schemas import Country, PreferencesBody, UserId
 from serving.social.routes import router as social_router
 from serving.watchlist.routes import router as watchlist_router
@@ -38,6 +39,7 @@ app = FastAPI(
 
 app.include_router(social_router)
 app.include_router(watchlist_router)
+app.include_router(realtime_router)
 
 UserPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 ContentPath = Annotated[str, Path(min_length=3, max_length=256)]
