@@ -407,6 +407,16 @@ def build_manifest(
             },
         ],
         "actions": actions(),
+        "realtime": {
+            "url": ("ws" + base[4:] if base.startswith("http") else base) + "/ws",
+            "transport": "websocket, JSON text messages",
+            "auth": "Authorization: Bearer <token> (or ?access_token=) with read:recommendations",
+            "messages": {
+                "client": ["subscribe {titles}", "unsubscribe {titles}", "pong"],
+                "server": ["welcome", "subscribed", "availability", "top10", "ping", "reset"],
+            },
+            "resume": "?resume=<last seq seen>; events carry a per-user seq",
+        },
         "protocols": [],
         "oauth": oauth_section(settings, metadata),
         "policies": {

@@ -540,6 +540,9 @@ class Gateway:
         report = erase_user_files(self.folder, user)
         self.holder.erase_user(user)
         self._forget_user(user)
+        from serving.realtime.routes import forget_user  # the channel imports this module
+
+        forget_user(self, user)
         return report
 
 

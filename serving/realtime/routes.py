@@ -54,6 +54,15 @@ def hub_for(gateway: Gateway) -> tuple[Hub, Watcher]:
         return found[1], found[2]
 
 
+def forget_user(gateway: Gateway, user: str) -> None:
+    """Erasure: drop the user's buffered events and snapshots (if the channel was ever used)."""
+    with _hubs_lock:
+        found = _hubs.get(id(gateway))
+    if found is not None and found[0]() is gateway:
+        found[1].forget(user)
+        found[2].forget(user)
+
+
 def _authenticate(ws: WebSocket, gateway: Gateway) -> auth.Principal:
     header = ws.headers.get("authorization")
     token = ws.query_params.get("access_token")

@@ -54,6 +54,13 @@ class Watcher:
             if user not in self._top and self.gateway.holder.ready:
                 self._top[user] = self.top10(user)
 
+    def forget(self, user: str) -> None:
+        with self._lock:
+            self._top.pop(user, None)
+            self._country.pop(user, None)
+            for key in [k for k in self._providers if k[0] == user]:
+                del self._providers[key]
+
     def on_swap(self, _: ServingState) -> None:
         for user, titles in self.hub.subscriptions().items():
             try:

@@ -33,6 +33,7 @@ def test_manifest_shape(client: TestClient) -> None:
         } <= set(action)
         assert action["auth"] in ("oauth2", "none")
     assert m["protocols"] == []
+    assert m["realtime"]["url"] == "ws://testserver/ws"
     assert {"authorization_url", "token_url", "scopes"} <= set(m["oauth"])
     policies = m["policies"]
     assert policies["training"] == {"allowed": False}

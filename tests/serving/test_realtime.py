@@ -45,6 +45,11 @@ def test_hub_resume_reset_and_backpressure() -> None:
         assert replay == [] and not reset
         # another user's stream is separate
         assert hub.seq("v") == 0
+        # erasure drops the stream: nothing of it can be replayed any more
+        hub.forget("u")
+        assert hub.seq("u") == 0
+        _, replay, reset = hub.connect("u", 2)
+        assert replay == [] and not reset
 
     asyncio.run(scenario())
 
