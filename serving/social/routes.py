@@ -39,6 +39,8 @@ def _actor(request: Request, scope: str) -> tuple[str, Gateway]:
     principal = gateway.guard.check(request.headers.get("authorization"), client, scope)
     if principal is None:  # check() already refuses a missing token when a scope is required
         raise ApiError(401, "a bearer token is required")
+    if principal.client:
+        raise ApiError(403, "a client token acts for no user; use a delegated user token")
     return principal.subject, gateway
 
 

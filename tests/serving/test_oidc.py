@@ -189,6 +189,10 @@ def test_service_accepts_provider_and_dev_tokens(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status_code == 200
+    # ...but has no social graph of its own
+    agent = issuer.mint("agent-7", ["read:social"], client_id="agent-7")
+    r = client.get("/social/me", headers={"Authorization": f"Bearer {agent}"})
+    assert r.status_code == 403 and "client" in r.json()["error"]
     # developer tokens keep working
     assert (
         client.post(
