@@ -115,6 +115,47 @@ class TrainingSettings(_Strict):
     registered_model: str = "media-gateway-recommender"
 
 
+class OIDCIssuerSettings(_Strict):
+    """An OpenID Connect provider whose access tokens the API accepts (see :mod:`serving.oidc`)."""
+
+    issuer: str
+    """Exact ``iss`` value; discovery is read from ``<issuer>/.well-known/openid-configuration``.
+    Must be https, except on loopback (local test issuers)."""
+    audience: str
+    """Required ``aud`` (the API's identifier at the provider)."""
+    algorithms: list[Literal["RS256", "ES256"]] = ["RS256", "ES256"]
+    token_type: str | None = None
+    """Required ``typ`` header (e.g. ``at+jwt``, RFC 9068); ``None`` accepts any."""
+    jwks_cache_s: float = Field(300.0, gt=0)
+    """How long the key set is reused before it is fetched again."""
+    jwks_refresh_cooldown_s: float = Field(30.0, ge=0)
+    """Minimum time between refreshes forced by an unknown ``kid`` (forged kids cannot flood
+    the provider)."""
+    http_timeout_s: float = Field(5.0, gt=0)
+
+    @field_validator("issuer")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        from urllib.parse import urlparse
+
+        url = urlparse(value)
+        loopback = url.hostname in ("127.0.0.1", "localhost", "::1")
+        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+            raise ValueError(f"oidc issuer {value!r} must be https (http only on loopback)")
+        return value.rstrip("/")
+
+
+class RealtimeSettings(_Strict):
+    """The ``/ws`` channel (see :mod:`serving.realtime`)."""
+
+    heartbeat_s: float = Field(15.0, gt=0)
+    """A ``ping`` message every this many seconds; a client silent for 3 beats is closed."""
+    queue_size: int = Field(64, ge=1)
+    """Undelivered messages per connection before it is closed (1013) as too slow."""
+    replay: int = Field(256, ge=1)
+    """Events per user kept for ``resume``."""
+
+
 class ServingSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = 3000
@@ -124,6 +165,11 @@ class ServingSettings(_Strict):
     authenticated_per_minute: int = Field(100, ge=1)
     trusted_proxies: list[str] = []
     """Load balancers (addresses or CIDR blocks) whose ``X-Forwarded-For`` names the client."""
+    oidc: list[OIDCIssuerSettings] = []
+    """Identity providers whose RS256/ES256 access tokens are accepted (besides HS256 dev tokens)."""
+    dev_tokens: bool = True
+    """Accept HS256 tokens signed with ``MEDIA_GATEWAY_JWT_SECRET`` (`media-gateway token`)."""
+    realtime: RealtimeSettings = RealtimeSettings()
 
     @field_validator("trusted_proxies")
     @classmethod

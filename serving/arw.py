@@ -6,9 +6,12 @@ pydantic request models), so an agent can call it without scraping. Decisions:
 * ``profile`` is ``ARW-3``: discovery (manifest, llms.txt), machine views (``.llm.md`` and
   schema.org JSON-LD per title, ``AI-*`` headers) and OAuth-scoped actions; no MCP/ACP/A2A
   endpoint, so not ARW-4 and ``protocols`` is empty.
-* Tokens are issued out of band (``media-gateway token``); there is no authorization server, so
-  ``oauth.authorization_url``/``token_url`` are ``null`` rather than URLs that would 404, and
-  ``oauth.token_issuance`` says how to get one.
+* Tokens come from the identity providers in ``serving.oidc`` (listed under ``oauth.issuers``
+  with their discovery documents: an agent reads ``token_endpoint`` there and uses the
+  client-credentials grant, or token exchange to act for a user) or, locally, out of band
+  (``media-gateway token``). The service is no authorization server itself, so
+  ``oauth.authorization_url``/``token_url`` are the first provider's (from its discovery document,
+  once read) or ``null`` rather than URLs that would 404.
 * Policies: no training on our data (it contains TMDB/JustWatch data we may not relicense);
   inference allowed with attribution, within the rate limits of the settings.
 * ``llms.txt`` carries the same data as YAML, as the draft asks.
@@ -34,6 +37,7 @@ from serving.schemas import (
     RecommendRequest,
     SearchRequest,
 )
+from serving.social.schemas import InviteBody, PrivacyBody
 
 ARW_VERSION = "0.1"
 ARW_PROFILE = "ARW-3"
@@ -96,7 +100,8 @@ def actions() -> list[dict[str, Any]]:
             "recommend_group",
             "Recommend for a group",
             "Picks for several people watching together (average or least-misery); the caller "
-            "must be one of the members.",
+            "must be one of the members and every other member must have consented (a friend, "
+            "or an accepted invitation: see invite_to_groups).",
             "/recommend/group",
             "POST",
             rec,
@@ -153,11 +158,229 @@ def actions() -> list[dict[str, Any]]:
             "DELETE",
             [auth.WRITE_PREFERENCES],
         ),
+        *social_actions(),
+        *watchlist_actions(),
+        _action(
+            "graphql",
+            "GraphQL",
+            "Titles, availability, search, recommendations, explanations, group picks, history, "
+            "watchlist; mutations for feedback, preferences and watchlist. Same bearer tokens and "
+            "per-field scopes as the REST actions; GET for queries; persisted operations by id "
+            "(sha256 of the operation text).",
+            "/graphql",
+            "POST",
+            sorted(auth.SCOPES),
+        ),
     ]
 
 
-def build_manifest(settings: Settings, homepage: str) -> dict[str, Any]:
-    """The ``/.well-known/arw-manifest.json`` document for a site served at ``homepage``."""
+def watchlist_actions() -> list[dict[str, Any]]:
+    """Watchlist, availability alerts and continue-watching (:mod:`serving.watchlist`)."""
+    read, write = [auth.READ_WATCHLIST], [auth.WRITE_WATCHLIST]
+    return [
+        _action(
+            "get_watchlist",
+            "Watchlist",
+            "The user's watchlist with where each title streams on their services now.",
+            "/users/{user}/watchlist",
+            "GET",
+            read,
+        ),
+        _action(
+            "add_to_watchlist",
+            "Add to watchlist",
+            "Add a title (idempotent).",
+            "/users/{user}/watchlist/{id}",
+            "PUT",
+            write,
+        ),
+        _action(
+            "remove_from_watchlist",
+            "Remove from watchlist",
+            "Remove a title.",
+            "/users/{user}/watchlist/{id}",
+            "DELETE",
+            write,
+        ),
+        _action(
+            "watchlist_alerts",
+            "Availability alerts",
+            "Watchlist titles that joined or left the user's services in their country; "
+            "?since=<last id> resumes.",
+            "/users/{user}/watchlist/alerts",
+            "GET",
+            read,
+        ),
+        _action(
+            "continue_watching",
+            "Continue watching",
+            "Series in progress (season, episode, next episode) and unfinished films.",
+            "/users/{user}/continue-watching",
+            "GET",
+            read,
+        ),
+    ]
+
+
+def social_actions() -> list[dict[str, Any]]:
+    """The social graph's actions (:mod:`serving.social`); the actor is the token's subject."""
+    read, write = [auth.READ_SOCIAL], [auth.WRITE_SOCIAL]
+    return [
+        _action(
+            "social_me",
+            "Own social graph",
+            "Friends, follows, blocks, pending friend requests, group invitations, privacy.",
+            "/social/me",
+            "GET",
+            read,
+        ),
+        _action(
+            "befriend",
+            "Ask for friendship",
+            "Send a friend request (friends = both agreed); accepts the other's pending request.",
+            "/social/friends/{user}",
+            "POST",
+            write,
+        ),
+        _action(
+            "accept_friend",
+            "Accept a friend request",
+            "Accept the pending friend request sent by {user}.",
+            "/social/friend-requests/{user}/accept",
+            "POST",
+            write,
+        ),
+        _action(
+            "unfriend",
+            "End a friendship",
+            "Unfriend, or decline / cancel a friend request.",
+            "/social/friends/{user}",
+            "DELETE",
+            write,
+        ),
+        _action(
+            "follow",
+            "Follow a user",
+            "One-way; shows only what the followed user made public.",
+            "/social/following/{user}",
+            "PUT",
+            write,
+        ),
+        _action(
+            "block",
+            "Block a user",
+            "Removes every link with {user}; they see nothing of the caller any more.",
+            "/social/blocks/{user}",
+            "PUT",
+            write,
+        ),
+        _action(
+            "unfollow",
+            "Stop following",
+            "Stop following {user}.",
+            "/social/following/{user}",
+            "DELETE",
+            write,
+        ),
+        _action(
+            "unblock",
+            "Unblock a user",
+            "Lift a block (links removed by it are not restored).",
+            "/social/blocks/{user}",
+            "DELETE",
+            write,
+        ),
+        _action(
+            "set_privacy",
+            "Set privacy",
+            "Who sees the caller's activity and friend list: private (default), friends, public.",
+            "/social/privacy",
+            "PUT",
+            write,
+            PrivacyBody,
+        ),
+        _action(
+            "invite_to_groups",
+            "Invite to group recommendations",
+            "The invitee consents by accepting; then the caller may include them in "
+            "/recommend/group until the invitation expires.",
+            "/social/invitations",
+            "POST",
+            write,
+            InviteBody,
+        ),
+        _action(
+            "accept_invitation",
+            "Accept a group invitation",
+            "Consent to be included in the inviter's group recommendations.",
+            "/social/invitations/{id}/accept",
+            "POST",
+            write,
+        ),
+        _action(
+            "friends_feed",
+            "Friends' activity",
+            "Recent titles of friends and followed users, as far as each one's privacy allows.",
+            "/social/feed",
+            "GET",
+            read,
+        ),
+        _action(
+            "user_activity",
+            "A user's activity",
+            "Recent titles of {user}, if their privacy setting admits the caller.",
+            "/social/users/{user}/activity",
+            "GET",
+            read,
+        ),
+    ]
+
+
+def oauth_section(
+    settings: Settings, metadata: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """How to get a token: the OIDC issuers (``metadata``: discovery documents already read, by
+    issuer) and the developer tokens."""
+    s = settings.serving
+    first = (metadata or {}).get(s.oidc[0].issuer, {}) if s.oidc else {}
+    algorithms = sorted({a for p in s.oidc for a in p.algorithms})
+    kinds = ([f"{'/'.join(algorithms)} from the issuers below"] if s.oidc else []) + (
+        ["HS256 developer tokens, typ at+jwt"] if s.dev_tokens else []
+    )
+    return {
+        "authorization_url": first.get("authorization_endpoint"),
+        "token_url": first.get("token_endpoint"),
+        "scopes": sorted(auth.SCOPES),
+        "scope_descriptions": dict(auth.SCOPES),
+        "issuers": [
+            {
+                "issuer": p.issuer,
+                "audience": p.audience,
+                "openid_configuration": p.issuer + "/.well-known/openid-configuration",
+            }
+            for p in s.oidc
+        ],
+        "grant_types": (
+            ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]
+            if s.oidc
+            else []
+        ),
+        "agents": "client-credentials tokens act as the agent itself (no personal data); to act "
+        "for a user, exchange for a token whose sub is the user and act.sub the agent",
+        "token_issuance": (
+            "out of band: `media-gateway token --user U --scopes S`" if s.dev_tokens else None
+        ),
+        "token_type": "Bearer JWT (" + "; ".join(kinds) + ")",
+    }
+
+
+def build_manifest(
+    settings: Settings,
+    homepage: str,
+    metadata: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The ``/.well-known/arw-manifest.json`` document for a site served at ``homepage``
+    (``metadata``: OIDC discovery documents already read, by issuer)."""
     base = homepage.rstrip("/")
     s = settings.serving
     return {
@@ -184,15 +407,18 @@ def build_manifest(settings: Settings, homepage: str) -> dict[str, Any]:
             },
         ],
         "actions": actions(),
-        "protocols": [],
-        "oauth": {
-            "authorization_url": None,
-            "token_url": None,
-            "scopes": sorted(auth.SCOPES),
-            "scope_descriptions": dict(auth.SCOPES),
-            "token_issuance": "out of band: `media-gateway token --user U --scopes S`",
-            "token_type": "Bearer JWT (HS256, typ at+jwt)",
+        "realtime": {
+            "url": ("ws" + base[4:] if base.startswith("http") else base) + "/ws",
+            "transport": "websocket, JSON text messages",
+            "auth": "Authorization: Bearer <token> (or ?access_token=) with read:recommendations",
+            "messages": {
+                "client": ["subscribe {titles}", "unsubscribe {titles}", "pong"],
+                "server": ["welcome", "subscribed", "availability", "top10", "ping", "reset"],
+            },
+            "resume": "?resume=<last seq seen>; events carry a per-user seq",
         },
+        "protocols": [],
+        "oauth": oauth_section(settings, metadata),
         "policies": {
             "training": {"allowed": False},
             "inference": {

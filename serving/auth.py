@@ -1,6 +1,16 @@
 """OAuth2 bearer tokens: JWTs issued and validated per RFC 8725 (JWT best current practice).
 
-Decisions:
+Two kinds of tokens are accepted, told apart by the pinned header ``alg``:
+
+* **Identity-provider tokens** (RS256/ES256) from the OpenID Connect issuers in
+  ``serving.oidc``, verified by discovery + JWKS with key rotation (:mod:`serving.oidc`); the
+  issuer is chosen by the exact ``iss`` claim, an unknown issuer is refused before any network
+  call. Users, agents acting for a user (``act``) and client-credentials agents.
+* **Developer tokens** (HS256) signed with the local secret, described below; switched off with
+  ``serving.dev_tokens: false``. Both kinds share one user-id namespace (a provider's ``sub`` is the
+  user id): configure one source of identity per deployment.
+
+Decisions for developer tokens:
 
 * **One algorithm, pinned**: HS256 with a shared secret from ``MEDIA_GATEWAY_JWT_SECRET`` (at least
   32 bytes, RFC 7518 section 3.2). The verifier passes ``algorithms=["HS256"]``, so ``alg=none`` and
@@ -17,6 +27,8 @@ Decisions:
   (search personalisation, recommend, group, explain), ``write:feedback`` (feedback),
   ``read:preferences`` (export own data), ``write:preferences`` (set preferences, erase own data).
   ``write:preferences`` is our addition: changing and erasing data should not ride on a read scope.
+  ``read:social`` / ``write:social`` cover the social graph (:mod:`serving.social`),
+  ``read:watchlist`` / ``write:watchlist`` the watchlist (:mod:`serving.watchlist`).
 """
 
 from __future__ import annotations
@@ -25,12 +37,22 @@ import logging
 import os
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 
 from media_gateway.settings import Settings
+from serving.oidc import (
+    OIDCProvider,
+    ProviderUnavailable,
+    TokenRejected,
+    actor,
+    is_client_token,
+    token_scopes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +63,25 @@ TOKEN_TYPE = "at+jwt"
 MIN_SECRET_BYTES = 32
 LEEWAY_S = 5
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "exp", "iat"]
+OIDC_ALGORITHMS = ("RS256", "ES256")
 
 READ_RECOMMENDATIONS = "read:recommendations"
 WRITE_FEEDBACK = "write:feedback"
 READ_PREFERENCES = "read:preferences"
 WRITE_PREFERENCES = "write:preferences"
+READ_SOCIAL = "read:social"
+WRITE_SOCIAL = "write:social"
+READ_WATCHLIST = "read:watchlist"
+WRITE_WATCHLIST = "write:watchlist"
 SCOPES: dict[str, str] = {
     READ_RECOMMENDATIONS: "Personalised search, recommendations, group picks and explanations.",
     WRITE_FEEDBACK: "Send ratings and watch signals that train tomorrow's model.",
     READ_PREFERENCES: "Export everything held about the token's own user.",
     WRITE_PREFERENCES: "Set the own services/country, and erase the own data.",
+    READ_SOCIAL: "See the own social graph, and friends' activity their privacy settings allow.",
+    WRITE_SOCIAL: "Follow, befriend, block, invite to groups, set the own privacy settings.",
+    READ_WATCHLIST: "Read the own watchlist, its availability alerts and continue-watching.",
+    WRITE_WATCHLIST: "Add titles to and remove them from the own watchlist.",
 }
 
 
@@ -80,6 +111,11 @@ class Principal:
 
     subject: str
     scopes: frozenset[str]
+    client: bool = False
+    """A client-credentials agent acting as itself (never a user: no personal data)."""
+    actor: str | None = None
+    """The agent acting for ``subject`` (RFC 8693 ``act``), if any."""
+    issuer: str | None = None
 
     def require(self, scope: str) -> None:
         """Raise 403 unless the token grants ``scope``."""
@@ -88,6 +124,8 @@ class Principal:
 
     def require_self(self, user: str) -> None:
         """Raise 403 unless the token's subject is ``user`` (nobody touches another's data)."""
+        if self.client:
+            raise AuthError(403, "a client token acts for no user; use a delegated user token")
         if user != self.subject:
             raise AuthError(403, "token subject does not match the requested user")
 
@@ -147,28 +185,42 @@ def issue_token(
 
 @dataclass(frozen=True)
 class TokenVerifier:
-    """Validates bearer tokens against one secret, issuer and audience."""
+    """Validates bearer tokens: HS256 developer tokens and the configured OIDC providers'."""
 
     secret: bytes
     issuer: str
     audience: str
+    providers: tuple[OIDCProvider, ...] = ()
+    dev_tokens: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: bytes) -> TokenVerifier:
-        return cls(secret, settings.serving.jwt_issuer, settings.serving.jwt_audience)
+        s = settings.serving
+        providers = tuple(OIDCProvider(p) for p in s.oidc)
+        return cls(secret, s.jwt_issuer, s.jwt_audience, providers, s.dev_tokens)
+
+    def provider(self, issuer: object) -> OIDCProvider | None:
+        return next((p for p in self.providers if p.issuer == issuer), None)
 
     def verify(self, token: str) -> Principal:
-        """Return the principal or raise :class:`AuthError` (401) naming the reason."""
+        """Return the principal or raise :class:`AuthError` (401, or 503 when the identity
+        provider cannot be reached) naming the reason."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError as exc:
             raise AuthError(401, "malformed token") from exc
-        if header.get("alg") != ALGORITHM:
-            raise AuthError(401, f"algorithm {header.get('alg')!r} is not allowed")
+        alg = header.get("alg")
+        if alg == ALGORITHM and self.dev_tokens:
+            return self._verify_dev(token, header)
+        if alg in OIDC_ALGORITHMS and self.providers:
+            return self._verify_oidc(token, header)
+        raise AuthError(401, f"algorithm {alg!r} is not allowed")
+
+    def _verify_dev(self, token: str, header: dict[str, Any]) -> Principal:
         if header.get("typ") != TOKEN_TYPE:
             raise AuthError(401, f"token type must be {TOKEN_TYPE}")
-        try:
-            claims = jwt.decode(
+        claims = _checked(
+            lambda: jwt.decode(
                 token,
                 self.secret,
                 algorithms=[ALGORITHM],
@@ -177,27 +229,61 @@ class TokenVerifier:
                 leeway=LEEWAY_S,
                 options={"require": REQUIRED_CLAIMS},
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise AuthError(401, "token expired") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise AuthError(401, "wrong audience") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise AuthError(401, "wrong issuer") from exc
-        except jwt.MissingRequiredClaimError as exc:
-            raise AuthError(401, f"missing claim {exc.claim}") from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise AuthError(401, "token not yet valid") from exc
-        except jwt.InvalidSignatureError as exc:
-            raise AuthError(401, "bad signature") from exc
-        except jwt.InvalidTokenError as exc:
-            raise AuthError(401, f"invalid token: {exc}") from exc
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise AuthError(401, "claim sub must be a non-empty string")
-        scope = claims.get("scope", "")
-        if not isinstance(scope, str):
-            raise AuthError(401, "claim scope must be a space-separated string")
-        return Principal(subject=subject, scopes=frozenset(scope.split()))
+        )
+        return _principal(claims, issuer=self.issuer, oidc=False)
+
+    def _verify_oidc(self, token: str, header: dict[str, Any]) -> Principal:
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.DecodeError as exc:
+            raise AuthError(401, "malformed token") from exc
+        provider = self.provider(unverified.get("iss"))
+        if provider is None:
+            raise AuthError(401, "wrong issuer")
+        try:
+            claims = _checked(lambda: provider.decode(token, header))
+        except ProviderUnavailable as exc:
+            log.warning("identity provider unavailable", extra={"issuer": provider.issuer})
+            raise AuthError(503, "identity provider unavailable; retry later") from exc
+        except TokenRejected as exc:
+            raise AuthError(401, str(exc)) from exc
+        return _principal(claims, issuer=provider.issuer, oidc=True)
+
+
+def _checked(decode: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a ``jwt.decode`` call, mapping its errors to :class:`AuthError` 401 with a reason."""
+    try:
+        return decode()
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthError(401, "token expired") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise AuthError(401, "wrong audience") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise AuthError(401, "wrong issuer") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthError(401, f"missing claim {exc.claim}") from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise AuthError(401, "token not yet valid") from exc
+    except jwt.InvalidSignatureError as exc:
+        raise AuthError(401, "bad signature") from exc
+    except jwt.InvalidTokenError as exc:
+        raise AuthError(401, f"invalid token: {exc}") from exc
+
+
+def _principal(claims: dict[str, Any], *, issuer: str, oidc: bool) -> Principal:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise AuthError(401, "claim sub must be a non-empty string")
+    if oidc:
+        try:
+            scopes = token_scopes(claims)
+        except TokenRejected as exc:
+            raise AuthError(401, str(exc)) from exc
+        return Principal(subject, scopes, is_client_token(claims), actor(claims), issuer)
+    scope = claims.get("scope", "")
+    if not isinstance(scope, str):
+        raise AuthError(401, "claim scope must be a space-separated string")
+    return Principal(subject=subject, scopes=frozenset(scope.split()), issuer=issuer)
 
 
 def bearer_token(authorization: str | None) -> str | None:

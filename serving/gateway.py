@@ -7,8 +7,11 @@ Decisions:
 
 * Anonymous callers may search (stricter per-IP bucket); everything personal needs a token whose
   subject is the user named in the request (403 otherwise). A group request needs the caller to be
-  one of the members; the group's answer shows each member's score, which is what the members asked
-  for by planning together.
+  one of the members, and every other member must have consented to group with the caller
+  (friends, or an accepted invitation: :mod:`serving.social.store`); otherwise 403 naming the
+  members, the same for an unknown id (whether a user exists is not revealed). The answer shows
+  each member's score (what consenting members plan together), but its evidence names only the
+  caller's own titles (:func:`models.ranking.group.recommend_group` with ``viewer``).
 * A request with an invalid token is charged to the caller's IP bucket before the 401, so guessing
   tokens is rate-limited too.
 * Users without stored preferences get the default profile (US, any service, subscription or free).
@@ -75,6 +78,7 @@ from serving.schemas import (
     SearchRequest,
     SearchResponse,
 )
+from serving.social.store import SocialStore
 from serving.state import NotReadyError, ServingState, StateHolder
 from serving.userdata import (
     DEFAULT_PROFILE,
@@ -84,6 +88,7 @@ from serving.userdata import (
     export_user,
     save_profile,
 )
+from serving.watchlist.store import WatchlistStore
 
 log = logging.getLogger(__name__)
 
@@ -239,8 +244,15 @@ class Gateway:
         default_factory=lambda: TTLCache(RECOMMEND_TTL_S, RECOMMEND_CACHE_ENTRIES)
     )
 
+    social: SocialStore = field(init=False)
+    """The social graph (friends, blocks, invitations, privacy) next to the feedback log."""
+    watchlist: WatchlistStore = field(init=False)
+    """Watchlists and their availability alerts."""
+
     def __post_init__(self) -> None:
         self.holder.on_swap(self._on_swap)
+        self.social = SocialStore.in_folder(self.folder)
+        self.watchlist = WatchlistStore.in_folder(self.folder)
 
     def _on_swap(self, _: ServingState) -> None:
         self.search_cache.clear()
@@ -406,6 +418,15 @@ class Gateway:
             raise ApiError(401, "a bearer token is required")
         if principal.subject not in req.members:
             raise ApiError(403, "the caller must be one of the group's members")
+        refused = self.social.members_without_consent(
+            principal.subject, [m for m in req.members if m != principal.subject]
+        )
+        if refused:
+            raise ApiError(
+                403,
+                f"{', '.join(refused)}: not in your circle; a member must be your friend or have "
+                "accepted your group invitation",
+            )
         state = self.state
         members = {}
         for user in req.members:
@@ -416,7 +437,12 @@ class Gateway:
                 availability=availability_filter(effective_profile(self.folder, user)),
             )
         recs = recommend_group(
-            state.ranker, members, strategy=req.strategy, k=req.limit, context=req.context
+            state.ranker,
+            members,
+            strategy=req.strategy,
+            k=req.limit,
+            context=req.context,
+            viewer=principal.subject,
         )
         return GroupResponse(
             members=list(req.members),
@@ -511,6 +537,8 @@ class Gateway:
         require_self(principal, user)
         data = export_user(self.settings.paths.lake, self.folder, user)
         data["effective_profile"] = effective_profile(self.folder, user).model_dump(mode="json")
+        data["social"] = self.social.export(user)
+        data.update(self.watchlist.export(user))
         return data
 
     def erase(self, user: str, principal: Principal | None) -> ErasureReport:
@@ -518,6 +546,9 @@ class Gateway:
         report = erase_user_files(self.folder, user)
         self.holder.erase_user(user)
         self._forget_user(user)
+        from serving.realtime.routes import forget_user  # the channel imports this module
+
+        forget_user(self, user)
         return report
 
 

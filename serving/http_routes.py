@@ -31,6 +31,7 @@ from serving.gateway import ApiError, Gateway
 from serving.jsonld import JSONLD_MEDIA_TYPE
 from serving.openapi import build_openapi, error_responses
 from serving.ratelimit import client_address
+from serving.realtime.routes import router as realtime_router
 from serving.schemas import (
     AvailabilityResponse,
     Country,
@@ -39,6 +40,8 @@ from serving.schemas import (
     PreferencesResponse,
     UserId,
 )
+from serving.social.routes import router as social_router
+from serving.watchlist.routes import router as watchlist_router
 
 app = FastAPI(
     title="Media Gateway content, user-data and discovery routes",
@@ -46,6 +49,10 @@ app = FastAPI(
     redoc_url=None,
     openapi_url=None,
 )
+
+app.include_router(social_router)
+app.include_router(watchlist_router)
+app.include_router(realtime_router)
 
 UserPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 ContentPath = Annotated[str, Path(min_length=3, max_length=256)]
@@ -122,7 +129,8 @@ def openapi_document() -> JSONResponse:
 def arw_manifest(request: Request) -> JSONResponse:
     _guard(request, None)
     gateway = _gateway()
-    return JSONResponse(build_manifest(gateway.settings, _base_url(request)))
+    known = {p.issuer: p.metadata for p in gateway.guard.verifier.providers if p.metadata}
+    return JSONResponse(build_manifest(gateway.settings, _base_url(request), known))
 
 
 @app.get("/llms.txt", response_class=PlainTextResponse, responses=error_responses())

@@ -24,6 +24,7 @@ with bentoml.importing():
     from serving import auth
     from serving.arw import ArwHeadersMiddleware
     from serving.gateway import ApiError, Gateway, build_gateway
+    from serving.graphql.app import app as graphql_app
     from serving.http_routes import app as http_app
     from serving.json_http import JsonBodyMiddleware, JsonErrorsMiddleware
     from serving.ratelimit import MAX_BODY_BYTES, BodySizeLimitMiddleware, client_address
@@ -59,6 +60,7 @@ def _poll_seconds() -> float:
     return value
 
 
+@bentoml.asgi_app(graphql_app, path="/graphql")
 @bentoml.asgi_app(http_app, path="/")
 @bentoml.service(
     name="MediaGateway",

@@ -32,6 +32,7 @@ from pipelines.lib.feedback import (
 )
 from pipelines.lib.lake import read_table
 from serving.schemas import PreferencesBody
+from serving.user_stores import erase_user_stores
 
 log = logging.getLogger(__name__)
 
@@ -128,5 +129,6 @@ def erase_user_files(folder: Path, user: str) -> ErasureReport:
     append_erasure(folder, user)
     deleted = delete_profile(folder, user)
     removed = erase_feedback(folder, user)
+    erase_user_stores(folder, user)
     log.info("user erased", extra={"profile_deleted": deleted, "feedback_removed": removed})
     return ErasureReport(profile_deleted=deleted, feedback_lines_removed=removed)

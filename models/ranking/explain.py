@@ -23,7 +23,7 @@ Explaining several candidates for one history (a page of recommendations) reads 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,8 +51,8 @@ class FeatureMatch(BaseModel):
 
 class MemberEvidence(BaseModel):
     member: str
-    watched: bool
-    """The member has this title in their history."""
+    watched: bool | None
+    """The member has this title in their history (``None``: not disclosed for this member)."""
     similarity: float | None
     """Cosine to the member's closest watched title (``None`` without content vectors)."""
     nearest_title_id: str | None = None
@@ -166,19 +166,27 @@ def matched_features(
 
 
 def member_evidence(
-    catalog: Catalog, members: Mapping[str, Sequence[str]], title_id: str
+    catalog: Catalog,
+    members: Mapping[str, Sequence[str]],
+    title_id: str,
+    reveal: Collection[str] | None = None,
 ) -> list[MemberEvidence]:
-    """Per member: watched it, or how close it is to their closest watched title (closest first)."""
+    """Per member: watched it, or how close it is to their closest watched title (closest first).
+
+    Only members in ``reveal`` (all when ``None``) get ``watched`` and their nearest title; for the
+    others only the similarity is given, so no title of theirs is disclosed.
+    """
     out = []
     for member, history in members.items():
         near = nearest_watched(catalog, history, title_id, top_n=1)
+        shown = reveal is None or member in reveal
         out.append(
             MemberEvidence(
                 member=member,
-                watched=title_id in set(history),
+                watched=(title_id in set(history)) if shown else None,
                 similarity=near[0].similarity if near else None,
-                nearest_title_id=near[0].title_id if near else None,
-                nearest_title=near[0].title if near else None,
+                nearest_title_id=near[0].title_id if near and shown else None,
+                nearest_title=near[0].title if near and shown else None,
             )
         )
     out.sort(key=lambda m: (not m.watched, -(m.similarity or 0.0), m.member))
@@ -254,13 +262,16 @@ def explain(
     popular: bool = False,
     top_n: int = 3,
     features: HistoryFeatures | None = None,
+    reveal: Collection[str] | None = None,
 ) -> Explanation:
     """Evidence for recommending ``title_id`` to someone who watched ``history``.
 
     ``offers`` defaults to every offer of the title (pass the availability filter's offers to
     restrict them to a country/services); ``context`` are notes from
     :func:`models.ranking.context.context_notes`; ``features`` are :func:`history_features` of
-    ``history`` when explaining many titles for it. Raises KeyError for a title not in the catalogue.
+    ``history`` when explaining many titles for it; ``reveal`` limits which ``members`` may have
+    their titles named (see :func:`member_evidence`). Raises KeyError for a title not in the
+    catalogue.
     """
     if title_id not in catalog.index:
         raise KeyError(f"title {title_id!r} is not in the catalogue")
@@ -271,7 +282,7 @@ def explain(
         matched_genres=genres,
         matched_keywords=keywords[:10],
         collaborative=None if collaborative is None else round(float(collaborative), 4),
-        members=member_evidence(catalog, members, title_id) if members else [],
+        members=member_evidence(catalog, members, title_id, reveal) if members else [],
         offers=list(catalog.offers_for(title_id, None) if offers is None else offers),
         context=list(context),
         popular=popular,

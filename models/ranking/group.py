@@ -11,6 +11,11 @@ Candidates: titles that pass the group's ``availability`` filter (the country/se
 evening) and the context, and that no member has watched (``exclude`` overrides this). When members
 carry their own ``availability`` (their subscriptions), a title must be watchable on at least one
 member's services (union: one account is enough to watch together) in that member's country.
+
+Privacy of evidence: the group's answer goes to one ``viewer`` (the caller). Its explanation names
+only the viewer's own titles ("because you watched ..."); about every other member it says only how
+close the title is to their taste (a similarity, no title, not whether they watched it). Without a
+``viewer`` no member's titles are named.
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ def recommend_group(
     context: RankingContext | None = None,
     availability: AvailabilityFilter | None = None,
     exclude: set[str] | None = None,
+    viewer: str | None = None,
 ) -> list[GroupRecommendation]:
     """Top ``k`` titles for the group (see module docstring for candidates and strategies)."""
     if not members:
@@ -105,6 +111,8 @@ def recommend_group(
         matrix[i] = np.nan_to_num(scored.score, nan=0.5)
     ids = [str(t) for t in cat.ids[rows]]
     liked = {n: _liked(members[n]) for n in names}
+    viewer_liked = liked.get(viewer, []) if viewer is not None else []
+    reveal = {viewer} if viewer is not None else set()
     out = []
     for pos, score in group_rank(matrix, ids, strategy, k):
         tid = ids[pos]
@@ -118,9 +126,10 @@ def recommend_group(
                 member_scores={n: round(float(matrix[i, pos]), 6) for i, n in enumerate(names)},
                 explanation=explain(
                     cat,
-                    [t for h in liked.values() for t in h],
+                    viewer_liked,
                     tid,
                     members=liked,
+                    reveal=reveal,
                     offers=offers,
                     context=context_notes(cat, context, row),
                 ),

@@ -68,13 +68,28 @@ def test_average_vs_least_misery_hand_computed() -> None:
     assert not {"ha", "hb"} & {r.title_id for r in avg}
 
 
-def test_group_explanation_names_the_closest_member() -> None:
-    rec = recommend_group(_ranker(), MEMBERS, "average", k=1)[0]
+def test_group_explanation_names_only_the_viewers_titles() -> None:
+    rec = recommend_group(_ranker(), MEMBERS, "average", k=1, viewer="ann")[0]
     members = rec.explanation.members
     assert [m.member for m in members] == ["ann", "ben"]
     assert members[0].nearest_title_id == "ha"
     assert members[0].similarity == pytest.approx(0.8944, abs=1e-4)
+    # ben's taste is summarised by a similarity only: no title of his, not even whether he saw it
+    assert members[1].similarity is not None
+    assert (members[1].nearest_title_id, members[1].nearest_title, members[1].watched) == (
+        None,
+        None,
+        None,
+    )
+    assert [n.title_id for n in rec.explanation.nearest_watched] == ["ha"]
     assert "close to what ann and ben watched" in rec.explanation.sentence
+    assert "hb" not in rec.model_dump_json()
+
+
+def test_group_explanation_without_viewer_names_no_titles() -> None:
+    rec = recommend_group(_ranker(), MEMBERS, "average", k=1)[0]
+    assert rec.explanation.nearest_watched == []
+    assert all(m.nearest_title_id is None for m in rec.explanation.members)
 
 
 def test_group_availability_is_the_union_of_member_services() -> None:

@@ -76,6 +76,12 @@ def test_recommend_context_time_and_type(client: TestClient, bearer) -> None:
 
 
 def test_group_recommendation_has_member_scores(client: TestClient, bearer) -> None:
+    social = ["write:social"]
+    assert client.post("/social/friends/bob", headers=bearer("alice", social)).status_code == 200
+    assert client.post("/social/friends/alice", headers=bearer("bob", social)).json() == {
+        "user": "alice",
+        "status": "friends",
+    }
     r = client.post(
         "/recommend/group",
         json={"members": ["alice", "bob"], "strategy": "least_misery", "limit": 3},

@@ -1,0 +1,66 @@
+"""One small SQLite helper for the serving-side user state (social graph, watchlists).
+
+Stdlib :mod:`sqlite3` in WAL mode (readers never block the writer), ``synchronous=FULL`` (a
+committed change survives power loss), foreign keys on, a busy timeout instead of ``database is
+locked`` errors. One connection per store object, shared by the service's request threads under a
+lock; :meth:`SqliteStore.transaction` wraps ``BEGIN IMMEDIATE`` ... ``COMMIT`` so a failed write
+leaves nothing behind. Kept separate so it can later be replaced by the shared state connection
+helper without touching the stores' SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+BUSY_TIMEOUT_S = 10.0
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating its folder) a WAL-mode SQLite database at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+class SqliteStore:
+    """Base of a store owning one connection; subclasses set :attr:`SCHEMA` (idempotent DDL)."""
+
+    SCHEMA: str = ""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._conn = connect(self.path)
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.executescript(self.SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` .. ``COMMIT`` (``ROLLBACK`` on any error, which propagates)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,78 @@
+"""HTTP routes: ``/users/{user}/watchlist``, its alerts, and ``/users/{user}/continue-watching``.
+
+Each needs a token for ``{user}`` itself: reads ``read:watchlist``, changes ``write:watchlist``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import bentoml
+from fastapi import APIRouter, Path, Query, Request
+
+from serving import auth
+from serving.gateway import ApiError, Gateway
+from serving.ratelimit import client_address
+from serving.watchlist import service
+
+router = APIRouter(tags=["watchlist"])
+UserPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
+ContentPath = Annotated[str, Path(min_length=3, max_length=256)]
+
+
+def _gateway() -> Gateway:
+    return bentoml.get_current_service().gateway  # type: ignore[attr-defined]
+
+
+def _owner(request: Request, user: str, scope: str) -> Gateway:
+    """Authenticate (``scope`` required) and check the token is ``user``'s own."""
+    gateway = _gateway()
+    client = client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        gateway.settings.serving.trusted_proxies,
+    )
+    principal = gateway.guard.check(request.headers.get("authorization"), client, scope)
+    if principal is None:
+        raise ApiError(401, "a bearer token is required")
+    try:
+        principal.require_self(user)
+    except auth.AuthError as exc:
+        raise ApiError.from_auth(exc) from exc
+    return gateway
+
+
+@router.get("/users/{user}/watchlist")
+def get_watchlist(user: UserPath, request: Request) -> dict[str, Any]:
+    return service.watchlist(_owner(request, user, auth.READ_WATCHLIST), user)
+
+
+@router.put("/users/{user}/watchlist/{content_id}")
+def add_to_watchlist(user: UserPath, content_id: ContentPath, request: Request) -> dict[str, Any]:
+    return service.add(_owner(request, user, auth.WRITE_WATCHLIST), user, content_id)
+
+
+@router.delete("/users/{user}/watchlist/{content_id}")
+def remove_from_watchlist(
+    user: UserPath, content_id: ContentPath, request: Request
+) -> dict[str, Any]:
+    return service.remove(_owner(request, user, auth.WRITE_WATCHLIST), user, content_id)
+
+
+@router.get("/users/{user}/watchlist/alerts")
+def watchlist_alerts(
+    user: UserPath,
+    request: Request,
+    since: Annotated[int, Query(ge=0, description="last alert id already seen")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """Watchlist titles that joined or left the user's services (checked now, then listed)."""
+    return service.alerts(_owner(request, user, auth.READ_WATCHLIST), user, since, limit)
+
+
+@router.get("/users/{user}/continue-watching")
+def get_continue_watching(
+    user: UserPath, request: Request, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict[str, Any]:
+    """Series in progress (season/episode) and unfinished films, most recent first."""
+    return service.progress(_owner(request, user, auth.READ_WATCHLIST), user, limit)
