@@ -10,6 +10,7 @@ import polars as pl
 
 from pipelines.defs.catalog.assets import titles
 from pipelines.defs.resources import MediaGatewayConfig
+from pipelines.lib.crash import crash_point
 from pipelines.lib.erasure import erase_users
 from pipelines.lib.feedback import read_erasures, read_feedback
 from pipelines.lib.histories.importer import import_files
@@ -98,12 +99,13 @@ def watch_events(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
         for name in totals:
             totals[name] += int(meta.get(name, 0))
         context.log.info(
-            f"imported {fmt} for user {user}: read={meta.get('read')} "
+            f"imported {fmt}: read={meta.get('read')} "
             f"resolved={meta.get('resolved')} unresolved={meta.get('unresolved')} "
             f"quarantined={meta.get('quarantined')}"
         )
         if item is not None:
             archive(item, settings.paths.inbox, day)
+        crash_point("import")
 
     erased = read_erasures(settings.paths.feedback)
     feedback_added = _import_feedback(lake, settings.paths.feedback, day, erased)
