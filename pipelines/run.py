@@ -245,15 +245,16 @@ def run_nightly(
     Prints the log-file path, per-step progress and one summary table (see the module docstring).
     Raises :class:`NightlyBusyError` when another nightly holds the lock.
     """
-    from models.nightly import clean_orphans
-    from pipelines.definitions import build_definitions
-    from pipelines.lib.lake import recover_lake
-
     day = partition_key or datetime.now(UTC).strftime("%Y-%m-%d")
     logfile = log_path(settings)
     with nightly_lock(settings), logs_to_file(logfile) as terminal:
         out = console or Console(file=terminal, stderr=False)
         out.print(f"nightly {day}: library logs go to {logfile}")
+        # imported here so that their import-time warnings land in the log file
+        from models.nightly import clean_orphans
+        from pipelines.definitions import build_definitions
+        from pipelines.lib.lake import recover_lake
+
         instance = prepare_dagster_home(settings)
         repaired = recover_lake(settings.paths.lake)
         stale = fail_stale_runs(instance)
