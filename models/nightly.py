@@ -28,10 +28,11 @@ Decisions:
 * A rerun is a new MLflow run and a new model version (each run is a record of one training); it
   changes nothing else until ``promote``. ``promote`` is idempotent for an already promoted result.
 * Never worse than popularity: every cycle also fits the popularity fallback on the same training
-  split and scores it on the same held-out split. A challenger whose ``ndcg@10`` is not strictly
-  above the fallback's is not shipped: the fallback is registered as its own version (its own MLflow
-  run, tagged ``role=fallback``) and becomes the candidate; ``CycleResult.shipped`` and
-  ``.reason`` say which model is the candidate and why, the version tags ``serves`` and
+  split and scores it on the same held-out split. A challenger whose ``ndcg@10`` is below the
+  fallback's is not shipped (a tie keeps the challenger): the fallback is registered as its own
+  version (its own MLflow run, tagged ``role=fallback``) and becomes the candidate;
+  ``CycleResult.shipped`` and ``.reason`` say which model is the candidate and why (the
+  challenger run's tags ``shipped`` and ``serving_reason`` too), the version tags ``serves`` and
   ``serving_reason`` carry it to ``/status`` (through :class:`models.champion.ChampionHandle`).
   A challenger that IS the popularity model skips the comparison.
 * A version is *recorded* (tag :data:`RECORDED_TAG`) once the whole cycle logged it. A nightly
@@ -294,18 +295,19 @@ def is_better(
 def beats_fallback(
     challenger: dict[str, float], fallback: dict[str, float] | None
 ) -> tuple[bool, str]:
-    """``(challenger wins, reason)``: the challenger must be strictly above the fallback."""
+    """``(challenger wins, reason)``: the challenger ships unless it is strictly below the
+    fallback (a tie keeps the configured model)."""
     ours = challenger.get(GATE_METRIC, math.nan)
     if fallback is None:
         return True, "the challenger is the popularity model"
     theirs = fallback.get(GATE_METRIC, math.nan)
-    if math.isfinite(ours) and (not math.isfinite(theirs) or ours > theirs):
+    if math.isfinite(ours) and (not math.isfinite(theirs) or ours >= theirs):
         return True, (
-            f"challenger {GATE_METRIC} {ours:.4f} > popularity fallback {theirs:.4f} "
+            f"challenger {GATE_METRIC} {ours:.4f} >= popularity fallback {theirs:.4f} "
             "on the held-out split"
         )
     return False, (
-        f"challenger {GATE_METRIC} {ours:.4f} <= popularity fallback {theirs:.4f} on the "
+        f"challenger {GATE_METRIC} {ours:.4f} < popularity fallback {theirs:.4f} on the "
         "held-out split: the fallback is shipped instead"
     )
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -143,7 +144,11 @@ def _purge_user_vectors(settings: Settings, users: set[str], report: PurgeReport
     if not anywhere:
         return
     table.delete(f"user_id IN ({quoted})")
-    table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+    with warnings.catch_warnings():
+        # Dropping every older version is the point here (they hold the erased vectors); the
+        # nightly lock guarantees no other writer.
+        warnings.filterwarnings("ignore", message=r".*removes every version except the latest.*")
+        table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
     kept = {int(v["version"]) for v in table.list_versions()}
     client = tracking_client(settings)
     registered = settings.training.registered_model
