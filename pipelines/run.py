@@ -249,7 +249,7 @@ def run_nightly(
     logfile = log_path(settings)
     with nightly_lock(settings), logs_to_file(logfile) as terminal:
         out = console or Console(file=terminal, stderr=False)
-        out.print(f"nightly {day}: library logs go to {logfile}")
+        out.print(f"nightly {day}: library logs go to {logfile}", soft_wrap=True)
         # imported here so that their import-time warnings land in the log file
         from models.nightly import clean_orphans
         from pipelines.definitions import build_definitions
