@@ -341,10 +341,14 @@ def log_round_history(history: list[dict[str, Any]]) -> None:
 
 
 def log_privacy(report: dict[str, Any]) -> None:
-    for name in ("epsilon", "delta"):
-        value = report.get(name)
-        if isinstance(value, int | float) and math.isfinite(float(value)):
-            mlflow.log_metric(f"privacy.{name}", float(value))
+    """The report as an artifact, its numbers as ``privacy.*`` metrics (one level of nesting:
+    per-client figures such as ``{"epsilon_by_client": {"0": 0.9}}`` become
+    ``privacy.epsilon_by_client.0``), and the privacy unit as a parameter and a tag."""
+    numbers = dict(finite_metrics(report))
+    for name, value in report.items():
+        if isinstance(value, dict):
+            numbers.update(finite_metrics(value, prefix=f"{name}."))
+    mlflow.log_metrics({f"privacy.{metric_key(k)}": v for k, v in numbers.items()})
     unit = str(report.get("privacy_unit", "unknown"))
     mlflow.log_param("privacy.unit", unit)
     mlflow.set_tag("privacy_unit", unit)

@@ -299,7 +299,14 @@ class PrivatePopularity(PopularityRecommender):
         return self
 
     def privacy_report(self) -> dict:
-        return {"epsilon": 0.75, "delta": 1e-5, "privacy_unit": "user", "accountant": "rdp"}
+        return {
+            "epsilon": 0.75,
+            "delta": 1e-5,
+            "privacy_unit": "user",
+            "accountant": "rdp",
+            "failures": 2,
+            "epsilon_by_client": {"0": 0.75, "1": 0.5},
+        }
 
 
 def test_private_model_logs_privacy_and_rounds(settings, monkeypatch) -> None:
@@ -315,6 +322,8 @@ def test_private_model_logs_privacy_and_rounds(settings, monkeypatch) -> None:
     run = client.get_run(result.run_id)
     assert run.data.metrics["privacy.epsilon"] == 0.75
     assert run.data.metrics["privacy.delta"] == 1e-5
+    assert run.data.metrics["privacy.failures"] == 2  # whatever numbers the model reports
+    assert run.data.metrics["privacy.epsilon_by_client.1"] == 0.5
     assert run.data.params["privacy.unit"] == run.data.tags["privacy_unit"] == "user"
     history = client.get_metric_history(result.run_id, "round.ndcg")
     assert [(m.step, round(m.value, 6)) for m in history] == [(1, 0.1), (2, 0.2), (3, 0.3)]
