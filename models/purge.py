@@ -37,6 +37,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import lancedb
+from mlflow.exceptions import MlflowException
 
 from media_gateway.settings import Settings
 from models.tracking import client as tracking_client
@@ -90,15 +91,18 @@ def _local_dir(uri: str) -> Path:
 
 def _purge_logged_models(settings: Settings, users: set[str], report: PurgeReport) -> None:
     from models.champion import champion_version
+    from models.tracking import EXPERIMENT
 
-    root = _local_dir(Path(settings.paths.mlflow_artifacts).as_uri()) / "models"
-    if not root.is_dir():
-        return
     client = tracking_client(settings)
+    roots = {_local_dir(Path(settings.paths.mlflow_artifacts).as_uri()) / "models"}
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:  # where MLflow really writes (may differ from the settings)
+        roots.add(_local_dir(experiment.artifact_location) / "models")
+    folders = sorted(p for root in roots if root.is_dir() for p in root.iterdir() if p.is_dir())
     registered = settings.training.registered_model
     versions = client.search_model_versions(f"name = '{registered}'")
     champion = champion_version(settings)
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for folder in folders:
         if not mentions_users(folder, users):
             continue
         model_id = folder.name
@@ -111,7 +115,12 @@ def _purge_logged_models(settings: Settings, users: set[str], report: PurgeRepor
         for mv in pointing:
             client.delete_model_version(registered, mv.version)
             report.deleted_versions.append(str(mv.version))
-        client.delete_logged_model(model_id)
+        try:
+            client.delete_logged_model(model_id)
+        except MlflowException as exc:
+            # files of a logged model this store has no record of (e.g. a copied folder)
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
         shutil.rmtree(folder)
         report.deleted_logged_models.append(model_id)
 

@@ -122,6 +122,8 @@ def logs_to_file(path: Path) -> Iterator[IO[str]]:
     terminal = os.fdopen(os.dup(saved_fd), "w", buffering=1)
     log_file = path.open("a", encoding="utf-8", buffering=1)
     os.dup2(log_file.fileno(), 2)
+    saved_streams = (sys.stdout, sys.stderr)
+    sys.stdout = sys.stderr = log_file  # also when sys.stderr is not fd 2 (pytest, notebooks)
     root = logging.getLogger()
     saved_root = (root.handlers[:], root.level)
     handler = logging.StreamHandler(log_file)
@@ -150,6 +152,7 @@ def logs_to_file(path: Path) -> Iterator[IO[str]]:
             logger.propagate = propagate
         root.handlers, level = saved_root
         root.setLevel(level)
+        sys.stdout, sys.stderr = saved_streams
         sys.stderr.flush()
         os.dup2(saved_fd, 2)
         os.close(saved_fd)

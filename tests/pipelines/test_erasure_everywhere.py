@@ -16,6 +16,7 @@ itself must keep the id (it is what makes later runs drop re-imported rows) and 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from pathlib import Path
 
 import lancedb
@@ -45,6 +46,20 @@ pytestmark = pytest.mark.slow
 USER = "sitcom-lover"  # the sample user whose Netflix export has a malformed line
 
 
+def relocate_mlflow(db: Path, old: Path, new: Path) -> None:
+    """Point a copied MLflow store's artifact locations at the copy (MLflow keeps absolute
+    paths), so the test's runs write, and the sweep looks, only inside the copy."""
+    with sqlite3.connect(db) as con:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+        for table in tables:
+            for column in con.execute(f"pragma table_info('{table}')").fetchall():
+                if column[2].upper().startswith(("VARCHAR", "TEXT")):
+                    con.execute(
+                        f'update "{table}" set "{column[1]}" = replace("{column[1]}", ?, ?)',
+                        (str(old), str(new)),
+                    )
+
+
 def _files_naming(root: Path, user: str, skip: Path) -> list[Path]:
     needle = user.encode()
     return [
@@ -59,6 +74,7 @@ def test_erased_user_is_in_no_store_after_the_next_nightly(sample_world, tmp_pat
     shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
     files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path))]
     s = load_settings(*files)
+    relocate_mlflow(tmp_path / "var" / "mlflow.db", settings.paths.lake.parent, tmp_path / "var")
     lake, feedback = s.paths.lake, s.paths.feedback
     events = read_table(lake, "watch_events")
     title = events.filter(pl.col("user_id") == USER)["title_id"][0]
