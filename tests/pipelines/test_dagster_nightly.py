@@ -81,11 +81,13 @@ def test_corrupted_embeddings_block_the_index_swap(sample_world, tmp_path, monke
     from media_gateway.settings import load_settings
     from pipelines.run import run_nightly
     from tests.conftest import write_tmp_overlay
+    from tests.pipelines.world_copy import relocate_mlflow
 
     settings, _, _ = sample_world
     shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
     files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path))]
     copy = load_settings(*files)
+    relocate_mlflow(tmp_path / "var" / "mlflow.db", settings.paths.lake.parent, tmp_path / "var")
     shutil.rmtree(copy.paths.lake / "content_embeddings")
     version_before = ContentIndex(copy.paths.lancedb).version
 
@@ -105,11 +107,13 @@ def test_feedback_is_trained_on_and_erasure_deletes_rows(sample_world, tmp_path)
     from pipelines.lib.feedback import FeedbackRecord, append_erasure, append_feedback
     from pipelines.run import run_nightly
     from tests.conftest import write_tmp_overlay
+    from tests.pipelines.world_copy import relocate_mlflow
 
     settings, _, _ = sample_world
     shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
     files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path))]
     copy = load_settings(*files)
+    relocate_mlflow(tmp_path / "var" / "mlflow.db", settings.paths.lake.parent, tmp_path / "var")
     events = read_table(copy.paths.lake, "watch_events")
     users = sorted(events["user_id"].unique())
     keep, erase = users[0], users[1]
@@ -141,11 +145,13 @@ def test_terminal_shows_progress_and_summary_and_chatter_goes_to_the_log(
     from media_gateway.settings import load_settings
     from pipelines.run import run_nightly
     from tests.conftest import write_tmp_overlay
+    from tests.pipelines.world_copy import relocate_mlflow
 
     settings, _, _ = sample_world
     shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
     files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path))]
     copy = load_settings(*files)
+    relocate_mlflow(tmp_path / "var" / "mlflow.db", settings.paths.lake.parent, tmp_path / "var")
     (copy.paths.models / "challenger.fingerprint").unlink()  # force a retrain (Flower runs)
     capfd.readouterr()
     assert run_nightly(copy, files, partition_key="2026-11-24")

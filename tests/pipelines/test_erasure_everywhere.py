@@ -16,7 +16,6 @@ itself must keep the id (it is what makes later runs drop re-imported rows) and 
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from pathlib import Path
 
 import lancedb
@@ -40,24 +39,11 @@ from pipelines.run import run_nightly
 from serving.schemas import PreferencesBody
 from serving.userdata import erase_user_files, export_user, load_profile, save_profile
 from tests.conftest import write_tmp_overlay
+from tests.pipelines.world_copy import relocate_mlflow
 
 pytestmark = pytest.mark.slow
 
 USER = "sitcom-lover"  # the sample user whose Netflix export has a malformed line
-
-
-def relocate_mlflow(db: Path, old: Path, new: Path) -> None:
-    """Point a copied MLflow store's artifact locations at the copy (MLflow keeps absolute
-    paths), so the test's runs write, and the sweep looks, only inside the copy."""
-    with sqlite3.connect(db) as con:
-        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
-        for table in tables:
-            for column in con.execute(f"pragma table_info('{table}')").fetchall():
-                if column[2].upper().startswith(("VARCHAR", "TEXT")):
-                    con.execute(
-                        f'update "{table}" set "{column[1]}" = replace("{column[1]}", ?, ?)',
-                        (str(old), str(new)),
-                    )
 
 
 def _files_naming(root: Path, user: str, skip: Path) -> list[Path]:

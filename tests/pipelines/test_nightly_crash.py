@@ -31,6 +31,7 @@ from pipelines.lib.crash import CRASH_ENV
 from pipelines.lib.lake import read_table, write_table
 from pipelines.run import LAUNCHER, LAUNCHER_TAG, run_nightly
 from tests.conftest import write_tmp_overlay
+from tests.pipelines.world_copy import relocate_mlflow
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +80,7 @@ def test_three_kills_then_a_clean_rerun(sample_world, tmp_path) -> None:
     shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
     files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path))]
     copy = load_settings(*files)
+    relocate_mlflow(tmp_path / "var" / "mlflow.db", settings.paths.lake.parent, tmp_path / "var")
     lake = copy.paths.lake
     events_before = read_table(lake, "watch_events")
     client = MlflowClient(tracking_uri=copy.paths.mlflow_uri, registry_uri=copy.paths.mlflow_uri)
