@@ -141,11 +141,19 @@ def recommend_batch(
 
 @app.command()
 def nightly(config: ConfigOpt = None) -> None:
-    """Run the nightly Dagster job (ingest, embed, index, train, evaluate, promote) once."""
-    from pipelines.run import run_nightly
+    """Run the nightly Dagster job (ingest, embed, index, train, evaluate, promote) once.
+
+    Shows a progress bar per step and one summary; library logs go to the file it names.
+    Exit codes: 0 success (including "nothing promoted"), 1 a step failed, 3 another nightly runs.
+    """
+    from pipelines.run import NightlyBusyError, run_nightly
 
     settings = _settings(config)
-    ok = run_nightly(settings, config_files=config or [])
+    try:
+        ok = run_nightly(settings, config_files=config or [])
+    except NightlyBusyError as exc:
+        console.print(f"[red]not started:[/red] {exc}")
+        raise typer.Exit(3) from exc
     raise typer.Exit(0 if ok else 1)
 
 

@@ -7,6 +7,9 @@ then fetched by number so alias moves in between cannot mix versions) into
 (download into a temporary sibling, then ``os.replace``) -- and loads the Recommender saved in its
 ``model_dir`` artifact with :func:`models.registry.load_model`.
 
+The handle also says whether the version is the trained model or the popularity fallback the
+nightly shipped because the trained model lost to it (``serves``, ``serving_reason``).
+
 The handle carries the champion run's evaluation metrics (the run's own metrics, keys as in
 ``CycleResult.metrics`` such as ``ndcg@10``, without the
 ``delta.``/``champion.``/``round.``/``privacy.``/``train.`` families) and its privacy report (the
@@ -48,7 +51,7 @@ log = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
 PRIVACY_ARTIFACT = "privacy_report.json"
-NON_EVALUATION_PREFIXES = ("delta.", "champion.", "round.", "privacy.", "train.")
+NON_EVALUATION_PREFIXES = ("delta.", "champion.", "fallback.", "round.", "privacy.", "train.")
 """Run metric families that are not the run's own evaluation metrics."""
 
 
@@ -73,6 +76,11 @@ class ChampionHandle:
     items_table_version: int | None = None
     """``collab_items`` version published with this model (pin it with ``checkout_items``)."""
     users_table_version: int | None = None
+    serves: str = "challenger"
+    """``challenger`` (the trained model won) or ``fallback`` (popularity, shipped because the
+    trained model lost to it on the held-out split); from the version's ``serves`` tag."""
+    serving_reason: str = ""
+    """Why this version serves (the version's ``serving_reason`` tag; empty for old versions)."""
 
 
 def _registered_aliases(client: MlflowClient, name: str) -> dict[str, str] | None:
@@ -168,6 +176,8 @@ def load_version(settings: Settings, version: str) -> ChampionHandle:
         metrics=run_evaluation_metrics(client, mv.run_id),
         items_table_version=parse_version_tag(mv.tags, ITEMS_VERSION_TAG),
         users_table_version=parse_version_tag(mv.tags, USERS_VERSION_TAG),
+        serves=mv.tags.get("serves", "challenger"),
+        serving_reason=mv.tags.get("serving_reason", ""),
     )
 
 

@@ -27,6 +27,18 @@ Decisions:
   cannot be loaded fails the cycle (it is never silently treated as "no champion").
 * A rerun is a new MLflow run and a new model version (each run is a record of one training); it
   changes nothing else until ``promote``. ``promote`` is idempotent for an already promoted result.
+* Never worse than popularity: every cycle also fits the popularity fallback on the same training
+  split and scores it on the same held-out split. A challenger whose ``ndcg@10`` is below the
+  fallback's is not shipped (a tie keeps the challenger): the fallback is registered as its own
+  version (its own MLflow run, tagged ``role=fallback``) and becomes the candidate;
+  ``CycleResult.shipped`` and ``.reason`` say which model is the candidate and why (the
+  challenger run's tags ``shipped`` and ``serving_reason`` too), the version tags ``serves`` and
+  ``serving_reason`` carry it to ``/status`` (through :class:`models.champion.ChampionHandle`).
+  A challenger that IS the popularity model skips the comparison.
+* A version is *recorded* (tag :data:`RECORDED_TAG`) once the whole cycle logged it. A nightly
+  killed between registering and recording leaves an unrecorded version (and a RUNNING MLflow run):
+  :func:`clean_orphans`, called at the start of the next nightly, deletes such versions (never one
+  holding an alias) and marks such runs FAILED.
 """
 
 from __future__ import annotations
@@ -62,6 +74,7 @@ from models.evaluation import plots
 from models.evaluation.evaluate import evaluate_model, metrics_by_activity, recommend_for_test
 from models.evaluation.metrics import METRICS
 from models.evaluation.splits import stratified_split
+from models.purge import mentions_users
 from models.pyfunc import MODEL_DIR_ARTIFACT, SIGNATURE, RecommenderPyfunc, pip_requirements
 from models.registry import create
 from models.tracking import client as tracking_client
@@ -80,6 +93,7 @@ from models.vectors import (
     restore_versions,
     version_tags,
 )
+from pipelines.lib.crash import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +128,15 @@ class PrivateModel(Protocol):
     def privacy_report(self) -> dict[str, Any]: ...
 
 
+RECORDED_TAG = "nightly.recorded"
+"""Model-version tag set once a cycle finished logging the version (absent: a killed run)."""
+SERVES_TAG = "serves"
+"""Model-version tag: ``challenger`` or ``fallback`` -- which model this version is."""
+REASON_TAG = "serving_reason"
+"""Model-version tag: why this version is the cycle's candidate."""
+FALLBACK_MODEL = "popularity"
+
+
 class CycleResult(BaseModel):
     """What one nightly cycle produced (JSON-serialisable: the Dagster check reads it back)."""
 
@@ -133,7 +156,20 @@ class CycleResult(BaseModel):
     train_seconds: float
     margin: float
     better: bool
-    """No champion, or challenger ``ndcg@10`` > champion ``ndcg@10`` + ``margin``."""
+    """No champion, or the candidate's ``ndcg@10`` > champion ``ndcg@10`` + ``margin``."""
+    fallback_metrics: dict[str, float] | None = None
+    """The popularity fallback's metrics on the same split (``None``: the challenger is it)."""
+    fallback_version: str | None = None
+    """Registered version of the fallback, set only when the challenger lost to it."""
+    shipped: str = "challenger"
+    """``challenger`` or ``fallback``: the cycle's candidate for promotion."""
+    reason: str = ""
+    """Why the candidate is the challenger or the fallback (one sentence, with the figures)."""
+
+    @property
+    def candidate_version(self) -> str:
+        """The registered version ``promote`` makes the champion."""
+        return self.fallback_version if self.shipped == "fallback" else self.model_version
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -256,6 +292,26 @@ def is_better(
     return not math.isfinite(theirs) or ours > theirs + margin
 
 
+def beats_fallback(
+    challenger: dict[str, float], fallback: dict[str, float] | None
+) -> tuple[bool, str]:
+    """``(challenger wins, reason)``: the challenger ships unless it is strictly below the
+    fallback (a tie keeps the configured model)."""
+    ours = challenger.get(GATE_METRIC, math.nan)
+    if fallback is None:
+        return True, "the challenger is the popularity model"
+    theirs = fallback.get(GATE_METRIC, math.nan)
+    if math.isfinite(ours) and (not math.isfinite(theirs) or ours >= theirs):
+        return True, (
+            f"challenger {GATE_METRIC} {ours:.4f} >= popularity fallback {theirs:.4f} "
+            "on the held-out split"
+        )
+    return False, (
+        f"challenger {GATE_METRIC} {ours:.4f} < popularity fallback {theirs:.4f} on the "
+        "held-out split: the fallback is shipped instead"
+    )
+
+
 def _save_atomic(model: Recommender, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}.staging")
@@ -285,10 +341,14 @@ def log_round_history(history: list[dict[str, Any]]) -> None:
 
 
 def log_privacy(report: dict[str, Any]) -> None:
-    for name in ("epsilon", "delta"):
-        value = report.get(name)
-        if isinstance(value, int | float) and math.isfinite(float(value)):
-            mlflow.log_metric(f"privacy.{name}", float(value))
+    """The report as an artifact, its numbers as ``privacy.*`` metrics (one level of nesting:
+    per-client figures such as ``{"epsilon_by_client": {"0": 0.9}}`` become
+    ``privacy.epsilon_by_client.0``), and the privacy unit as a parameter and a tag."""
+    numbers = dict(finite_metrics(report))
+    for name, value in report.items():
+        if isinstance(value, dict):
+            numbers.update(finite_metrics(value, prefix=f"{name}."))
+    mlflow.log_metrics({f"privacy.{metric_key(k)}": v for k, v in numbers.items()})
     unit = str(report.get("privacy_unit", "unknown"))
     mlflow.log_param("privacy.unit", unit)
     mlflow.set_tag("privacy_unit", unit)
@@ -386,9 +446,45 @@ def register_champion(
         for key, value in (metrics or {}).items():
             mlflow.log_metric(key, value)
         version = _log_model(settings, recommender.name, model_dir)
-    tracking_client(settings).set_registered_model_alias(
-        settings.training.registered_model, CHAMPION_ALIAS, version
+    client = tracking_client(settings)
+    client.set_registered_model_alias(settings.training.registered_model, CHAMPION_ALIAS, version)
+    client.set_model_version_tag(settings.training.registered_model, version, RECORDED_TAG, "true")
+    return version
+
+
+def _register_fallback(
+    settings: Settings,
+    fallback: Recommender,
+    metrics: dict[str, float],
+    split: str,
+    stamp: str,
+    challenger_run: str,
+    reason: str,
+    better: bool,
+) -> str:
+    """Log the popularity fallback as its own run and registered version; returns the version."""
+    fallback_dir = _save_atomic(
+        fallback,
+        Path(settings.paths.models) / "challengers" / f"popularity-fallback-{stamp}",
     )
+    with mlflow.start_run(run_name=f"popularity-fallback-{stamp}"):
+        mlflow.log_params({"model": FALLBACK_MODEL, "split": split, "k": K})
+        mlflow.log_metrics({metric_key(k): v for k, v in finite_metrics(metrics).items()})
+        mlflow.set_tags(
+            {"role": "fallback", "fallback_for_run": challenger_run, REASON_TAG: reason}
+        )
+        version = _log_model(settings, FALLBACK_MODEL, fallback_dir)
+    client = tracking_client(settings)
+    registered = settings.training.registered_model
+    for key, value in {
+        "model": FALLBACK_MODEL,
+        "split": split,
+        "better_than_champion": str(better).lower(),
+        SERVES_TAG: "fallback",
+        REASON_TAG: reason,
+    }.items():
+        client.set_model_version_tag(registered, version, key, value)
+    log.warning("private challenger lost to popularity: fallback registered", extra={"v": version})
     return version
 
 
@@ -422,13 +518,25 @@ def run_training_cycle(
     hyper = Recommender.read_manifest(challenger_dir).get("params", {})
 
     metrics = with_k(evaluate_model(challenger, train, test, k=K))
+    fallback: Recommender | None = None
+    fallback_metrics: dict[str, float] | None = None
+    if name != FALLBACK_MODEL:
+        fallback = create(FALLBACK_MODEL, seed=seed)
+        fallback.fit(train)
+        fallback_metrics = with_k(evaluate_model(fallback, train, test, k=K))
+    challenger_wins, reason = beats_fallback(metrics, fallback_metrics)
+    candidate = metrics if challenger_wins or fallback_metrics is None else fallback_metrics
     champion_metrics = champion_view = None
     if champion is not None:
         champion_view = FoldInView(champion.recommender, train)
         champion_metrics = with_k(evaluate_model(champion_view, train, test, k=K))
-    delta = deltas(metrics, champion_metrics) if champion_metrics else {}
+    challenger_delta = deltas(metrics, champion_metrics) if champion_metrics else {}
+    delta = deltas(candidate, champion_metrics) if champion_metrics else {}
     margin = settings.training.promotion_margin
-    better = is_better(metrics, champion_metrics, margin)
+    better = is_better(candidate, champion_metrics, margin)
+    if champion is not None and erased_users and mentions_users(champion.model_dir, erased_users):
+        better = True
+        reason += f"; champion v{champion.version} was trained on erased users and must be replaced"
     privacy = challenger.privacy_report() if isinstance(challenger, PrivateModel) else None
     history = list(getattr(challenger, "round_history", None) or [])
 
@@ -467,7 +575,11 @@ def run_training_cycle(
             mlflow.log_metrics(
                 {metric_key(k): v for k, v in finite_metrics(champion_metrics, "champion.").items()}
             )
-            mlflow.log_metrics({metric_key(f"delta.{k}"): v for k, v in delta.items()})
+            mlflow.log_metrics({metric_key(f"delta.{k}"): v for k, v in challenger_delta.items()})
+        if fallback_metrics:
+            mlflow.log_metrics(
+                {metric_key(k): v for k, v in finite_metrics(fallback_metrics, "fallback.").items()}
+            )
         log_round_history(history)
         if privacy is not None:
             log_privacy(privacy)
@@ -476,7 +588,10 @@ def run_training_cycle(
                 "challenger": metrics,
                 "champion": champion_metrics,
                 "champion_version": champion.version if champion else None,
-                "deltas": delta,
+                "fallback": fallback_metrics,
+                "shipped": "challenger" if challenger_wins else "fallback",
+                "reason": reason,
+                "deltas": challenger_delta,
                 "gate_metric": GATE_METRIC,
                 "margin": margin,
                 "better": better,
@@ -494,15 +609,36 @@ def run_training_cycle(
             champion_view,
             champion_metrics,
         )
-        mlflow.set_tag("better_than_champion", str(better).lower())
+        shipped = "challenger" if challenger_wins else "fallback"
+        mlflow.set_tags(
+            {
+                "better_than_champion": str(better and challenger_wins).lower(),
+                "shipped": shipped,
+                REASON_TAG: reason,
+            }
+        )
         version = _log_model(settings, name, challenger_dir)
+        crash_point("training")
         run_id = run.info.run_id
 
     client = tracking_client(settings)
     registered = settings.training.registered_model
-    client.set_model_version_tag(registered, version, "model", name)
-    client.set_model_version_tag(registered, version, "split", split)
-    client.set_model_version_tag(registered, version, "better_than_champion", str(better).lower())
+    version_tags_ = {
+        "model": name,
+        "split": split,
+        "better_than_champion": str(better and challenger_wins).lower(),
+        SERVES_TAG: "challenger",
+        REASON_TAG: reason,
+    }
+    for key, value in version_tags_.items():
+        client.set_model_version_tag(registered, version, key, value)
+    fallback_version = None
+    if not challenger_wins and fallback is not None and fallback_metrics is not None:
+        fallback_version = _register_fallback(
+            settings, fallback, fallback_metrics, split, stamp, run_id, reason, better
+        )
+    for registered_version in filter(None, (version, fallback_version)):
+        client.set_model_version_tag(registered, registered_version, RECORDED_TAG, "true")
     result = CycleResult(
         run_id=run_id,
         model_version=version,
@@ -517,6 +653,10 @@ def run_training_cycle(
         train_seconds=train_seconds,
         margin=margin,
         better=better,
+        fallback_metrics=fallback_metrics,
+        fallback_version=fallback_version,
+        shipped=shipped,
+        reason=reason,
     )
     log.info(
         "nightly cycle done",
@@ -547,23 +687,28 @@ def promote(settings: Settings, result: CycleResult) -> dict[str, Any]:
     registered = settings.training.registered_model
     client = tracking_client(settings)
     previous = champion_version(settings)
-    if previous == result.model_version:
+    target = result.candidate_version
+    if previous == target:
         log.info("already champion; nothing to do", extra={"version": previous})
-        tags = client.get_model_version(registered, result.model_version).tags
+        tags = client.get_model_version(registered, target).tags
         return {"model_version": previous, "already_champion": True, **tags}
-    handle = load_version(settings, result.model_version)
-    versions = publish_vectors(settings, handle.recommender, result.model_version)
+    handle = load_version(settings, target)
+    versions = publish_vectors(settings, handle.recommender, target)
     tags = version_tags(versions)
     for key, value in tags.items():
-        client.set_model_version_tag(registered, result.model_version, key, value)
+        client.set_model_version_tag(registered, target, key, value)
     if versions.reason:
-        client.set_model_version_tag(
-            registered, result.model_version, "vectors.note", versions.reason
-        )
-    client.set_registered_model_alias(registered, CHAMPION_ALIAS, result.model_version)
-    client.set_tag(result.run_id, "promoted", "true")
-    log.info("promoted", extra={"version": result.model_version, "previous": previous, **tags})
-    return {"model_version": result.model_version, "previous_champion": previous, **tags}
+        client.set_model_version_tag(registered, target, "vectors.note", versions.reason)
+    client.set_registered_model_alias(registered, CHAMPION_ALIAS, target)
+    client.set_tag(handle.run_id, "promoted", "true")
+    log.info("promoted", extra={"version": target, "previous": previous, **tags})
+    return {
+        "model_version": target,
+        "previous_champion": previous,
+        "shipped": result.shipped,
+        "reason": result.reason,
+        **tags,
+    }
 
 
 def rollback(settings: Settings, version: str) -> dict[str, Any]:
@@ -596,3 +741,47 @@ def rollback(settings: Settings, version: str) -> dict[str, Any]:
         "restored_items_version": restored.items,
         "restored_users_version": restored.users,
     }
+
+
+# ---- crash recovery ------------------------------------------------------------------------
+def clean_orphans(settings: Settings) -> list[str]:
+    """Repair what a killed nightly left in MLflow; returns what was cleaned (for the summary).
+
+    Call only while no other nightly runs (``pipelines.run`` holds a lock). Runs of the nightly
+    experiment still ``RUNNING`` are marked ``FAILED``. A model version is an orphan when it has
+    no alias, was never recorded (:data:`RECORDED_TAG`) and its run did not finish or it lacks
+    the ``model`` tag every cycle sets: it is deleted with its logged-model files, so no
+    half-registered version can be promoted or rolled back to.
+    """
+    from mlflow.entities import RunStatus
+
+    from models.tracking import EXPERIMENT
+
+    client = tracking_client(settings)
+    cleaned: list[str] = []
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        running = client.search_runs(
+            [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'"
+        )
+        for run in running:
+            client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.FAILED))
+            client.set_tag(run.info.run_id, "killed", "true")
+            cleaned.append(f"run {run.info.run_id[:8]} marked FAILED")
+    registered = settings.training.registered_model
+    if not client.search_registered_models(filter_string=f"name = '{registered}'"):
+        return cleaned
+    aliased = set(client.get_registered_model(registered).aliases.values())
+    for mv in client.search_model_versions(f"name = '{registered}'"):
+        if str(mv.version) in {str(v) for v in aliased} or mv.tags.get(RECORDED_TAG) == "true":
+            continue
+        finished = bool(mv.run_id) and client.get_run(mv.run_id).info.status == "FINISHED"
+        if finished and "model" in mv.tags:
+            continue
+        client.delete_model_version(registered, mv.version)
+        if mv.source.startswith("models:/m-"):
+            model_id = mv.source.removeprefix("models:/")
+            client.delete_logged_model(model_id)
+            shutil.rmtree(Path(settings.paths.mlflow_artifacts) / "models" / model_id, True)
+        cleaned.append(f"model version {mv.version} deleted (never recorded)")
+    return cleaned

@@ -2,17 +2,45 @@
 
 The run is recorded in that instance, so `make dagster` (DAGSTER_HOME=var/dagster) shows it with
 all asset metadata and check results.
+
+What the terminal shows: one progress bar per Dagster step (asset or check) while the job runs,
+then one summary table (each asset, check and skip with its key figures, and which model serves
+and why). Everything else -- Python logging of this project and of Flower, MLflow, Opacus, Dagster,
+alembic, httpx; warnings; library progress bars; anything written to the stderr file descriptor
+by native code or child processes -- goes to ONE log file, ``<var>/logs/nightly-<UTC stamp>.log``
+(``<var>`` is the folder holding ``paths.dagster_home``), whose path is printed first. Each record
+is written once: the root logger has the file as its only handler and library loggers that bring
+their own console handler (Flower) are made to propagate to it instead.
+
+Crash safety, before the job starts (one nightly at a time, enforced by an exclusive lock on
+``<dagster_home>/nightly.lock``, which the kernel releases when the process dies):
+
+* lake leftovers of a killed write are repaired (:func:`pipelines.lib.lake.recover_lake`);
+* Dagster runs started by this function whose process died (status still ``STARTED``) are
+  reported failed through the instance API; runs launched by a Dagster daemon are not touched
+  (the daemon's run monitoring owns them);
+* MLflow runs left ``RUNNING`` and model versions registered but never recorded are cleaned
+  (:func:`models.nightly.clean_orphans`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
 
 import dagster as dg
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from media_gateway import PROJECT_ROOT
@@ -20,8 +48,30 @@ from media_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PROMOTION_GATE = "challenger_beats_champion"
-"""The blocking check in front of `champion_model`; a run stopped only by it is a normal night."""
+LAUNCHER_TAG = "media_gateway/launcher"
+"""Tag on every run this module starts (stale-run detection only touches those)."""
+LAUNCHER = "run_nightly"
+ACTIVE_STATUSES = [
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.NOT_STARTED,
+]
+SUMMARY_KEYS = (
+    "rows",
+    "encoded",
+    "reused",
+    "batch_resolution_rate",
+    "erased_rows",
+    "table_version",
+    "challenger_ndcg@10",
+    "epsilon",
+    "shipped",
+    "model_version",
+)
+
+
+class NightlyBusyError(RuntimeError):
+    """Another nightly run holds the lock on this DAGSTER_HOME."""
 
 
 def prepare_dagster_home(settings: Settings) -> dg.DagsterInstance:
@@ -33,74 +83,261 @@ def prepare_dagster_home(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+def log_path(settings: Settings, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return Path(settings.paths.dagster_home).parent / "logs" / f"nightly-{stamp}.log"
+
+
+@contextlib.contextmanager
+def nightly_lock(settings: Settings) -> Iterator[None]:
+    """Exclusive, non-blocking lock for the duration of one nightly run."""
+    path = Path(settings.paths.dagster_home) / "nightly.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise NightlyBusyError(f"another nightly run holds {path}") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def logs_to_file(path: Path) -> Iterator[IO[str]]:
+    """Route logging, warnings, library progress bars and the stderr fd to ``path``.
+
+    Yields a text stream on the ORIGINAL stderr for the caller's own terminal output. Everything
+    is restored on exit.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("flwr") is not None:
+        import flwr.common.logger  # noqa: F401  (creates Flower's logger and its console handler)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    terminal = os.fdopen(os.dup(saved_fd), "w", buffering=1)
+    log_file = path.open("a", encoding="utf-8", buffering=1)
+    os.dup2(log_file.fileno(), 2)
+    saved_streams = (sys.stdout, sys.stderr)
+    sys.stdout = sys.stderr = log_file  # also when sys.stderr is not fd 2 (pytest, notebooks)
+    root = logging.getLogger()
+    saved_root = (root.handlers[:], root.level)
+    handler = logging.StreamHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+    changed: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
+    for name in ("flwr", "mlflow"):
+        logger = logging.getLogger(name)
+        changed.append((logger, logger.handlers[:], logger.propagate))
+        logger.handlers = []
+        logger.propagate = True
+    saved_tqdm = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    logging.captureWarnings(True)
+    try:
+        yield terminal
+    finally:
+        logging.captureWarnings(False)
+        if saved_tqdm is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = saved_tqdm
+        for logger, handlers, propagate in changed:
+            logger.handlers = handlers
+            logger.propagate = propagate
+        root.handlers, level = saved_root
+        root.setLevel(level)
+        sys.stdout, sys.stderr = saved_streams
+        sys.stderr.flush()
+        os.dup2(saved_fd, 2)
+        os.close(saved_fd)
+        terminal.close()
+        log_file.close()
+
+
+def fail_stale_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Report failed every run this module started whose process is gone (call with the lock)."""
+    stale = instance.get_runs(
+        filters=dg.RunsFilter(statuses=ACTIVE_STATUSES, tags={LAUNCHER_TAG: LAUNCHER})
+    )
+    for run in stale:
+        instance.report_run_failed(
+            run, message="the nightly process died (killed or crashed); marked failed on restart"
+        )
+    if stale:
+        log.warning("marked stale nightly runs failed", extra={"runs": [r.run_id for r in stale]})
+    return [r.run_id for r in stale]
+
+
+class StepProgress:
+    """Polls the run's event log and shows one progress bar per step on ``console``."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, steps: int, console: Console):
+        self.instance = instance
+        self.run_id = run_id
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<48}"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[state]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.overall = self.progress.add_task("nightly", total=steps, state="")
+        self.tasks: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True, name="nightly-progress")
+
+    def __enter__(self) -> StepProgress:
+        self.progress.start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.update()
+        self.progress.stop()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.5):
+            self.update()
+
+    def update(self) -> None:
+        kinds = {
+            dg.DagsterEventType.STEP_START,
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+            dg.DagsterEventType.STEP_SKIPPED,
+        }
+        if not self.instance.has_run(self.run_id):
+            return
+        for record in self.instance.all_logs(self.run_id, of_type=kinds):
+            event = record.dagster_event
+            step = event.step_key or "?"
+            if step not in self.tasks:
+                self.tasks[step] = self.progress.add_task(step, total=1, state="running")
+            task = self.tasks[step]
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                continue
+            state = {
+                dg.DagsterEventType.STEP_SUCCESS: "[green]done[/green]",
+                dg.DagsterEventType.STEP_FAILURE: "[red]failed[/red]",
+                dg.DagsterEventType.STEP_SKIPPED: "[yellow]skipped[/yellow]",
+            }[event.event_type]
+            if not self.progress.tasks[task].finished:
+                self.progress.update(task, completed=1, state=state)
+        done = sum(1 for t in self.tasks.values() if self.progress.tasks[t].finished)
+        self.progress.update(self.overall, completed=done, state=f"{done} steps")
+
+
 def run_nightly(
     settings: Settings,
     config_files: list[str],
     partition_key: str | None = None,
     console: Console | None = None,
 ) -> bool:
-    """Materialise every asset (and run every check) for one daily partition. True on success."""
-    from pipelines.definitions import build_definitions
+    """Materialise every asset (and run every check) for one daily partition. True on success.
 
-    console = console or Console(stderr=True)
-    instance = prepare_dagster_home(settings)
-    defs = build_definitions(overlays=",".join(str(c) for c in config_files))
-    job = defs.resolve_job_def("nightly")
+    Prints the log-file path, per-step progress and one summary table (see the module docstring).
+    Raises :class:`NightlyBusyError` when another nightly holds the lock.
+    """
     day = partition_key or datetime.now(UTC).strftime("%Y-%m-%d")
-    with console.status(f"running nightly job for partition {day} ..."):
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=day,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        )
+    logfile = log_path(settings)
+    with nightly_lock(settings), logs_to_file(logfile) as terminal:
+        out = console or Console(file=terminal, stderr=False)
+        out.print(f"nightly {day}: library logs go to {logfile}", soft_wrap=True)
+        # imported here so that their import-time warnings land in the log file
+        from models.nightly import clean_orphans
+        from pipelines.definitions import build_definitions
+        from pipelines.lib.lake import recover_lake
+
+        instance = prepare_dagster_home(settings)
+        repaired = recover_lake(settings.paths.lake)
+        stale = fail_stale_runs(instance)
+        orphans = clean_orphans(settings)
+        for what, items in (
+            ("lake leftovers of a killed run repaired", repaired),
+            ("stale Dagster runs marked failed", stale),
+            ("orphaned MLflow runs/versions cleaned", orphans),
+        ):
+            if items:
+                out.print(f"[yellow]{what}:[/yellow] {', '.join(map(str, items))}")
+        defs = build_definitions(overlays=",".join(str(c) for c in config_files))
+        job = defs.resolve_job_def("nightly")
+        run_id = str(uuid.uuid4())
+        with StepProgress(instance, run_id, len(job.graph.nodes), out):
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=day,
+                raise_on_error=False,
+                run_id=run_id,
+                tags={LAUNCHER_TAG: LAUNCHER},
+                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+            )
+        out.print(summary_table(result, day))
+        serving = serving_line(result)
+        if serving:
+            out.print(serving)
+        failed = [e for e in result.all_events if e.is_step_failure]
+        for event in failed:
+            out.print(
+                f"[red]step failed:[/red] {event.step_key}: "
+                f"{event.event_specific_data.error.message.strip()} (details: {logfile})"
+            )
+        return result.success
+
+
+def summary_table(result: dg.ExecuteInProcessResult, day: str) -> Table:
+    """One row per materialised asset, observed skip and check, with the key figures."""
     table = Table(title=f"nightly {day} (run {result.run_id[:8]})")
     table.add_column("asset / check")
     table.add_column("result")
     table.add_column("key figures")
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
-        figures = {
-            k: v.value
-            for k, v in mat.metadata.items()
-            if k
-            in {
-                "rows",
-                "encoded",
-                "reused",
-                "batch_resolution_rate",
-                "table_version",
-                "challenger_ndcg@10",
-                "epsilon",
-                "better_than_champion",
-                "model_version",
-            }
-        }
+        figures = {k: v.value for k, v in mat.metadata.items() if k in SUMMARY_KEYS}
         table.add_row(mat.asset_key.to_user_string(), "materialized", _fmt(figures))
+    for event in result.get_asset_observation_events():
+        obs = event.event_specific_data.asset_observation
+        reason = obs.metadata.get("reason")
+        table.add_row(
+            obs.asset_key.to_user_string(),
+            "[yellow]skipped[/yellow]",
+            str(reason.value) if reason is not None else "",
+        )
     for evaluation in result.get_asset_check_evaluations():
         status = "[green]passed[/green]" if evaluation.passed else "[red]failed[/red]"
         table.add_row(evaluation.check_name, status, "")
-    console.print(table)
-    if result.success:
-        return True
-    failed = [e for e in result.all_events if e.is_step_failure]
-    if failed and all(e.step_key.endswith(PROMOTION_GATE) for e in failed):
-        gate = [e for e in result.get_asset_check_evaluations() if e.check_name == PROMOTION_GATE]
-        reason = gate[0].metadata.get("reason") if gate else None
-        if reason is not None:
-            console.print(f"[yellow]nothing promoted:[/yellow] {reason.value}")
-        else:
-            console.print(
-                "[yellow]challenger not promoted:[/yellow] it did not beat the champion by the "
-                "configured margin (the champion keeps serving; see the MLflow run for the deltas)"
-            )
-        return True
-    for event in failed:
-        console.print(
-            f"[red]step failed:[/red] {event.step_key}: "
-            f"{event.event_specific_data.error.message.strip()}"
+    return table
+
+
+def serving_line(result: dg.ExecuteInProcessResult) -> str | None:
+    """Which model serves after this run, and why (from the training and champion metadata)."""
+    meta: dict[str, object] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        if mat.asset_key.to_user_string() in ("challenger_model", "champion_model"):
+            meta[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    challenger = meta.get("challenger_model")
+    champion = meta.get("champion_model")
+    if champion:
+        return (
+            f"[bold]serving:[/bold] model version {champion['model_version']} "
+            f"({champion['shipped']}) -- {champion['reason']}"
         )
-    return False
+    if challenger and challenger.get("retrained"):
+        return (
+            f"[bold]serving:[/bold] the previous champion keeps serving; tonight's candidate was "
+            f"the {challenger.get('shipped')} -- {challenger.get('reason')}"
+        )
+    return "[bold]serving:[/bold] the previous champion keeps serving (inputs unchanged)"
 
 
 def _fmt(values: dict) -> str:

@@ -99,9 +99,12 @@ def _jsonable(df: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def export_user(lake: Path, folder: Path, user: str) -> dict[str, Any]:
-    """Everything held about ``user``: profile, lake events (resolved and unresolved), feedback."""
+    """Everything held about ``user``: profile, lake events (resolved and unresolved), the
+    malformed lines of their imports (``quarantine``: file, line number, reason and the raw line,
+    as they sent it), feedback."""
     events = read_table(lake, "watch_events").filter(pl.col("user_id") == user)
     unresolved = read_table(lake, "unresolved_events").filter(pl.col("user_id") == user)
+    quarantine = read_table(lake, "quarantine").filter(pl.col("user_id") == user)
     feedback = [
         r.model_dump(mode="json") for r in read_feedback_records(folder) if r.user_id == user
     ]
@@ -112,6 +115,7 @@ def export_user(lake: Path, folder: Path, user: str) -> dict[str, Any]:
         "profile": profile.model_dump(mode="json") if profile else None,
         "watch_events": _jsonable(events.sort("event_time")),
         "unresolved_events": _jsonable(unresolved.sort("event_time")),
+        "quarantine": _jsonable(quarantine.sort("file", "line")),
         "feedback": feedback,
     }
 

@@ -68,3 +68,32 @@ def write_partition(lake: Path, table: str, partition: str, df: pl.DataFrame) ->
     path = table_dir(lake, table) / f"{partition}.parquet"
     _atomic_parquet(df, path)
     return path
+
+
+def recover_lake(lake: Path) -> list[str]:
+    """Repair what a process killed in the middle of a write left behind; returns what it did.
+
+    ``write_table`` swaps ``<table>`` aside to ``.<table>.<id>.old`` and then moves the staged
+    folder in; a kill between the two leaves no ``<table>`` folder: the complete ``.old`` folder is
+    moved back (the rerun recomputes the table). Staging folders and ``.tmp`` files of unfinished
+    writes are deleted (they were never visible to readers). Call only while no writer runs.
+    """
+    lake = Path(lake)
+    if not lake.is_dir():
+        return []
+    done: list[str] = []
+    for old in sorted(lake.glob(".*.old")):
+        table = old.name[1:].rsplit(".", 2)[0]
+        if not (lake / table).exists():
+            os.replace(old, lake / table)
+            done.append(f"{table} restored")
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+            done.append(f"{old.name} removed")
+    for staging in sorted(lake.glob(".*.staging")):
+        shutil.rmtree(staging, ignore_errors=True)
+        done.append(f"{staging.name} removed")
+    for tmp in sorted(lake.glob("**/.*.tmp")):
+        tmp.unlink(missing_ok=True)
+        done.append(f"{tmp.relative_to(lake)} removed")
+    return done

@@ -20,6 +20,7 @@ from models.champion import champion_version, load_champion
 from models.collaborative.implicit_models import ALSRecommender
 from models.collaborative.popularity import PopularityRecommender
 from models.nightly import (
+    RECORDED_TAG,
     CycleResult,
     InsufficientDataError,
     NightlyInputError,
@@ -32,6 +33,7 @@ from models.nightly import (
     run_training_cycle,
     split_interactions,
 )
+from models.purge import purge_erased_users
 from models.tracking import EXPERIMENT
 from models.vectors import ITEMS_TABLE, ITEMS_VERSION_TAG, checkout_items, latest_version
 
@@ -297,7 +299,14 @@ class PrivatePopularity(PopularityRecommender):
         return self
 
     def privacy_report(self) -> dict:
-        return {"epsilon": 0.75, "delta": 1e-5, "privacy_unit": "user", "accountant": "rdp"}
+        return {
+            "epsilon": 0.75,
+            "delta": 1e-5,
+            "privacy_unit": "user",
+            "accountant": "rdp",
+            "failures": 2,
+            "epsilon_by_client": {"0": 0.75, "1": 0.5},
+        }
 
 
 def test_private_model_logs_privacy_and_rounds(settings, monkeypatch) -> None:
@@ -313,6 +322,8 @@ def test_private_model_logs_privacy_and_rounds(settings, monkeypatch) -> None:
     run = client.get_run(result.run_id)
     assert run.data.metrics["privacy.epsilon"] == 0.75
     assert run.data.metrics["privacy.delta"] == 1e-5
+    assert run.data.metrics["privacy.failures"] == 2  # whatever numbers the model reports
+    assert run.data.metrics["privacy.epsilon_by_client.1"] == 0.5
     assert run.data.params["privacy.unit"] == run.data.tags["privacy_unit"] == "user"
     history = client.get_metric_history(result.run_id, "round.ndcg")
     assert [(m.step, round(m.value, 6)) for m in history] == [(1, 0.1), (2, 0.2), (3, 0.3)]
@@ -351,3 +362,111 @@ def test_cycle_on_movielens_100k_promotes_als_over_popularity(settings, shared_d
     assert als.metrics["ndcg@10"] > 0.4 and 0.2 < als.champion_metrics["ndcg@10"] < 0.3
     assert als.deltas["ndcg@10"] > 0.15 and als.better
     assert als.metrics["users_evaluated"] == 943.0
+
+
+# ---- never worse than popularity ------------------------------------------------------------
+class AntiPopular(PopularityRecommender):
+    """Ranks the least popular titles first: a model that must lose to the popularity fallback."""
+
+    name: ClassVar[str] = "test-anti-popular"
+
+    def _fit_matrix(self, matrix) -> None:
+        super()._fit_matrix(matrix)
+        self._popularity = -self._popularity
+
+
+STAND_INS["test-anti-popular"] = AntiPopular
+
+
+def skewed_events(n_users: int = 60, n_titles: int = 40) -> pl.DataFrame:
+    """Zipf-like title popularity: the popularity ranking is a strong baseline here."""
+    rng = np.random.default_rng(11)
+    p = 1.0 / np.arange(1, n_titles + 1)
+    rows = []
+    for u in range(n_users):
+        titles = rng.choice(n_titles, size=10, replace=False, p=p / p.sum())
+        for n, t in enumerate(titles):
+            rows.append((f"u{u}", f"movie:{t}", 1.0, T0 + timedelta(days=n)))
+    return pl.DataFrame(
+        rows,
+        schema={
+            "user_id": pl.String,
+            "title_id": pl.String,
+            "weight": pl.Float64,
+            "event_time": pl.Datetime("us", "UTC"),
+        },
+        orient="row",
+    )
+
+
+def test_a_challenger_below_popularity_ships_the_fallback(tmp_path, patched_registry) -> None:
+    settings = load_settings(
+        "configs/sample.yaml", overrides={"paths": workspace_paths(tmp_path / "var")}
+    )
+    result = run_training_cycle(settings, skewed_events(), model_name="test-anti-popular")
+    assert result.shipped == "fallback" and result.fallback_version is not None
+    assert result.fallback_metrics["ndcg@10"] > result.metrics["ndcg@10"]
+    assert result.candidate_version == result.fallback_version != result.model_version
+    assert "fallback is shipped" in result.reason and result.better  # no champion yet
+    client = _client(settings)
+    name = settings.training.registered_model
+    fallback = client.get_model_version(name, result.fallback_version)
+    assert fallback.tags["serves"] == "fallback" and fallback.tags["model"] == "popularity"
+    assert fallback.tags[RECORDED_TAG] == "true" and fallback.tags["serving_reason"]
+    assert client.get_model_version(name, result.model_version).tags[RECORDED_TAG] == "true"
+    run = client.get_run(result.run_id)
+    assert run.data.tags["shipped"] == "fallback" and "fallback.ndcg_at_10" in run.data.metrics
+
+    info = promote(settings, result)
+    assert info["model_version"] == result.fallback_version and info["shipped"] == "fallback"
+    handle = load_champion(settings)
+    assert handle.version == result.fallback_version and handle.serves == "fallback"
+    assert handle.serving_reason == result.reason
+    assert handle.metrics["ndcg@10"] == pytest.approx(result.fallback_metrics["ndcg@10"])
+
+
+def test_a_winning_challenger_says_why_it_serves(store, second) -> None:
+    assert second.shipped == "challenger" and second.fallback_version is None
+    assert second.metrics["ndcg@10"] > second.fallback_metrics["ndcg@10"]
+    assert ">= popularity fallback" in second.reason
+
+
+# ---- erasure in the model stores ------------------------------------------------------------
+def test_erased_user_leaves_every_model_store(tmp_path, patched_registry) -> None:
+    """A champion trained on u1 is replaced by a model trained without u1, then the sweep deletes
+    every model version, file and user vector naming u1; rollback to the old version is gone."""
+    settings = load_settings(
+        "configs/sample.yaml", overrides={"paths": workspace_paths(tmp_path / "var")}
+    )
+    events = clustered_events()
+    first = run_training_cycle(settings, events, model_name="test-vector-als")
+    promote(settings, first)
+    load_champion(settings)  # fills the registry download cache too
+    needle = b'"u1"'
+
+    def files_naming_u1() -> list[Path]:
+        roots = [Path(settings.paths.mlflow_artifacts), Path(settings.paths.models)]
+        return [p for r in roots for p in r.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+    assert files_naming_u1()
+    erased = {"u1"}
+    second = run_training_cycle(settings, events, model_name="test-vector-als", erased_users=erased)
+    assert second.better and "erased users" in second.reason  # the champion must be replaced
+    promote(settings, second)
+    report = purge_erased_users(settings, erased)
+    assert report.deleted_versions == [first.model_version]
+    assert files_naming_u1() == []
+    client = _client(settings)
+    name = settings.training.registered_model
+    assert [str(mv.version) for mv in client.search_model_versions(f"name = '{name}'")] == [
+        second.model_version
+    ]
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        rollback(settings, first.model_version)
+    import lancedb
+
+    table = lancedb.connect(str(settings.paths.lancedb)).open_table("collab_users")
+    for version in table.list_versions():
+        table.checkout(int(version["version"]))
+        assert table.count_rows("user_id = 'u1'") == 0
+    assert purge_erased_users(settings, erased).deleted_versions == []  # idempotent

@@ -81,11 +81,13 @@ def test_corrupted_embeddings_block_the_index_swap(sample_world, tmp_path, monke
     from media_gateway.settings import load_settings
     from pipelines.run import run_nightly
     from tests.conftest import write_tmp_overlay
+    from tests.pipelines.world_copy import relocate_mlflow
 
     settings, _, _ = sample_world
     shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
     files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path))]
     copy = load_settings(*files)
+    relocate_mlflow(tmp_path / "var" / "mlflow.db", settings.paths.lake.parent, tmp_path / "var")
     shutil.rmtree(copy.paths.lake / "content_embeddings")
     version_before = ContentIndex(copy.paths.lancedb).version
 
@@ -105,11 +107,13 @@ def test_feedback_is_trained_on_and_erasure_deletes_rows(sample_world, tmp_path)
     from pipelines.lib.feedback import FeedbackRecord, append_erasure, append_feedback
     from pipelines.run import run_nightly
     from tests.conftest import write_tmp_overlay
+    from tests.pipelines.world_copy import relocate_mlflow
 
     settings, _, _ = sample_world
     shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
     files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path))]
     copy = load_settings(*files)
+    relocate_mlflow(tmp_path / "var" / "mlflow.db", settings.paths.lake.parent, tmp_path / "var")
     events = read_table(copy.paths.lake, "watch_events")
     users = sorted(events["user_id"].unique())
     keep, erase = users[0], users[1]
@@ -128,3 +132,39 @@ def test_feedback_is_trained_on_and_erasure_deletes_rows(sample_world, tmp_path)
     assert run_nightly(copy, files, partition_key="2026-11-25")
     again = read_table(copy.paths.lake, "watch_events")
     assert again.filter(pl.col("event_id") == event_id).height == 1
+
+
+def test_terminal_shows_progress_and_summary_and_chatter_goes_to_the_log(
+    sample_world, tmp_path, capfd
+):
+    """One retraining run: the terminal gets the log path, per-step progress, the summary and
+    which model serves; Flower/MLflow/Dagster lines go to the log file, each once."""
+    import re
+    import shutil
+
+    from media_gateway.settings import load_settings
+    from pipelines.run import run_nightly
+    from tests.conftest import write_tmp_overlay
+    from tests.pipelines.world_copy import relocate_mlflow
+
+    settings, _, _ = sample_world
+    shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
+    files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path))]
+    copy = load_settings(*files)
+    relocate_mlflow(tmp_path / "var" / "mlflow.db", settings.paths.lake.parent, tmp_path / "var")
+    (copy.paths.models / "challenger.fingerprint").unlink()  # force a retrain (Flower runs)
+    capfd.readouterr()
+    assert run_nightly(copy, files, partition_key="2026-11-24")
+    captured = capfd.readouterr()
+    terminal = captured.out + captured.err
+    found = re.search(r"library logs go to\s+(\S+\.log)", terminal)
+    assert found, terminal
+    for step in ("content_embeddings", "challenger_model", "champion_model"):
+        assert step in terminal
+    assert "serving:" in terminal and "popularity" in terminal
+    for chatter in ("flwr", "mlflow.", "alembic", "httpx", "Opacus", " - dagster - "):
+        assert chatter not in terminal, chatter
+    log_text = (tmp_path / "var" / "logs" / found.group(1).rsplit("/", 1)[-1]).read_text()
+    assert "\x1b[" not in log_text  # Flower's coloured console copy is gone
+    assert log_text.count("Starting ItemFedAvg strategy") == 1
+    assert " - dagster - " in log_text and " flwr: " in log_text

@@ -6,6 +6,7 @@ from models.embeddings.encoder import encode_texts
 from pipelines.defs.catalog.assets import availability, titles
 from pipelines.defs.metadata import md_table
 from pipelines.defs.resources import MediaGatewayConfig
+from pipelines.lib.crash import crash_point
 from pipelines.lib.embeddings import update_embeddings
 from pipelines.lib.lake import read_table, table_dir, write_table
 from pipelines.lib.vector_index import build_content_rows, write_content_index
@@ -29,9 +30,11 @@ def content_embeddings(
 
     def encode(texts: list[str]):
         context.log.info(f"encoding {len(texts)} titles")
-        return encode_texts(
+        vectors = encode_texts(
             texts, batch_size=settings.embeddings.batch_size, show_progress=len(texts) > 256
         )
+        crash_point("embeddings")
+        return vectors
 
     update = update_embeddings(catalogue, previous, encode)
     write_table(lake, "content_embeddings", update.table)

@@ -10,6 +10,7 @@ import polars as pl
 
 from pipelines.defs.catalog.assets import titles
 from pipelines.defs.resources import MediaGatewayConfig
+from pipelines.lib.crash import crash_point
 from pipelines.lib.erasure import erase_users
 from pipelines.lib.feedback import read_erasures, read_feedback
 from pipelines.lib.histories.importer import import_files
@@ -99,12 +100,13 @@ def watch_events(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
         for name in totals:
             totals[name] += int(meta.get(name, 0))
         context.log.info(
-            f"imported {fmt} for user {user}: read={meta.get('read')} "
+            f"imported {fmt}: read={meta.get('read')} "
             f"resolved={meta.get('resolved')} unresolved={meta.get('unresolved')} "
             f"quarantined={meta.get('quarantined')}"
         )
         if item is not None:
             archive(item, settings.paths.inbox, day)
+        crash_point("import")
 
     # rows waiting from earlier imports: the catalogue may know them now (late TMDB titles)
     late = resolve_waiting(lake, catalogue, batch_id(day, "late-resolution"))

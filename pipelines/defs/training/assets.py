@@ -1,8 +1,18 @@
 """Training assets: the nightly challenger and, behind a blocking check, the promoted champion.
 
 A night whose inputs are unchanged (same events, same content vectors, same training settings)
-does not retrain: the fingerprint of those inputs is stored beside ``challenger.json`` and the
-promotion gate reports "unchanged inputs" instead of evaluating the same model again.
+does not retrain: the fingerprint of those inputs is stored beside ``challenger.json``.
+
+The blocking check ``candidate_not_worse_than_popularity`` fails only on a defect: a candidate
+with a non-finite nDCG@10, or one below the popularity fallback on the same split (the cycle ships
+the fallback in that case, so a failure means the decision itself is broken). Whether the
+candidate replaces the champion is a decision, not a check: ``champion_model`` either promotes or
+*skips* -- it records an ``AssetObservation`` with the reason (the champion kept serving,
+inputs unchanged) and materialises nothing, and the run succeeds.
+
+``champion_model`` then sweeps erased users out of every model store
+(:func:`models.purge.purge_erased_users`): the champion was just replaced by a model trained
+without them when it held them, so older versions naming them can be deleted.
 """
 
 import hashlib
@@ -71,7 +81,9 @@ def challenger_model(
         context.log.info("inputs unchanged since the last challenger: not retraining")
         return dg.MaterializeResult(metadata={"retrained": False, "fingerprint": fingerprint})
     (models_dir / UNCHANGED_FILE).unlink(missing_ok=True)
-    result = run_training_cycle(settings, events, item_features=vectors.select("item_id", "vector"))
+    result = run_training_cycle(
+        settings, events, item_features=vectors.select("item_id", "vector"), erased_users=erased
+    )
     _atomic_write(_challenger_path(settings), result.model_dump_json(indent=2))
     _atomic_write(previous, fingerprint)
     metrics = {f"challenger_{k}": float(v) for k, v in result.metrics.items()}
@@ -87,6 +99,9 @@ def challenger_model(
             "delta": privacy.get("delta"),
             "privacy_unit": privacy.get("privacy_unit"),
             "better_than_champion": result.better,
+            "shipped": result.shipped,
+            "candidate_version": result.candidate_version,
+            "reason": result.reason,
             "retrained": True,
         }
     )
@@ -95,46 +110,86 @@ def challenger_model(
 @dg.asset_check(
     asset=challenger_model,
     blocking=True,
-    description="challenger beats the champion's nDCG@10 by the configured margin",
+    description="the shipped candidate has a finite nDCG@10, not below the popularity fallback",
 )
-def challenger_beats_champion(app: MediaGatewayConfig) -> dg.AssetCheckResult:
+def candidate_not_worse_than_popularity(app: MediaGatewayConfig) -> dg.AssetCheckResult:
+    import math
+
     from models.nightly import CycleResult
 
     settings = app.settings()
-    if (settings.paths.models / UNCHANGED_FILE).is_file():
-        return dg.AssetCheckResult(
-            passed=False,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"reason": "unchanged inputs: no new challenger to promote"},
-        )
     result = CycleResult.model_validate_json(_challenger_path(settings).read_text())
-    champion = result.champion_metrics or {}
+    shipped = result.metrics if result.shipped == "challenger" else result.fallback_metrics or {}
+    ours = shipped.get("ndcg@10", math.nan)
+    floor = (result.fallback_metrics or {}).get("ndcg@10", -math.inf)
+    unchanged = (settings.paths.models / UNCHANGED_FILE).is_file()
     return dg.AssetCheckResult(
-        passed=bool(result.better),
+        passed=bool(math.isfinite(ours) and ours >= floor),
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
-            "challenger_ndcg@10": result.metrics.get("ndcg@10"),
-            "champion_ndcg@10": champion.get("ndcg@10"),
-            "margin": settings.training.promotion_margin,
-            "deltas": dg.MetadataValue.json(result.deltas or {}),
+            "shipped": result.shipped,
+            "candidate_ndcg@10": ours,
+            "popularity_ndcg@10": None if math.isinf(floor) else floor,
+            "reason": result.reason,
+            "inputs_unchanged": unchanged,
         },
     )
 
 
-@dg.asset(group_name=GROUP, deps=[challenger_model], kinds={"mlflow", "lancedb"})
-def champion_model(app: MediaGatewayConfig) -> dg.MaterializeResult:
-    """Promote the challenger: MLflow alias `champion` + a new LanceDB vector table version."""
+def promotion_decision(settings, result) -> str | None:
+    """``None`` when ``result``'s candidate should be promoted, else why nothing is promoted."""
+    from models.champion import champion_version
+
+    if (settings.paths.models / UNCHANGED_FILE).is_file():
+        current = champion_version(settings)
+        if current == result.candidate_version or not result.better:
+            return "unchanged inputs: no new challenger; the champion keeps serving"
+    if not result.better:
+        return (
+            f"the {result.shipped} (v{result.candidate_version}) did not beat champion "
+            f"v{result.champion_version} on nDCG@10 by more than {result.margin} "
+            f"(delta {result.deltas.get('ndcg@10', float('nan')):+.4f}); the champion keeps serving"
+        )
+    return None
+
+
+@dg.asset(
+    group_name=GROUP,
+    deps=[challenger_model],
+    kinds={"mlflow", "lancedb"},
+    output_required=False,
+)
+def champion_model(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
+    """Promote the candidate (MLflow alias `champion` + LanceDB vectors) or skip, saying why;
+    then sweep erased users out of the model stores."""
     from models.nightly import CycleResult, promote
+    from models.purge import purge_erased_users
 
     settings = app.settings()
     result = CycleResult.model_validate_json(_challenger_path(settings).read_text())
-    info = promote(settings, result)
-    return dg.MaterializeResult(
+    skip = promotion_decision(settings, result)
+    info = None if skip else promote(settings, result)
+    purged = purge_erased_users(settings, read_erasures(settings.paths.feedback))
+    sweep = {
+        "erasure_deleted_versions": ", ".join(purged.deleted_versions) or "none",
+        "erasure_deleted_folders": len(purged.deleted_folders),
+        "erasure_user_vectors_deleted": purged.user_vectors_deleted,
+    }
+    if skip:
+        context.log.info(f"nothing promoted: {skip}")
+        context.log_event(
+            dg.AssetObservation(
+                asset_key="champion_model", metadata={"promoted": False, "reason": skip, **sweep}
+            )
+        )
+        return
+    yield dg.MaterializeResult(
         metadata={
-            "model_version": str(result.model_version),
+            "model_version": str(result.candidate_version),
+            "shipped": result.shipped,
+            "reason": result.reason,
             "mlflow_run_id": result.run_id,
-            "promotion": dg.MetadataValue.json(json.loads(json.dumps(info, default=str)))
-            if info
-            else "ok",
+            "promotion": dg.MetadataValue.json(json.loads(json.dumps(info, default=str))),
+            **sweep,
         }
     )
