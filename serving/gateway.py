@@ -35,12 +35,12 @@ Decisions:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ from models.ranking.catalog import Catalog, Offer
 from models.ranking.explain import explain
 from models.ranking.group import MemberProfile, recommend_group
 from models.ranking.intent import QueryIntent
-from pipelines.lib.feedback import FeedbackRecord, append_feedback
+from pipelines.lib.feedback import FeedbackRecord, StoreUnavailableError, store_feedback
 from serving import auth
 from serving.auth import AuthError, Principal, TokenVerifier
 from serving.cache import AVAILABILITY_TTL_S, SEARCH_TTL_S, TTLCache
@@ -170,6 +170,18 @@ class Guard:
         return principal
 
 
+@contextlib.contextmanager
+def store_errors_as_503() -> Iterator[None]:
+    """Turn "the user-state store cannot be written" into 503: nothing was acknowledged."""
+    try:
+        yield
+    except StoreUnavailableError as exc:
+        log.error("user-state store unavailable: %s", exc)
+        raise ApiError(
+            503, "storage unavailable: nothing was saved; retry later", {"Retry-After": "5"}
+        ) from exc
+
+
 def require_self(principal: Principal | None, user: str) -> Principal:
     if principal is None:
         raise ApiError(401, "a bearer token is required for personal data")
@@ -240,6 +252,7 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.holder.on_swap(self._on_swap)
+        self.holder.on_user_change(self._forget_user)
 
     def _on_swap(self, _: ServingState) -> None:
         self.search_cache.clear()
@@ -475,10 +488,14 @@ class Gateway:
             completion=req.completion,
             context=req.context.model_dump(mode="json", exclude_none=True),
         )
-        event_id = append_feedback(self.folder, record)
-        self.holder.record_event(req.user, event_id, tid, record.weight(), time.time())
+        with store_errors_as_503():
+            stored = store_feedback(self.folder, record)
+        assert stored.event_id is not None and stored.event_time is not None
+        self.holder.record_event(
+            req.user, stored.event_id, tid, record.weight(), stored.event_time.timestamp()
+        )
         self._forget_user(req.user)
-        return FeedbackResponse(event_id=event_id)
+        return FeedbackResponse(event_id=stored.event_id)
 
     # ---- GET / PUT / DELETE operations --------------------------------------------------------
     def offers(self, raw_id: str, country: str | None) -> tuple[str, list[Offer]]:
@@ -498,7 +515,8 @@ class Gateway:
         self, user: str, prefs: PreferencesBody, principal: Principal | None
     ) -> None:
         require_self(principal, user)
-        save_profile(self.folder, user, prefs)
+        with store_errors_as_503():
+            save_profile(self.folder, user, prefs)
         self.recommend_cache.invalidate_tag(user)
 
     def export(self, user: str, principal: Principal | None) -> dict[str, Any]:
@@ -509,8 +527,9 @@ class Gateway:
 
     def erase(self, user: str, principal: Principal | None) -> ErasureReport:
         require_self(principal, user)
-        report = erase_user_files(self.folder, user)
-        self.holder.erase_user(user)
+        with store_errors_as_503():
+            report = erase_user_files(self.folder, user)
+        self.holder.erase_user(user, report.erased_at.timestamp())
         self._forget_user(user)
         return report
 

@@ -13,6 +13,7 @@ import polars as pl
 
 from pipelines.defs.content.assets import content_embeddings
 from pipelines.defs.resources import MediaGatewayConfig
+from pipelines.lib.erasure import drop_erased
 from pipelines.lib.feedback import read_erasures
 from pipelines.lib.lake import read_table
 
@@ -54,8 +55,7 @@ def challenger_model(
     lake = settings.paths.lake
     events = read_table(lake, "watch_events")
     erased = read_erasures(settings.paths.feedback)
-    if erased:
-        events = events.filter(~pl.col("user_id").is_in(sorted(erased)))
+    events = drop_erased(events, erased)
     vectors = read_table(lake, "content_embeddings").select(
         pl.col("title_id").alias("item_id"), "content_hash", "vector"
     )
