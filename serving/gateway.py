@@ -59,7 +59,7 @@ from serving import auth
 from serving.auth import AuthError, Principal, TokenVerifier
 from serving.cache import AVAILABILITY_TTL_S, SEARCH_TTL_S, TTLCache
 from serving.jsonld import content_view
-from serving.ratelimit import TokenBucketLimiter
+from serving.ratelimit import Limiter, build_limiters
 from serving.schemas import (
     Attribution,
     ExplainRequest,
@@ -117,19 +117,23 @@ class Guard:
     """Authentication, scope checks and token-bucket rate limits for one request."""
 
     verifier: TokenVerifier
-    anonymous: TokenBucketLimiter
-    authenticated: TokenBucketLimiter
+    anonymous: Limiter
+    authenticated: Limiter
+    rate_limits: str = "per-process"
+    """Where the buckets live (shared by all workers, or per process as a fallback)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: bytes) -> Guard:
-        return cls(
-            TokenVerifier.from_settings(settings, secret),
-            TokenBucketLimiter(settings.serving.anonymous_per_minute),
-            TokenBucketLimiter(settings.serving.authenticated_per_minute),
+        anonymous, authenticated, where = build_limiters(
+            settings.serving.anonymous_per_minute,
+            settings.serving.authenticated_per_minute,
+            settings.paths.feedback,
         )
+        return cls(TokenVerifier.from_settings(settings, secret), anonymous, authenticated, where)
 
-    def _charge(self, limiter: TokenBucketLimiter, key: str) -> None:
-        decision = limiter.acquire(key)
+    def _charge(self, limiter: Limiter, key: str) -> None:
+        with store_errors_as_503():
+            decision = limiter.acquire(key)
         if not decision.allowed:
             raise ApiError(
                 429,

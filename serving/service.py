@@ -5,7 +5,8 @@ Thin on purpose: each API authenticates and rate-limits through the gateway's gu
 ``{"error": reason}`` with its status and headers. Start-up reads settings from
 ``MEDIA_GATEWAY_CONFIG`` (:func:`media_gateway.settings.load_settings`), the JWT secret from
 ``MEDIA_GATEWAY_JWT_SECRET`` (refuses to start without it, see :mod:`serving.auth`), and
-``MEDIA_GATEWAY_POLL_S`` (champion poll interval, default 30 s). The state loads in the background;
+``MEDIA_GATEWAY_POLL_S`` (champion poll interval, default 30 s) and ``MEDIA_GATEWAY_WORKERS``
+(worker processes, default 1; ``media-gateway serve --workers`` sets it). The state loads in the background;
 ``/readyz`` answers 200 once catalogue and index are loaded (``__is_ready__``), ``GET /status`` tells
 what is loaded. ``traffic`` caps concurrent requests (over it: 429 at once) and their time (504).
 """
@@ -25,7 +26,13 @@ with bentoml.importing():
     from serving.arw import ArwHeadersMiddleware
     from serving.gateway import ApiError, Gateway, build_gateway
     from serving.http_routes import app as http_app
-    from serving.ratelimit import MAX_BODY_BYTES, BodySizeLimitMiddleware, client_address
+    from serving.ratelimit import (
+        MAX_BODY_BYTES,
+        BodySizeLimitMiddleware,
+        client_address,
+        disable_server_proxy_rewrite,
+    )
+    from serving.run import die_with_parent, workers_from_env
     from serving.schemas import (
         ExplainRequest,
         ExplainResponse,
@@ -39,6 +46,8 @@ with bentoml.importing():
         SearchResponse,
     )
     from serving.state import DEFAULT_POLL_S
+
+disable_server_proxy_rewrite()  # the limiter must see the real peer (serving/ratelimit.py)
 
 POLL_ENV = "MEDIA_GATEWAY_POLL_S"
 MAX_CONCURRENCY = 32
@@ -63,11 +72,13 @@ def _poll_seconds() -> float:
     name="MediaGateway",
     traffic={"timeout": TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY},
     threads=4,
+    workers=workers_from_env(),
 )
 class MediaGateway:
     """Media Gateway: what to watch tonight, across your streaming services."""
 
     def __init__(self) -> None:
+        die_with_parent()  # a worker never outlives its server process (no orphan on the port)
         settings = load_settings()
         self.gateway: Gateway = build_gateway(
             settings, poll_s=_poll_seconds(), secret=auth.jwt_secret()

@@ -26,6 +26,7 @@ from the lake and the whole store.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -249,6 +250,8 @@ class StateHolder:
         self._listeners.append(listener)
 
     def status(self) -> dict[str, Any]:
+        if self._state is not None:
+            self.sync()
         state = self._state
         champion = state.champion if state else None
         return {
@@ -263,6 +266,8 @@ class StateHolder:
             "last_error": self.last_error,
             "swaps": self.swaps,
             "users_with_history": self.histories.users(),
+            "store_seq": {"feedback": self._feedback_seq, "erasures": self._erasure_seq},
+            "worker_pid": os.getpid(),
         }
 
     def on_user_change(self, listener: Callable[[str], None]) -> None:
