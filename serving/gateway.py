@@ -246,12 +246,14 @@ class Gateway:
     guard: Guard
     parse: Callable[[str], QueryIntent]
     """Query text -> intent (Gemini with local fallback; see :func:`default_parser`)."""
-    search_cache: TTLCache[SearchResponse] = field(default_factory=lambda: TTLCache(SEARCH_TTL_S))
+    search_cache: TTLCache[SearchResponse] = field(
+        default_factory=lambda: TTLCache(SEARCH_TTL_S, name="search")
+    )
     availability_cache: TTLCache[list[Offer]] = field(
-        default_factory=lambda: TTLCache(AVAILABILITY_TTL_S)
+        default_factory=lambda: TTLCache(AVAILABILITY_TTL_S, name="availability")
     )
     recommend_cache: TTLCache[RecommendResponse] = field(
-        default_factory=lambda: TTLCache(RECOMMEND_TTL_S, RECOMMEND_CACHE_ENTRIES)
+        default_factory=lambda: TTLCache(RECOMMEND_TTL_S, RECOMMEND_CACHE_ENTRIES, name="recommend")
     )
 
     def __post_init__(self) -> None:

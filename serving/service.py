@@ -26,6 +26,7 @@ with bentoml.importing():
     from serving.arw import ArwHeadersMiddleware
     from serving.gateway import ApiError, Gateway, build_gateway
     from serving.http_routes import app as http_app
+    from serving.metrics import RequestMetricsMiddleware, RouteTemplates, observe_model
     from serving.ratelimit import (
         MAX_BODY_BYTES,
         BodySizeLimitMiddleware,
@@ -67,6 +68,15 @@ def _poll_seconds() -> float:
     return value
 
 
+def _publish_model(state: Any) -> None:
+    champion = state.champion
+    observe_model(
+        state.model_version,
+        "hybrid" if champion else "content+popularity",
+        champion.privacy if champion else None,
+    )
+
+
 @bentoml.asgi_app(http_app, path="/")
 @bentoml.service(
     name="MediaGateway",
@@ -83,6 +93,10 @@ class MediaGateway:
         self.gateway: Gateway = build_gateway(
             settings, poll_s=_poll_seconds(), secret=auth.jwt_secret()
         )
+        holder = self.gateway.holder
+        holder.on_swap(_publish_model)
+        if holder.ready:
+            _publish_model(holder.state)
 
     def __is_ready__(self) -> bool:
         return self.gateway.holder.ready
@@ -150,5 +164,12 @@ class MediaGateway:
         return self._answer(ctx, auth.WRITE_FEEDBACK, lambda p: self.gateway.feedback(req, p))
 
 
+BENTOML_ROUTES = ("/", "/livez", "/readyz", "/healthz", "/docs.json")
+MediaGateway.add_asgi_middleware(
+    RequestMetricsMiddleware,
+    templates=RouteTemplates.from_app(
+        [*BENTOML_ROUTES, *(api.route for api in MediaGateway.apis.values())], http_app
+    ),
+)
 MediaGateway.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
 MediaGateway.add_asgi_middleware(ArwHeadersMiddleware)

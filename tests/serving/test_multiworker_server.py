@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving.run import free_port, start_server, stop_server, wait_ready
 from tests.serving.conftest import SECRET, World, make_token
@@ -129,7 +130,10 @@ def test_two_workers_share_state_and_limits(fresh_world: World, tmp_path: Path) 
             seen_explained.add(pid)  # keep-alive: the same connection, the same worker
         assert len(seen_explained) == 2
 
-        # 3. an erasure through one worker reaches the other
+        # 3. /metrics aggregates both workers: latency by route template, caches, the model
+        _check_metrics(base, headers)
+
+        # 4. an erasure through one worker reaches the other
         with httpx.Client(base_url=base, timeout=30) as http:
             assert http.delete("/users/newbie", headers=headers).status_code == 200
         _statuses_until(
@@ -201,3 +205,48 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def _samples(text: str, name: str) -> list:
+    return [
+        s
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name
+    ]
+
+
+def _check_metrics(base: str, headers: dict[str, str]) -> None:
+    with httpx.Client(base_url=base, timeout=30) as http:
+        for _ in range(2):  # the second identical /recommend is a cache hit
+            r = http.post("/recommend", json={"user": "newbie"}, headers=headers)
+            assert r.status_code == 200, r.text
+        assert http.get("/users/newbie/export", headers=headers).status_code == 200
+        assert http.get("/content/movie:603").status_code in (200, 429)
+        version = http.get("/status", headers=headers).json()["champion_version"]
+        r = http.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    counts = {
+        (s.labels["endpoint"], s.labels["method"], s.labels["status"]): s.value
+        for s in _samples(text, "media_gateway_request_duration_seconds_count")
+    }
+    assert counts[("/recommend", "POST", "200")] >= 2
+    assert counts[("/users/{user}/export", "GET", "200")] >= 1
+    assert counts[("/feedback", "POST", "200")] >= 1
+    assert sum(v for (e, _, _), v in counts.items() if e == "/status") >= 10  # both workers
+    ours = [line for line in text.splitlines() if line.startswith("media_gateway_")]
+    assert not [line for line in ours if "newbie" in line or "movie:603" in line]
+    cache = {
+        (s.labels["cache"], s.labels["result"]): s.value
+        for s in _samples(text, "media_gateway_cache_requests_total")
+    }
+    assert cache[("recommend", "hit")] >= 1 and cache[("recommend", "miss")] >= 1
+    info = {
+        (s.labels["version"], s.labels["mode"]): s.value
+        for s in _samples(text, "media_gateway_model_info")
+    }
+    assert info[(version, "hybrid")] == 1
+    # the fixture champion (EASE) has no DP guarantee: no epsilon is reported (NaN), none invented
+    (epsilon,) = _samples(text, "media_gateway_model_epsilon")
+    assert epsilon.value != epsilon.value

@@ -1,0 +1,17 @@
+"""Metric labels: route templates, never raw paths (the endpoint itself is checked on a real
+2-worker server in test_multiworker_server.py, where /metrics aggregates both workers)."""
+
+from __future__ import annotations
+
+
+def test_route_templates_bound_the_labels() -> None:
+    from serving.http_routes import app as http_app
+    from serving.metrics import UNMATCHED, RouteTemplates
+
+    templates = RouteTemplates.from_app(["/recommend"], http_app)
+    assert templates("/recommend") == "/recommend"
+    assert templates("/users/bob/export") == "/users/{user}/export"
+    assert templates("/content/movie:1.llm.md") == "/content/{content_id}.llm.md"
+    assert templates("/content/movie:1/availability") == "/content/{content_id}/availability"
+    assert templates("/status") == "/status"
+    assert templates("/wp-admin/x.php") == UNMATCHED
