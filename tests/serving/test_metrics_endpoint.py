@@ -15,3 +15,21 @@ def test_route_templates_bound_the_labels() -> None:
     assert templates("/content/movie:1/availability") == "/content/{content_id}/availability"
     assert templates("/status") == "/status"
     assert templates("/wp-admin/x.php") == UNMATCHED
+
+
+def test_grafana_dashboard_charts_exported_metrics() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from serving.metrics import serving_metrics
+
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "configs/deploy/grafana-dashboard.json").read_text()
+    )
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"media_gateway_[a-z_]+", e)}
+    names = {metric._name for metric in vars(serving_metrics()).values()}
+    for name in used:
+        base = re.sub(r"_(bucket|count|sum|total)$", "", name)
+        assert base in names, f"{name} is not exported by serving/metrics.py"
