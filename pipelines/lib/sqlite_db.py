@@ -99,11 +99,15 @@ class SQLiteDatabase:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
+            try:
+                with self._init_lock:
+                    if not self._initialised:
+                        self._initialise(conn)
+                        self._initialised = True
+            except BaseException:
+                conn.close()
+                raise
             self._local.conn = conn
-            with self._init_lock:
-                if not self._initialised:
-                    self._initialise(conn)
-                    self._initialised = True
         return conn
 
     def _initialise(self, conn: sqlite3.Connection) -> None:
