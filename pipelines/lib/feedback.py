@@ -184,7 +184,11 @@ _stores_lock = threading.Lock()
 
 def user_store(folder: Path) -> SQLiteDatabase:
     """The process-wide handle on ``<folder>/state.db`` (legacy files imported on first use)."""
-    folder = Path(folder).resolve()
+    known = _stores.get(Path(folder))  # fast path: no syscalls once opened
+    if known is not None:
+        return known
+    raw = Path(folder)
+    folder = raw.resolve()
     with _stores_lock:
         db = _stores.get(folder)
         if db is None:
@@ -195,12 +199,21 @@ def user_store(folder: Path) -> SQLiteDatabase:
                 on_create=lambda conn: _import_legacy(conn, folder),
             )
             _stores[folder] = db
+        _stores.setdefault(raw, db)
         return db
+
+
+def _remember(raw: Path, db: SQLiteDatabase) -> None:
+    with _stores_lock:
+        _stores.setdefault(Path(raw), db)
 
 
 def _store_if_exists(folder: Path) -> SQLiteDatabase | None:
     """The store, or None when neither it nor legacy files exist (reads never create a folder)."""
     folder = Path(folder)
+    known = _stores.get(folder)
+    if known is not None:
+        return known
     legacy = (
         folder / LEGACY_FEEDBACK_FILE,
         folder / LEGACY_ERASURES_FILE,
@@ -208,7 +221,9 @@ def _store_if_exists(folder: Path) -> SQLiteDatabase | None:
     )
     if not (folder / STORE_FILE).exists() and not any(p.exists() for p in legacy):
         return None
-    return user_store(folder)
+    db = user_store(folder)
+    _remember(folder, db)
+    return db
 
 
 # ---- feedback --------------------------------------------------------------------------------
