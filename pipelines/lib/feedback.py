@@ -212,7 +212,7 @@ def _store_if_exists(folder: Path) -> SQLiteDatabase | None:
     """The store, or None when neither it nor legacy files exist (reads never create a folder)."""
     folder = Path(folder)
     known = _stores.get(folder)
-    if known is not None:
+    if known is not None and known.initialised:
         return known
     legacy = (
         folder / LEGACY_FEEDBACK_FILE,

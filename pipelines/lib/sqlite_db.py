@@ -94,6 +94,11 @@ class SQLiteDatabase:
             raise
         return conn
 
+    @property
+    def initialised(self) -> bool:
+        """True once some thread opened the file and applied the schema."""
+        return self._initialised
+
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (opened, and the schema applied, on first use)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
