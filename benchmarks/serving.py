@@ -10,6 +10,13 @@ per thread). Reports p50/p95/p99 latency, throughput, and each endpoint's p50 as
 is intended) are counted apart from errors (anything else that is not 200).
 
     .venv/bin/python benchmarks/serving.py --requests 200
+    .venv/bin/python benchmarks/serving.py --requests 200 --concurrency 8 --workers 1 2
+
+``--workers 1 2`` runs the whole measurement once per worker count (a fresh server each time, so
+caches start cold) and adds the scale-out figures: each endpoint's throughput with N workers as a
+ratio to one worker, at the same concurrency. The workers share the SQLite user-state store and
+rate-limit buckets (see ``serving/state.py``); every ``/recommend`` pays one read of the store's
+change counters and every request one rate-limit write.
 
 (This file is named like the ``serving`` package; it removes its own folder from ``sys.path`` so
 the package, not this script, is imported.)
@@ -159,6 +166,7 @@ def build_world(root: Path, n_titles: int, n_users: int, seed: int) -> Settings:
 class Result:
     endpoint: str
     concurrency: int
+    workers: int = 1
     latencies_ms: list[float] = field(default_factory=list)
     shed_429: int = 0
     errors: int = 0
@@ -177,9 +185,11 @@ class Result:
 Call = Callable[[httpx.Client, int], httpx.Response]
 
 
-def run_load(base: str, name: str, call: Call, concurrency: int, requests: int) -> Result:
+def run_load(
+    base: str, name: str, call: Call, concurrency: int, requests: int, workers: int = 1
+) -> Result:
     """``requests`` calls from ``concurrency`` threads; latency of the 200s, 429s and errors."""
-    result = Result(name, concurrency)
+    result = Result(name, concurrency, workers)
     lock = threading.Lock()
     counter = iter(range(requests))
 
@@ -222,6 +232,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="per endpoint and level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1], help="worker counts to compare, e.g. 1 2"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -229,86 +242,119 @@ def main() -> None:
         root = Path(tmp)
         console.print(f"building a synthetic world: {args.titles} titles, {args.users} users")
         settings = build_world(root, args.titles, args.users, args.seed)
-        port = free_port()
-        overlay = root / "bench.yaml"
-        overlay.write_text(
-            yaml.safe_dump(
-                {
-                    "paths": {k: str(v) for k, v in settings.paths.model_dump().items()},
-                    "serving": {
-                        "host": "127.0.0.1",
-                        "port": port,
-                        "anonymous_per_minute": 10_000_000,
-                        "authenticated_per_minute": 10_000_000,
-                    },
-                }
-            )
-        )
         secret = secrets.token_hex(32)
         env = {k: v for k, v in os.environ.items() if k != "GEMINI_API_KEY"}
         env[SECRET_ENV] = secret
-        settings = load_settings(overlay)
         tokens = [
             issue_token(settings, f"u{u}", sorted(SCOPES), 60, secret=secret.encode())
             for u in range(args.users)
         ]
-        proc = start_server(settings, [overlay], env=env, log_file=root / "server.log")
-        base = f"http://127.0.0.1:{port}"
-        try:
-            ready_s = wait_ready(proc, base)
-            console.print(f"server ready after {ready_s:.1f} s on {base}")
+        results: list[Result] = []
+        for workers in args.workers:
+            results += measure(root, settings, workers, env, tokens, args)
+    report(results, args)
 
-            def livez(http: httpx.Client, i: int) -> httpx.Response:
-                return http.get("/livez")
 
-            def search(http: httpx.Client, i: int) -> httpx.Response:
-                u = i % args.users
-                body = {
-                    "query": QUERIES[i % len(QUERIES)] + f" {i}",  # distinct: no cache hits
-                    "filters": {"country": "US"},
-                    "limit": 20,
-                }
-                return http.post(
-                    "/search", json=body, headers={"Authorization": f"Bearer {tokens[u]}"}
-                )
+def measure(
+    root: Path,
+    settings: Settings,
+    workers: int,
+    env: dict[str, str],
+    tokens: list[str],
+    args: argparse.Namespace,
+) -> list[Result]:
+    """Start a server with ``workers`` workers, run every level, stop it."""
+    port = free_port()
+    overlay = root / f"bench-{workers}.yaml"
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "paths": {k: str(v) for k, v in settings.paths.model_dump().items()},
+                "serving": {
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "workers": workers,
+                    "anonymous_per_minute": 10_000_000,
+                    "authenticated_per_minute": 10_000_000,
+                },
+            }
+        )
+    )
+    settings = load_settings(overlay)
+    proc = start_server(settings, [overlay], env=env, log_file=root / f"server-{workers}.log")
+    base = f"http://127.0.0.1:{port}"
+    results: list[Result] = []
+    try:
+        ready_s = wait_ready(proc, base)
+        console.print(f"{workers} worker(s): server ready after {ready_s:.1f} s on {base}")
+        if workers > 1:
+            wait_all_workers(base, workers)
 
-            def recommend(http: httpx.Client, i: int) -> httpx.Response:
-                u = i % args.users
-                return http.post(
-                    "/recommend",
-                    json={"user": f"u{u}", "limit": 10},
-                    headers={"Authorization": f"Bearer {tokens[u]}"},
-                )
+        def livez(http: httpx.Client, i: int) -> httpx.Response:
+            return http.get("/livez")
 
+        def search(http: httpx.Client, i: int) -> httpx.Response:
+            u = i % args.users
+            body = {
+                "query": QUERIES[i % len(QUERIES)] + f" {i}",  # distinct: no cache hits
+                "filters": {"country": "US"},
+                "limit": 20,
+            }
+            return http.post("/search", json=body, headers={"Authorization": f"Bearer {tokens[u]}"})
+
+        def recommend(http: httpx.Client, i: int) -> httpx.Response:
+            u = i % args.users
+            return http.post(
+                "/recommend",
+                json={"user": f"u{u}", "limit": 10},
+                headers={"Authorization": f"Bearer {tokens[u]}"},
+            )
+
+        for _ in range(workers):  # first calls pay one-off costs, in every worker
             with httpx.Client(base_url=base, timeout=30) as http:
-                for warm in (search, recommend):  # first calls pay one-off costs
+                for warm in (search, recommend):
                     for i in range(3):
-                        warm(http, i)
-            results: list[Result] = []
-            for level, c in enumerate(args.concurrency):
-                # each level asks for other users, so per-user caches warmed by an earlier level
-                # do not flatter it (with --users >= requests x levels every request is cold)
-                offset = level * args.requests
+                        warm(http, args.users - 1 - i)
+        for level, c in enumerate(args.concurrency):
+            # each level asks for other users, so per-user caches warmed by an earlier level
+            # do not flatter it (with --users >= requests x levels every request is cold)
+            offset = level * args.requests
 
-                def shifted(http: httpx.Client, i: int, call=recommend, off=offset):
-                    return call(http, i + off)
+            def shifted(http: httpx.Client, i: int, call=recommend, off=offset):
+                return call(http, i + off)
 
-                for name, call in (
-                    ("/livez", livez),
-                    ("/search", search),
-                    ("/recommend", shifted),
-                ):
-                    results.append(run_load(base, name, call, c, args.requests))
-        finally:
-            stop_server(proc)
+            for name, call in (("/livez", livez), ("/search", search), ("/recommend", shifted)):
+                results.append(run_load(base, name, call, c, args.requests, workers))
+    finally:
+        stop_server(proc)
+    return results
+
+
+def wait_all_workers(base: str, workers: int, timeout_s: float = 300) -> None:
+    """``/readyz`` answers for one worker; wait until ``workers`` distinct ones report ready."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < workers and time.monotonic() < deadline:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            body = http.get("/status").json()
+        if body.get("ready"):
+            seen.add(body["worker_pid"])
+        time.sleep(0.05)
+    if len(seen) < workers:
+        raise SystemExit(f"only {len(seen)} of {workers} workers became ready")
+
+
+def report(results: list[Result], args: argparse.Namespace) -> None:
     table = Table(title=f"serving benchmark ({args.titles} titles, {args.requests} requests each)")
-    for col in ("endpoint", "conc", "ok", "429", "errors", "p50 ms", "p95 ms", "p99 ms",
+    for col in ("workers", "endpoint", "conc", "ok", "429", "errors", "p50 ms", "p95 ms", "p99 ms",
                 "req/s", "p50 / livez"):  # fmt: skip
         table.add_column(col, justify="right")
-    baseline = {r.concurrency: r.pct(50) for r in results if r.endpoint == "/livez"}
+    baseline = {(r.workers, r.concurrency): r.pct(50) for r in results if r.endpoint == "/livez"}
     for r in results:
-        ratio = r.pct(50) / baseline[r.concurrency] if baseline.get(r.concurrency) else float("nan")
+        base = baseline.get((r.workers, r.concurrency))
+        ratio = r.pct(50) / base if base else float("nan")
         table.add_row(
+            str(r.workers),
             r.endpoint,
             str(r.concurrency),
             str(len(r.latencies_ms)),
@@ -321,6 +367,24 @@ def main() -> None:
             f"{ratio:.1f}x",
         )
     console.print(table)
+    if len(args.workers) > 1:
+        scale = Table(title="throughput with N workers / one worker (same concurrency)")
+        for col in ("workers", "endpoint", "conc", "req/s", "req/s with 1", "ratio"):
+            scale.add_column(col, justify="right")
+        one = {(r.endpoint, r.concurrency): r.throughput for r in results if r.workers == 1}
+        for r in results:
+            if r.workers == 1 or (r.endpoint, r.concurrency) not in one:
+                continue
+            single = one[(r.endpoint, r.concurrency)]
+            scale.add_row(
+                str(r.workers),
+                r.endpoint,
+                str(r.concurrency),
+                f"{r.throughput:.1f}",
+                f"{single:.1f}",
+                f"{r.throughput / single:.2f}x",
+            )
+        console.print(scale)
     if any(r.errors for r in results):
         raise SystemExit("some requests failed (see the errors column)")
 

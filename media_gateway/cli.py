@@ -157,12 +157,52 @@ def nightly(config: ConfigOpt = None) -> None:
     raise typer.Exit(0 if ok else 1)
 
 
-@app.command()
-def serve(config: ConfigOpt = None) -> None:
-    """Start the BentoML HTTP service (champion model, LanceDB tables)."""
+SERVE_EXAMPLES = """
+Examples:
+
+  media-gateway serve -c configs/sample.yaml
+
+  media-gateway serve --host 0.0.0.0 --port 8080 --workers 2
+
+Exit codes: 0 stopped cleanly; 2 bad configuration or missing MEDIA_GATEWAY_JWT_SECRET;
+otherwise the BentoML server's own exit code.
+"""
+
+
+@app.command(epilog=SERVE_EXAMPLES)
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind (default: serving.host, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="TCP port (default: serving.port, 3000)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Worker processes sharing one state store (default: 1)."),
+    ] = None,
+) -> None:
+    """Start the BentoML HTTP service (champion model, LanceDB tables, shared user state)."""
+    from serving.auth import AuthConfigError
     from serving.run import serve as run
 
-    raise typer.Exit(run(_settings(config), config_files=config or []))
+    settings = _settings(config)
+    overrides = {
+        name: value
+        for name, value in (("host", host), ("port", port), ("workers", workers))
+        if value is not None
+    }
+    settings = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update=overrides)}
+    )
+    try:
+        code = run(settings, config_files=config or [])
+    except AuthConfigError as exc:
+        console.print(f"[red]cannot start the server:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    raise typer.Exit(code)
 
 
 @app.command()

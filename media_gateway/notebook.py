@@ -47,6 +47,7 @@ import polars as pl
 from media_gateway import PROJECT_ROOT
 from media_gateway.settings import Settings, load_settings
 from models.ranking.hybrid import COMPONENTS
+from pipelines.lib.erasure import drop_erased
 from pipelines.lib.feedback import read_erasures
 from pipelines.lib.lake import read_table
 
@@ -187,7 +188,7 @@ def dataset(name: str, settings: Settings, data_dir: Path = SHARED_DATA) -> pl.D
         from models.nightly import events_to_interactions
 
         events = read_table(settings.paths.lake, "watch_events")
-        return events_to_interactions(events, read_erasures(settings.paths.feedback))
+        return events_to_interactions(drop_erased(events, read_erasures(settings.paths.feedback)))
     module = _benchmark_datasets()
     if name not in module.DATASETS:
         raise UnknownDatasetError(f"unknown dataset {name!r}; choose from {dataset_names()}")
@@ -452,7 +453,7 @@ def sample_user(settings: Settings) -> str:
     events = read_table(settings.paths.lake, "watch_events")
     erased = read_erasures(settings.paths.feedback)
     counts = (
-        events.filter(~pl.col("user_id").is_in(sorted(erased)))
+        drop_erased(events, erased)
         .group_by("user_id")
         .len()
         .sort(["len", "user_id"], descending=[True, False])

@@ -158,7 +158,9 @@ class RealtimeSettings(_Strict):
 
 class ServingSettings(_Strict):
     host: str = "127.0.0.1"
-    port: int = 3000
+    port: int = Field(3000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    """BentoML worker processes; they share the user-state store and the rate-limit buckets."""
     jwt_issuer: str = "media-gateway-local"
     jwt_audience: str = "media-gateway-api"
     anonymous_per_minute: int = Field(10, ge=1)

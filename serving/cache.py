@@ -3,6 +3,9 @@
 Each entry may carry a ``tag`` (the user id a personalised result belongs to) so feedback from that
 user drops exactly their entries; a champion swap clears everything. Entries expire ``ttl_s``
 seconds after they were stored; the least recently stored entry is evicted beyond ``max_entries``.
+A named cache counts its hits and misses in Prometheus (:mod:`serving.metrics`). Caches are per
+worker process: a hit in one worker says nothing about another, which is why every cached answer
+is keyed by (or invalidated with) what it depends on, including the user's history from the store.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from serving.metrics import count_cache_lookup
 
 V = TypeVar("V")
 
@@ -28,7 +33,9 @@ class TTLCache(Generic[V]):
         max_entries: int = 10_000,
         *,
         clock: Callable[[], float] = time.monotonic,
+        name: str | None = None,
     ) -> None:
+        """``name``: when given, every lookup is counted in ``media_gateway_cache_requests_total``."""
         if ttl_s <= 0:
             raise ValueError("ttl_s must be > 0")
         if max_entries < 1:
@@ -36,6 +43,7 @@ class TTLCache(Generic[V]):
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._clock = clock
+        self.name = name
         self._data: OrderedDict[Hashable, tuple[float, str | None, V]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
@@ -46,13 +54,16 @@ class TTLCache(Generic[V]):
         now = self._clock()
         with self._lock:
             item = self._data.get(key)
-            if item is None or item[0] <= now:
-                if item is not None:
-                    del self._data[key]
+            hit = item is not None and item[0] > now
+            if item is not None and not hit:
+                del self._data[key]
+            if hit:
+                self.hits += 1
+            else:
                 self.misses += 1
-                return None
-            self.hits += 1
-            return item[2]
+        if self.name is not None:
+            count_cache_lookup(self.name, hit)
+        return item[2] if hit and item is not None else None
 
     def put(self, key: Hashable, value: V, *, tag: str | None = None) -> None:
         with self._lock:

@@ -38,12 +38,12 @@ Decisions:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import os
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,12 +57,12 @@ from models.ranking.catalog import Catalog, Offer
 from models.ranking.explain import explain
 from models.ranking.group import MemberProfile, recommend_group
 from models.ranking.intent import QueryIntent
-from pipelines.lib.feedback import FeedbackRecord, append_feedback
+from pipelines.lib.feedback import FeedbackRecord, StoreUnavailableError, store_feedback
 from serving import auth
 from serving.auth import AuthError, Principal, TokenVerifier
 from serving.cache import AVAILABILITY_TTL_S, SEARCH_TTL_S, TTLCache
 from serving.jsonld import content_view
-from serving.ratelimit import TokenBucketLimiter
+from serving.ratelimit import Limiter, build_limiters
 from serving.schemas import (
     Attribution,
     ExplainRequest,
@@ -123,19 +123,23 @@ class Guard:
     """Authentication, scope checks and token-bucket rate limits for one request."""
 
     verifier: TokenVerifier
-    anonymous: TokenBucketLimiter
-    authenticated: TokenBucketLimiter
+    anonymous: Limiter
+    authenticated: Limiter
+    rate_limits: str = "per-process"
+    """Where the buckets live (shared by all workers, or per process as a fallback)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, secret: bytes) -> Guard:
-        return cls(
-            TokenVerifier.from_settings(settings, secret),
-            TokenBucketLimiter(settings.serving.anonymous_per_minute),
-            TokenBucketLimiter(settings.serving.authenticated_per_minute),
+        anonymous, authenticated, where = build_limiters(
+            settings.serving.anonymous_per_minute,
+            settings.serving.authenticated_per_minute,
+            settings.paths.feedback,
         )
+        return cls(TokenVerifier.from_settings(settings, secret), anonymous, authenticated, where)
 
-    def _charge(self, limiter: TokenBucketLimiter, key: str) -> None:
-        decision = limiter.acquire(key)
+    def _charge(self, limiter: Limiter, key: str) -> None:
+        with store_errors_as_503():
+            decision = limiter.acquire(key)
         if not decision.allowed:
             raise ApiError(
                 429,
@@ -174,6 +178,18 @@ class Guard:
             except AuthError as exc:
                 raise ApiError.from_auth(exc) from exc
         return principal
+
+
+@contextlib.contextmanager
+def store_errors_as_503() -> Iterator[None]:
+    """Turn "the user-state store cannot be written" into 503: nothing was acknowledged."""
+    try:
+        yield
+    except StoreUnavailableError as exc:
+        log.error("user-state store unavailable: %s", exc)
+        raise ApiError(
+            503, "storage unavailable: nothing was saved; retry later", {"Retry-After": "5"}
+        ) from exc
 
 
 def require_self(principal: Principal | None, user: str) -> Principal:
@@ -236,12 +252,14 @@ class Gateway:
     guard: Guard
     parse: Callable[[str], QueryIntent]
     """Query text -> intent (Gemini with local fallback; see :func:`default_parser`)."""
-    search_cache: TTLCache[SearchResponse] = field(default_factory=lambda: TTLCache(SEARCH_TTL_S))
+    search_cache: TTLCache[SearchResponse] = field(
+        default_factory=lambda: TTLCache(SEARCH_TTL_S, name="search")
+    )
     availability_cache: TTLCache[list[Offer]] = field(
-        default_factory=lambda: TTLCache(AVAILABILITY_TTL_S)
+        default_factory=lambda: TTLCache(AVAILABILITY_TTL_S, name="availability")
     )
     recommend_cache: TTLCache[RecommendResponse] = field(
-        default_factory=lambda: TTLCache(RECOMMEND_TTL_S, RECOMMEND_CACHE_ENTRIES)
+        default_factory=lambda: TTLCache(RECOMMEND_TTL_S, RECOMMEND_CACHE_ENTRIES, name="recommend")
     )
 
     social: SocialStore = field(init=False)
@@ -251,6 +269,7 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.holder.on_swap(self._on_swap)
+        self.holder.on_user_change(self._forget_user)
         self.social = SocialStore.in_folder(self.folder)
         self.watchlist = WatchlistStore.in_folder(self.folder)
 
@@ -507,10 +526,14 @@ class Gateway:
             completion=req.completion,
             context=req.context.model_dump(mode="json", exclude_none=True),
         )
-        event_id = append_feedback(self.folder, record)
-        self.holder.record_event(req.user, event_id, tid, record.weight(), time.time())
+        with store_errors_as_503():
+            stored = store_feedback(self.folder, record)
+        assert stored.event_id is not None and stored.event_time is not None
+        self.holder.record_event(
+            req.user, stored.event_id, tid, record.weight(), stored.event_time.timestamp()
+        )
         self._forget_user(req.user)
-        return FeedbackResponse(event_id=event_id)
+        return FeedbackResponse(event_id=stored.event_id)
 
     # ---- GET / PUT / DELETE operations --------------------------------------------------------
     def offers(self, raw_id: str, country: str | None) -> tuple[str, list[Offer]]:
@@ -530,7 +553,8 @@ class Gateway:
         self, user: str, prefs: PreferencesBody, principal: Principal | None
     ) -> None:
         require_self(principal, user)
-        save_profile(self.folder, user, prefs)
+        with store_errors_as_503():
+            save_profile(self.folder, user, prefs)
         self.recommend_cache.invalidate_tag(user)
 
     def export(self, user: str, principal: Principal | None) -> dict[str, Any]:
@@ -543,8 +567,9 @@ class Gateway:
 
     def erase(self, user: str, principal: Principal | None) -> ErasureReport:
         require_self(principal, user)
-        report = erase_user_files(self.folder, user)
-        self.holder.erase_user(user)
+        with store_errors_as_503():
+            report = erase_user_files(self.folder, user)
+        self.holder.erase_user(user, report.erased_at.timestamp())
         self._forget_user(user)
         from serving.realtime.routes import forget_user  # the channel imports this module
 

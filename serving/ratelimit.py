@@ -11,17 +11,31 @@ pick their own bucket.
 
 Idle full buckets are evicted once ``max_keys`` identities are tracked, bounding memory under a
 spray of client addresses.
+
+Across processes: with several BentoML workers (or replicas on one host) the buckets must be
+shared, or each worker would grant its own ``per_minute``. :class:`SharedTokenBucketLimiter` keeps
+them in a small SQLite file (WAL, ``synchronous=OFF``: losing bucket state in a power cut is
+harmless; one ``BEGIN IMMEDIATE`` upsert per request, about 0.1 ms) next to the user-state store.
+Buckets are refilled from wall-clock time (``time.time``), which all processes share.
+
+Proxies: uvicorn (under BentoML) rewrites the socket peer from ``X-Forwarded-For`` for peers in
+its ``FORWARDED_ALLOW_IPS``, which defaults to 127.0.0.1: 60 forged headers from loopback were 60
+fresh buckets. :func:`disable_server_proxy_rewrite` sets it to trust nobody in the serving process,
+so the peer the limiter sees is the real one and only ``serving.trusted_proxies`` decides.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,6 +100,125 @@ class TokenBucketLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+BUCKETS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    tokens REAL NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (name, key)
+) WITHOUT ROWID
+"""
+EVICT_EVERY = 1_000
+"""Acquires (per process and limiter) between sweeps of idle full buckets."""
+
+
+class SharedTokenBucketLimiter:
+    """Token buckets shared by every process using the same SQLite file (see module docstring).
+
+    ``name`` separates limiters kept in one file. Raises
+    :class:`pipelines.lib.sqlite_db.StoreUnavailableError` when the file cannot be written.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        path: Path,
+        *,
+        name: str = "default",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        from pipelines.lib.sqlite_db import SQLiteDatabase
+
+        if per_minute < 1:
+            raise ValueError("per_minute must be >= 1")
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.name = name
+        self._clock = clock
+        self._db = SQLiteDatabase(path, BUCKETS_SCHEMA, synchronous="OFF")
+        self._db.connection()  # fail at start-up, not on the first request
+        self._acquires = itertools.count(1)
+
+    def acquire(self, key: str) -> Decision:
+        """Take one token for ``key`` if there is one (one write transaction)."""
+        now = self._clock()
+        with self._db.write() as conn:
+            row = conn.execute(
+                "INSERT INTO buckets (name, key, tokens, at) VALUES (:n, :k, :cap - 1, :now) "
+                "ON CONFLICT (name, key) DO UPDATE SET "
+                "tokens = min(:cap, tokens + max(0, :now - at) * :rate) - 1, at = :now "
+                "WHERE min(:cap, tokens + max(0, :now - at) * :rate) >= 1 "
+                "RETURNING tokens",
+                {"n": self.name, "k": key, "cap": self.capacity, "now": now, "rate": self.rate},
+            ).fetchone()
+            if row is None:
+                tokens, at = conn.execute(
+                    "SELECT tokens, at FROM buckets WHERE name = ? AND key = ?", (self.name, key)
+                ).fetchone()
+                available = min(self.capacity, tokens + max(0.0, now - at) * self.rate)
+                decision = Decision(False, 0, (1.0 - available) / self.rate)
+            else:
+                decision = Decision(True, int(row[0]), 0.0)
+            if next(self._acquires) % EVICT_EVERY == 0:
+                conn.execute(
+                    "DELETE FROM buckets WHERE name = ? AND tokens + (? - at) * ? >= ?",
+                    (self.name, now, self.rate, self.capacity),
+                )
+        return decision
+
+    def __len__(self) -> int:
+        with self._db.read() as conn:
+            return conn.execute(
+                "SELECT count(*) FROM buckets WHERE name = ?", (self.name,)
+            ).fetchone()[0]
+
+
+RATE_LIMIT_FILE = "ratelimit.db"
+
+Limiter = TokenBucketLimiter | SharedTokenBucketLimiter
+
+
+def build_limiters(
+    anonymous_per_minute: int, authenticated_per_minute: int, folder: Path
+) -> tuple[Limiter, Limiter, str]:
+    """(anonymous, authenticated, description): shared buckets in ``folder/ratelimit.db``.
+
+    When that file cannot be opened at start-up (read-only or full disk), the limits fall back to
+    per-process buckets, loudly: logged as an error and described in the returned text (each
+    worker then grants its own ``per_minute``). Reads keep being served; the user-state store
+    answers 503 for writes on that folder anyway.
+    """
+    import logging
+
+    from pipelines.lib.sqlite_db import StoreUnavailableError
+
+    path = Path(folder) / RATE_LIMIT_FILE
+    try:
+        return (
+            SharedTokenBucketLimiter(anonymous_per_minute, path, name="anonymous"),
+            SharedTokenBucketLimiter(authenticated_per_minute, path, name="authenticated"),
+            f"shared ({path})",
+        )
+    except StoreUnavailableError as exc:
+        logging.getLogger(__name__).error("rate limits fall back to per-process buckets: %s", exc)
+        return (
+            TokenBucketLimiter(anonymous_per_minute),
+            TokenBucketLimiter(authenticated_per_minute),
+            f"per-process (shared store unavailable: {exc})",
+        )
+
+
+FORWARDED_ALLOW_ENV = "FORWARDED_ALLOW_IPS"
+
+
+def disable_server_proxy_rewrite() -> None:
+    """Make uvicorn trust no proxy (an empty ``FORWARDED_ALLOW_IPS`` matches no peer): the
+    request's client stays the socket peer and :func:`client_address` alone applies
+    ``serving.trusted_proxies``. Must run before uvicorn builds its config (service import)."""
+    os.environ[FORWARDED_ALLOW_ENV] = ""
 
 
 class BodySizeLimitMiddleware:

@@ -1,15 +1,25 @@
 """``media-gateway serve``: run ``bentoml serve serving.service:MediaGateway`` with our config.
 
 The chosen overlay files travel to the server process in ``MEDIA_GATEWAY_CONFIG`` (absolute paths,
-so the working directory of the server does not matter); host and port come from
-``settings.serving``. The JWT secret is checked here first so a missing secret fails before BentoML
-starts (see :mod:`serving.auth`). The call blocks until the server exits and returns its exit code.
+so the working directory of the server does not matter); host, port and the number of worker
+processes come from ``settings.serving`` (the CLI's ``--host/--port/--workers`` override them;
+workers reach the service definition as ``MEDIA_GATEWAY_WORKERS``). The JWT secret is checked here
+first so a missing secret fails before BentoML starts (see :mod:`serving.auth`). The call blocks
+until the server exits and returns its exit code.
+
+No orphans: ``kill -9`` of ``media-gateway serve`` used to leave BentoML serving the port. Now the
+server process gets ``PR_SET_PDEATHSIG`` (SIGTERM when its parent dies, set between fork and exec)
+and every worker sets the same for itself when the service starts (:func:`die_with_parent`), so
+killing the CLI stops the server, and killing the server stops its workers. (Linux only; elsewhere
+these are no-ops.)
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -22,6 +32,34 @@ from serving.auth import jwt_secret
 log = logging.getLogger(__name__)
 
 SERVICE = "serving.service:MediaGateway"
+WORKERS_ENV = "MEDIA_GATEWAY_WORKERS"
+PR_SET_PDEATHSIG = 1
+
+
+def workers_from_env() -> int:
+    """Worker processes for the service definition (``MEDIA_GATEWAY_WORKERS``, default 1)."""
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if not raw:
+        return 1
+    try:
+        workers = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{WORKERS_ENV}={raw!r} is not a whole number") from exc
+    if workers < 1:
+        raise ValueError(f"{WORKERS_ENV} must be >= 1")
+    return workers
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux only).
+
+    Safe in a ``preexec_fn`` (no allocation beyond ctypes' call, no locks).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def server_command(settings: Settings) -> list[str]:
@@ -41,9 +79,16 @@ def server_command(settings: Settings) -> list[str]:
     ]
 
 
-def server_env(config_files: Sequence[str | Path], base: dict[str, str] | None = None) -> dict:
-    """The server's environment: ``base`` (default: ours) plus the overlays as absolute paths."""
+def server_env(
+    config_files: Sequence[str | Path],
+    base: dict[str, str] | None = None,
+    *,
+    workers: int = 1,
+) -> dict:
+    """The server's environment: ``base`` (default: ours), the overlays as absolute paths and the
+    number of workers."""
     env = dict(os.environ if base is None else base)
+    env[WORKERS_ENV] = str(workers)
     paths = [Path(p) for p in config_files]
     env[CONFIG_ENV] = ",".join(
         str(p if p.is_absolute() else (Path.cwd() / p).resolve()) for p in paths
@@ -57,9 +102,19 @@ def serve(settings: Settings, config_files: Sequence[str | Path]) -> int:
     command = server_command(settings)
     log.info(
         "starting BentoML",
-        extra={"host": settings.serving.host, "port": settings.serving.port},
+        extra={
+            "host": settings.serving.host,
+            "port": settings.serving.port,
+            "workers": settings.serving.workers,
+        },
     )
-    return subprocess.call(command, env=server_env(config_files), cwd=PROJECT_ROOT)
+    env = server_env(config_files, workers=settings.serving.workers)
+    with subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, preexec_fn=die_with_parent) as proc:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
+            return proc.wait()
 
 
 class ServerStartError(RuntimeError):
@@ -86,11 +141,12 @@ def start_server(
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - handed to Popen
     return subprocess.Popen(
         server_command(settings),
-        env=server_env(config_files, env),
+        env=server_env(config_files, env, workers=settings.serving.workers),
         cwd=PROJECT_ROOT,
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -115,7 +171,6 @@ def wait_ready(proc: subprocess.Popen, base_url: str, timeout_s: float = 180.0) 
 
 def stop_server(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
     """SIGTERM the server's process group, SIGKILL it if it lingers."""
-    import signal
 
     if proc.poll() is not None:
         return

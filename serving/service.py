@@ -5,7 +5,8 @@ Thin on purpose: each API authenticates and rate-limits through the gateway's gu
 ``{"error": reason}`` with its status and headers. Start-up reads settings from
 ``MEDIA_GATEWAY_CONFIG`` (:func:`media_gateway.settings.load_settings`), the JWT secret from
 ``MEDIA_GATEWAY_JWT_SECRET`` (refuses to start without it, see :mod:`serving.auth`), and
-``MEDIA_GATEWAY_POLL_S`` (champion poll interval, default 30 s). The state loads in the background;
+``MEDIA_GATEWAY_POLL_S`` (champion poll interval, default 30 s) and ``MEDIA_GATEWAY_WORKERS``
+(worker processes, default 1; ``media-gateway serve --workers`` sets it). The state loads in the background;
 ``/readyz`` answers 200 once catalogue and index are loaded (``__is_ready__``), ``GET /status`` tells
 what is loaded. ``traffic`` caps concurrent requests (over it: 429 at once) and their time (504).
 """
@@ -27,7 +28,14 @@ with bentoml.importing():
     from serving.graphql.app import app as graphql_app
     from serving.http_routes import app as http_app
     from serving.json_http import JsonBodyMiddleware, JsonErrorsMiddleware
-    from serving.ratelimit import MAX_BODY_BYTES, BodySizeLimitMiddleware, client_address
+    from serving.metrics import RequestMetricsMiddleware, RouteTemplates, observe_model
+    from serving.ratelimit import (
+        MAX_BODY_BYTES,
+        BodySizeLimitMiddleware,
+        client_address,
+        disable_server_proxy_rewrite,
+    )
+    from serving.run import die_with_parent, workers_from_env
     from serving.schemas import (
         ExplainRequest,
         ExplainResponse,
@@ -41,6 +49,8 @@ with bentoml.importing():
         SearchResponse,
     )
     from serving.state import DEFAULT_POLL_S
+
+disable_server_proxy_rewrite()  # the limiter must see the real peer (serving/ratelimit.py)
 
 POLL_ENV = "MEDIA_GATEWAY_POLL_S"
 MAX_CONCURRENCY = 32
@@ -60,21 +70,36 @@ def _poll_seconds() -> float:
     return value
 
 
+def _publish_model(state: Any) -> None:
+    champion = state.champion
+    observe_model(
+        state.model_version,
+        "hybrid" if champion else "content+popularity",
+        champion.privacy if champion else None,
+    )
+
+
 @bentoml.asgi_app(graphql_app, path="/graphql")
 @bentoml.asgi_app(http_app, path="/")
 @bentoml.service(
     name="MediaGateway",
     traffic={"timeout": TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY},
     threads=4,
+    workers=workers_from_env(),
 )
 class MediaGateway:
     """Media Gateway: what to watch tonight, across your streaming services."""
 
     def __init__(self) -> None:
+        die_with_parent()  # a worker never outlives its server process (no orphan on the port)
         settings = load_settings()
         self.gateway: Gateway = build_gateway(
             settings, poll_s=_poll_seconds(), secret=auth.jwt_secret()
         )
+        holder = self.gateway.holder
+        holder.on_swap(_publish_model)
+        if holder.ready:
+            _publish_model(holder.state)
 
     def __is_ready__(self) -> bool:
         return self.gateway.holder.ready
@@ -142,6 +167,13 @@ class MediaGateway:
         return self._answer(ctx, auth.WRITE_FEEDBACK, lambda p: self.gateway.feedback(req, p))
 
 
+BENTOML_ROUTES = ("/", "/livez", "/readyz", "/healthz", "/docs.json")
+MediaGateway.add_asgi_middleware(
+    RequestMetricsMiddleware,
+    templates=RouteTemplates.from_app(
+        [*BENTOML_ROUTES, *(api.route for api in MediaGateway.apis.values())], http_app
+    ),
+)
 MediaGateway.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
 MediaGateway.add_asgi_middleware(ArwHeadersMiddleware)
 MediaGateway.add_asgi_middleware(

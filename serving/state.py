@@ -13,17 +13,23 @@ optional: without one (nothing promoted yet) the ranker runs content + popularit
 ``status()`` (served at ``GET /status``) says so. A failed load or poll is logged and reported in
 ``status()``; the holder keeps the last good state and retries at the next poll.
 
-Per-user histories (:class:`UserHistories`) are mutable and outlive swaps: lake ``watch_events`` plus
-the feedback log at load, then every ``POST /feedback`` at once. On a swap they are reloaded (the
-nightly run may have imported new histories) and merged with what arrived in between.
+Per-user histories (:class:`UserHistories`) are mutable and outlive swaps: lake ``watch_events``
+at load, plus the shared user-state store (:mod:`pipelines.lib.feedback`). Several BentoML workers
+each hold their own copy, so every read of a history first applies what any worker committed since
+(:meth:`StateHolder.sync`: two range scans on the store's change counters, ``seq > last seen``, no
+work when nothing changed). A worker's own feedback is also added at once. Erasures are applied the
+same way, time-bounded like everywhere else (:mod:`pipelines.lib.erasure`): the user's lake events
+and earlier feedback go, feedback sent after the erasure stays. On a swap the histories are rebuilt
+from the lake and the whole store.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +40,8 @@ from media_gateway.settings import Settings
 from models.champion import ChampionHandle, NoChampionError, champion_version, load_champion
 from models.embeddings.encoder import encode_query
 from models.ranking.catalog import Catalog
-from pipelines.lib.feedback import read_erasures, read_feedback
+from pipelines.lib.erasure import drop_erased
+from pipelines.lib.feedback import StoreChanges, read_erasures, store_changes
 from pipelines.lib.lake import read_table
 from pipelines.lib.vector_index import ContentIndex
 
@@ -52,7 +59,9 @@ class HistoryEvent:
     title_id: str
     weight: float
     time: float
-    """POSIX seconds (orders the history)."""
+    """POSIX seconds (orders the history; for feedback, the time the server received it)."""
+    feedback: bool = False
+    """API feedback (kept by a later erasure if received after it)."""
 
 
 class UserHistories:
@@ -63,40 +72,57 @@ class UserHistories:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_frame(cls, events: pl.DataFrame, erased: set[str] = frozenset()) -> UserHistories:  # type: ignore[assignment]
-        """Build from ``WATCH_EVENTS`` rows (null weights count 1.0), skipping erased users."""
+    def from_frame(
+        cls, events: pl.DataFrame, erasures: Mapping[str, datetime] | None = None
+    ) -> UserHistories:
+        """Build from ``WATCH_EVENTS`` rows (null weights count 1.0), without erased rows."""
         out = cls()
         if events.height == 0:
             return out
+        events = drop_erased(events, erasures or {})
+        source = pl.col("source") if "source" in events.columns else pl.lit(None, pl.String)
         df = events.select(
             "event_id",
             "user_id",
             "title_id",
             pl.col("weight").fill_null(1.0),
             pl.col("event_time").dt.epoch("us").truediv(1e6).fill_null(0.0).alias("t"),
-        ).filter(pl.col("title_id").is_not_null() & ~pl.col("user_id").is_in(list(erased)))
-        for event_id, user, title, weight, t in df.iter_rows():
-            out._events.setdefault(user, {})[event_id] = HistoryEvent(title, float(weight), t)
+            (source == "feedback").fill_null(False).alias("fb"),
+        ).filter(pl.col("title_id").is_not_null())
+        for event_id, user, title, weight, t, fb in df.iter_rows():
+            out._events.setdefault(user, {})[event_id] = HistoryEvent(
+                title, float(weight), t, bool(fb)
+            )
         return out
 
-    def add(self, user: str, event_id: str, title_id: str, weight: float, when: float) -> None:
+    def add(
+        self,
+        user: str,
+        event_id: str,
+        title_id: str,
+        weight: float,
+        when: float,
+        *,
+        feedback: bool = True,
+    ) -> None:
         with self._lock:
-            self._events.setdefault(user, {})[event_id] = HistoryEvent(title_id, weight, when)
+            self._events.setdefault(user, {})[event_id] = HistoryEvent(
+                title_id, weight, when, feedback
+            )
 
-    def erase(self, user: str) -> int:
-        """Drop every event of ``user``; returns how many."""
+    def erase(self, user: str, erased_at: float | None = None) -> int:
+        """Drop ``user``'s events (with ``erased_at``: all but feedback received after it)."""
         with self._lock:
-            return len(self._events.pop(user, {}))
-
-    def merge_from(self, other: UserHistories, erased: set[str]) -> None:
-        """Add ``other``'s events (same ``event_id`` = same event), except erased users'."""
-        with other._lock:
-            snapshot = {u: dict(ev) for u, ev in other._events.items() if u not in erased}
-        with self._lock:
-            for user, events in snapshot.items():
-                self._events.setdefault(user, {}).update(events)
-            for user in erased:
+            events = self._events.get(user, {})
+            if erased_at is None:
+                doomed = list(events)
+            else:
+                doomed = [k for k, e in events.items() if not (e.feedback and e.time > erased_at)]
+            for key in doomed:
+                del events[key]
+            if not events:
                 self._events.pop(user, None)
+            return len(doomed)
 
     def history(self, user: str) -> tuple[list[str], list[float]]:
         """Distinct titles (oldest first by latest event) and their summed weights."""
@@ -170,13 +196,9 @@ def load_state(settings: Settings) -> ServingState:
 
 
 def load_histories(settings: Settings) -> UserHistories:
-    """Lake ``watch_events`` plus the feedback log, without erased users."""
-    erased = read_erasures(settings.paths.feedback)
-    events = pl.concat(
-        [read_table(settings.paths.lake, "watch_events"), read_feedback(settings.paths.feedback)],
-        how="vertical_relaxed",
-    )
-    return UserHistories.from_frame(events, erased)
+    """Lake ``watch_events`` without erased rows (the store's feedback is added by the holder)."""
+    erasures = read_erasures(settings.paths.feedback)
+    return UserHistories.from_frame(read_table(settings.paths.lake, "watch_events"), erasures)
 
 
 class StateHolder:
@@ -198,6 +220,10 @@ class StateHolder:
         self._history_loader = history_loader
         self._state: ServingState | None = None
         self.histories = UserHistories()
+        self._feedback_seq = 0
+        self._erasure_seq = 0
+        self._erased_at: dict[str, float] = {}
+        self._user_listeners: list[Callable[[str], None]] = []
         self._swap_lock = threading.Lock()
         self._history_lock = threading.Lock()
         self._stop = threading.Event()
@@ -224,6 +250,8 @@ class StateHolder:
         self._listeners.append(listener)
 
     def status(self) -> dict[str, Any]:
+        if self._state is not None:
+            self.sync()
         state = self._state
         champion = state.champion if state else None
         return {
@@ -238,21 +266,61 @@ class StateHolder:
             "last_error": self.last_error,
             "swaps": self.swaps,
             "users_with_history": self.histories.users(),
+            "store_seq": {"feedback": self._feedback_seq, "erasures": self._erasure_seq},
+            "worker_pid": os.getpid(),
         }
+
+    def on_user_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(user)`` when another worker's feedback or erasure for ``user`` arrives."""
+        self._user_listeners.append(listener)
 
     def record_event(
         self, user: str, event_id: str, title_id: str, weight: float, when: float
     ) -> None:
-        """Add a fresh feedback event to the user's in-memory history (effective at once)."""
+        """Add this worker's fresh (committed) feedback to the user's history (effective at once)."""
         with self._history_lock:
             self.histories.add(user, event_id, title_id, weight, when)
 
-    def erase_user(self, user: str) -> int:
-        """Drop the user's in-memory events; returns how many."""
+    def erase_user(self, user: str, erased_at: float | None = None) -> int:
+        """Drop the user's in-memory events (time-bounded when ``erased_at`` is given)."""
         with self._history_lock:
-            return self.histories.erase(user)
+            if erased_at is not None:
+                self._erased_at[user] = max(erased_at, self._erased_at.get(user, 0.0))
+            return self.histories.erase(user, erased_at)
+
+    def sync(self) -> int:
+        """Apply feedback and erasures committed by any process since the last sync.
+
+        Returns how many changes were applied (0, and two cheap index lookups, when none).
+        """
+        changed: set[str] = set()
+        with self._history_lock:
+            changes = store_changes(
+                self.settings.paths.feedback, self._feedback_seq, self._erasure_seq
+            )
+            changed.update(self._apply(self.histories, changes))
+            self._feedback_seq = changes.feedback_seq
+            self._erasure_seq = changes.erasure_seq
+        for user in changed:
+            for listener in self._user_listeners:
+                listener(user)
+        return len(changes.feedback) + len(changes.erasures)
+
+    def _apply(self, histories: UserHistories, changes: StoreChanges) -> set[str]:
+        users: set[str] = set()
+        for user, erased_at in changes.erasures:
+            self._erased_at[user] = max(erased_at, self._erased_at.get(user, 0.0))
+            histories.erase(user, erased_at)
+            users.add(user)
+        for event_id, user, title_id, weight, when in changes.feedback:
+            if when <= self._erased_at.get(user, float("-inf")):
+                continue  # sent before the user's erasure (deleted from the store by now)
+            histories.add(user, event_id, title_id, weight, when)
+            users.add(user)
+        return users
 
     def history(self, user: str) -> tuple[list[str], list[float]]:
+        self.sync()
         return self.histories.history(user)
 
     # ---- loading and swapping ---------------------------------------------------------------
@@ -272,9 +340,12 @@ class StateHolder:
             new_state = self._loader(self.settings)
             histories = self._history_loader(self.settings)
             with self._history_lock:
-                erased = read_erasures(self.settings.paths.feedback)
-                histories.merge_from(self.histories, erased)
+                changes = store_changes(self.settings.paths.feedback)
+                self._erased_at = {}
+                self._apply(histories, changes)
                 self.histories = histories
+                self._feedback_seq = changes.feedback_seq
+                self._erasure_seq = changes.erasure_seq
             self._state = new_state
             self.swaps += current is not None
             self.last_error = None

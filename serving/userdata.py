@@ -1,22 +1,22 @@
 """What we hold about a user: preferences profile, export (GDPR access/portability) and erasure.
 
-Profiles are JSON files under ``<feedback>/profiles/<sha256(user)[:32]>.json`` (hashing the id keeps
-any id a safe file name), written atomically (temp file, ``fsync``, ``os.replace``). A user without
-a profile gets :data:`DEFAULT_PROFILE` (US, any service, subscription or free offers).
+Profiles live in the shared user-state store (:mod:`pipelines.lib.feedback`, one SQLite file all
+workers share), validated as :class:`serving.schemas.PreferencesBody` on the way in and out. A user
+without a profile gets :data:`DEFAULT_PROFILE` (US, any service, subscription or free offers).
 
-Erasure removes the profile and the user's feedback lines at once, drops their in-memory events,
-and appends an erasure record so the nightly run excludes and physically deletes their lake events
-and retrains without them. The served champion never uses per-user factors (users are scored by
-fold-in from their history), so no trained user vector of an erased user is used after erasure.
+Erasure (:func:`erase_user_files`) is one store transaction: the erasure is recorded and the
+profile and feedback deleted together, or nothing happens (the caller answers 503 then). The caller
+drops the user's in-memory events; other workers drop theirs when they next read the store's change
+counters; the next nightly run physically deletes their lake events and retrains without them.
+Erasure is time-bounded: feedback the user sends afterwards is kept (see
+:mod:`pipelines.lib.feedback`). The served champion never uses per-user factors (users are scored
+by fold-in from their history), so no trained user vector of an erased user is used after erasure.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,10 +25,13 @@ from typing import Any
 import polars as pl
 from pydantic import ValidationError
 
+from pipelines.lib.erasure import drop_erased
 from pipelines.lib.feedback import (
-    append_erasure,
-    erase_feedback,
+    erase_user_data,
+    load_profile_payload,
+    read_erasures,
     read_feedback_records,
+    save_profile_payload,
 )
 from pipelines.lib.lake import read_table
 from serving.schemas import PreferencesBody
@@ -36,62 +39,31 @@ from serving.user_stores import erase_user_stores
 
 log = logging.getLogger(__name__)
 
-PROFILES_DIR = "profiles"
 DEFAULT_PROFILE = PreferencesBody()
 
 
 class ProfileError(ValueError):
-    """A stored profile file is unreadable (the message names the file)."""
+    """A stored profile is unreadable (the message says why)."""
 
 
-def profile_path(folder: Path, user: str) -> Path:
-    digest = hashlib.sha256(user.encode("utf-8")).hexdigest()[:32]
-    return Path(folder) / PROFILES_DIR / f"{digest}.json"
-
-
-def save_profile(folder: Path, user: str, prefs: PreferencesBody) -> Path:
-    """Store ``prefs`` for ``user`` atomically; returns the file."""
-    path = profile_path(folder, user)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "user_id": user,
-        "updated_at": datetime.now(UTC).isoformat(),
-        "preferences": prefs.model_dump(mode="json"),
-    }
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(payload, fh, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+def save_profile(folder: Path, user: str, prefs: PreferencesBody) -> None:
+    """Store ``prefs`` for ``user`` (committed to the shared store before returning)."""
+    save_profile_payload(folder, user, prefs.model_dump(mode="json"))
 
 
 def load_profile(folder: Path, user: str) -> PreferencesBody | None:
     """The stored preferences, ``None`` when the user never set any."""
-    path = profile_path(folder, user)
-    if not path.is_file():
+    payload = load_profile_payload(folder, user)
+    if payload is None:
         return None
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-        if payload.get("user_id") != user:
-            raise ProfileError(f"{path}: belongs to another user id (hash collision?)")
-        return PreferencesBody.model_validate(payload["preferences"])
-    except (json.JSONDecodeError, KeyError, ValidationError) as exc:
-        raise ProfileError(f"{path}: unreadable profile: {exc}") from exc
+        return PreferencesBody.model_validate(payload)
+    except ValidationError as exc:
+        raise ProfileError(f"stored profile no longer validates: {exc}") from exc
 
 
 def effective_profile(folder: Path, user: str) -> PreferencesBody:
     return load_profile(folder, user) or DEFAULT_PROFILE
-
-
-def delete_profile(folder: Path, user: str) -> bool:
-    path = profile_path(folder, user)
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def _jsonable(df: pl.DataFrame) -> list[dict[str, Any]]:
@@ -101,13 +73,19 @@ def _jsonable(df: pl.DataFrame) -> list[dict[str, Any]]:
 def export_user(lake: Path, folder: Path, user: str) -> dict[str, Any]:
     """Everything held about ``user``: profile, lake events (resolved and unresolved), the
     malformed lines of their imports (``quarantine``: file, line number, reason and the raw line,
-    as they sent it), feedback."""
-    events = read_table(lake, "watch_events").filter(pl.col("user_id") == user)
-    unresolved = read_table(lake, "unresolved_events").filter(pl.col("user_id") == user)
-    quarantine = read_table(lake, "quarantine").filter(pl.col("user_id") == user)
-    feedback = [
-        r.model_dump(mode="json") for r in read_feedback_records(folder) if r.user_id == user
-    ]
+    as they sent it), feedback.
+
+    Lake rows an erasure already covers (deleted physically by the next nightly run) are left out.
+    """
+    erasures = read_erasures(folder)
+
+    def lake_rows(table: str) -> pl.DataFrame:
+        return drop_erased(read_table(lake, table).filter(pl.col("user_id") == user), erasures)
+
+    events = lake_rows("watch_events")
+    unresolved = lake_rows("unresolved_events")
+    quarantine = lake_rows("quarantine")
+    feedback = [r.model_dump(mode="json") for r in read_feedback_records(folder, user)]
     profile = load_profile(folder, user)
     return {
         "user_id": user,
@@ -124,15 +102,24 @@ def export_user(lake: Path, folder: Path, user: str) -> dict[str, Any]:
 class ErasureReport:
     profile_deleted: bool
     feedback_lines_removed: int
+    erased_at: datetime
     erasure_recorded: bool = True
 
 
 def erase_user_files(folder: Path, user: str) -> ErasureReport:
-    """Record the erasure durably first (so a crash midway still erases at the next nightly
-    run), then delete the profile and the user's feedback lines."""
-    append_erasure(folder, user)
-    deleted = delete_profile(folder, user)
-    removed = erase_feedback(folder, user)
+    """Record the erasure and delete the profile and feedback, atomically (one transaction), then
+    remove the user from the social graph and watchlist stores."""
+    outcome = erase_user_data(folder, user)
     erase_user_stores(folder, user)
-    log.info("user erased", extra={"profile_deleted": deleted, "feedback_removed": removed})
-    return ErasureReport(profile_deleted=deleted, feedback_lines_removed=removed)
+    log.info(
+        "user erased",
+        extra={
+            "profile_deleted": outcome.profile_deleted,
+            "feedback_removed": outcome.feedback_removed,
+        },
+    )
+    return ErasureReport(
+        profile_deleted=outcome.profile_deleted,
+        feedback_lines_removed=outcome.feedback_removed,
+        erased_at=outcome.requested_at,
+    )

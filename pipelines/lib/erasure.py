@@ -1,8 +1,14 @@
-"""Right to erasure: physically remove users' rows from every lake table that has a ``user_id``.
+"""Right to erasure in the lake: physically remove erased users' rows from every per-user table.
 
 Tables are found by schema, not by a list (``USER_TABLES`` names the known ones): any Parquet file
-of the lake whose schema has a ``user_id`` column is rewritten without the users, so a per-user
-table added later cannot be forgotten. Model stores are swept by :mod:`models.purge`.
+of the lake whose schema has a ``user_id`` column is rewritten without the erased rows, so a
+per-user table added later cannot be forgotten. Model stores are swept by :mod:`models.purge`.
+
+Erasure is time-bounded (decision, see :mod:`pipelines.lib.feedback`): a row of an erased user
+survives only if it is API feedback (``source == "feedback"``) received *after* the user's latest
+erasure; every other row of theirs (imported histories, unresolved rows, quarantined lines, and
+feedback sent before the erasure) is erased. :func:`drop_erased` applies that rule to a frame
+(training, serving and notebooks use it), :func:`erase_users` to the Parquet files.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -35,16 +43,58 @@ def user_tables(lake: Path) -> list[str]:
     return sorted(found)
 
 
-def erase_users(lake: Path, users: set[str], tables: tuple[str, ...] | None = None) -> int:
-    """Rewrite every Parquet file holding rows of ``users`` without them (atomic per file).
+def _erasure_frame(erasures: Mapping[str, datetime]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"user_id": list(erasures), "erased_at": list(erasures.values())},
+        schema={"user_id": pl.String, "erased_at": pl.Datetime("us", "UTC")},
+    )
+
+
+def erased_mask(df: pl.DataFrame, erasures: Mapping[str, datetime]) -> pl.Series:
+    """True for the rows of ``df`` the erasures remove (see module docstring)."""
+    if not erasures or "user_id" not in df.columns or df.height == 0:
+        return pl.Series("erased", [False] * df.height, dtype=pl.Boolean)
+    joined = (
+        df.select("user_id")
+        .with_row_index("_row")
+        .join(_erasure_frame(erasures), on="user_id", how="left")
+    )
+    kept_feedback = pl.lit(False)
+    if "source" in df.columns and "event_time" in df.columns:
+        times = df["event_time"]
+        if times.dtype == pl.Datetime and times.dtype.time_zone is None:  # type: ignore[union-attr]
+            times = times.dt.replace_time_zone("UTC")
+        joined = joined.with_columns(
+            source=df["source"],
+            event_time=times.dt.cast_time_unit("us").dt.convert_time_zone("UTC"),
+        )
+        kept_feedback = (pl.col("source") == "feedback") & (
+            pl.col("event_time") > pl.col("erased_at")
+        )
+    mask = joined.sort("_row").select(
+        (pl.col("erased_at").is_not_null() & ~kept_feedback.fill_null(False)).alias("erased")
+    )
+    return mask["erased"]
+
+
+def drop_erased(df: pl.DataFrame, erasures: Mapping[str, datetime]) -> pl.DataFrame:
+    """``df`` without the rows the erasures remove."""
+    if not erasures or df.height == 0:
+        return df
+    return df.filter(~erased_mask(df, erasures))
+
+
+def erase_users(
+    lake: Path, erasures: Mapping[str, datetime], tables: tuple[str, ...] | None = None
+) -> int:
+    """Rewrite every Parquet file holding erased rows without them (atomic per file).
 
     ``tables`` defaults to :func:`user_tables`. Returns the number of rows removed. Files left
-    empty are deleted.
+    empty are deleted. Idempotent.
     """
-    if not users:
+    if not erasures:
         return 0
     removed = 0
-    wanted = sorted(users)
     for table in tables if tables is not None else user_tables(lake):
         folder = table_dir(lake, table)
         if not folder.is_dir():
@@ -53,7 +103,7 @@ def erase_users(lake: Path, users: set[str], tables: tuple[str, ...] | None = No
             if "user_id" not in pl.read_parquet_schema(path):
                 continue
             df = pl.read_parquet(path)
-            keep = df.filter(~pl.col("user_id").is_in(wanted))
+            keep = drop_erased(df, erasures)
             if keep.height == df.height:
                 continue
             removed += df.height - keep.height
@@ -63,5 +113,5 @@ def erase_users(lake: Path, users: set[str], tables: tuple[str, ...] | None = No
             tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
             keep.write_parquet(tmp)
             os.replace(tmp, path)
-    log.info("erasure removed %d rows for %d users", removed, len(users))
+    log.info("erasure removed %d rows for %d users", removed, len(erasures))
     return removed

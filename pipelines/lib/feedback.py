@@ -1,19 +1,35 @@
-"""The durable feedback and erasure log shared by the API (writer) and the nightly run (reader).
+"""The durable user-state store shared by the API workers (writers) and the nightly run (reader).
 
-Layout under the feedback folder (``settings.paths.feedback``):
+One SQLite database, ``<feedback folder>/state.db`` (:data:`STORE_FILE`), in WAL mode with
+``synchronous=FULL`` (see :mod:`pipelines.lib.sqlite_db`): a write is acknowledged only after its
+transaction committed, and a committed transaction survives a crash or power loss. Any number of
+processes (BentoML workers, the nightly run, the CLI) read and write it; writers queue on the
+database lock (``busy_timeout``). Tables:
 
-``feedback.jsonl``
-    One JSON object per line, one line per ``POST /feedback``. Appended with ``O_APPEND`` under an
-    exclusive ``flock`` and ``fsync``-ed before :func:`append_feedback` returns, so an acknowledged
-    record survives a crash. :func:`read_feedback` turns it into ``WATCH_EVENTS`` rows
-    (``source = "feedback"``) for training.
-``erasures.jsonl``
-    One ``{"user_id", "requested_at"}`` line per right-to-erasure request. The nightly run excludes
-    and physically deletes these users' events; :func:`erase_feedback` removes their feedback lines
-    at once.
-``.lock``
-    The lock file. ``flock`` locks conflict between processes *and* between separate ``open`` calls
-    in one process, so threads of the API server and a nightly run are serialised alike.
+``feedback``
+    One row per ``POST /feedback``: ``seq`` (a strictly increasing change counter, SQLite
+    ``AUTOINCREMENT``), ``event_id`` (unique), user, title, weight, ``event_us`` (server time of
+    receipt, epoch microseconds, taken inside the write transaction) and the full record as JSON.
+    :func:`read_feedback` turns it into ``WATCH_EVENTS`` rows (``source = "feedback"``).
+``erasures``
+    One row per right-to-erasure request (``seq``, user, ``requested_us``).
+``profiles``
+    One row per user with stored preferences (JSON, validated by the API).
+
+**Erasure is time-bounded.** :func:`erase_user_data` is one transaction: it records the erasure
+and deletes the user's feedback rows and profile, so either all of it happens or none (a failure
+half-way leaves nothing recorded and nothing deleted). Everything the user sent up to the erasure
+time is erased; feedback the user sends *afterwards* (a new, consented act with a new token) is
+kept, trained on and exported. In the lake, the nightly run deletes every row of an erased user
+except feedback received after their latest erasure (:func:`pipelines.lib.erasure.drop_erased`):
+a history file imported for an erased user id is erased too, because the nightly run cannot tell a
+re-imported old export (configured sources are re-imported every night) from a new one.
+
+**Migration.** The store replaced ``feedback.jsonl``, ``erasures.jsonl`` and
+``profiles/<hash>.json``. When a process first opens the store it imports any of those files it
+finds inside one write transaction (``INSERT OR IGNORE`` on the unique keys, so an import repeated
+after a crash adds nothing), applies every recorded erasure to what it imported, commits, and only
+then deletes the files (they must not keep erased users' data).
 
 Weights: feedback is implicit confidence for training (``weight > 0``). Each given signal is mapped
 to ``[0, 1]`` (rating / 5, completion, 1.0 for ``watched``), the weight is their mean, floored at
@@ -22,15 +38,16 @@ to ``[0, 1]`` (rating / 5, completion, 1.0 for ``watched``), the weight is their
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
+import sqlite3
+import threading
+import time
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +55,68 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.lib.schemas import conform, empty
+from pipelines.lib.sqlite_db import SQLiteDatabase, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_FILE = "feedback.jsonl"
-ERASURES_FILE = "erasures.jsonl"
-LOCK_FILE = ".lock"
+STORE_FILE = "state.db"
+LEGACY_FEEDBACK_FILE = "feedback.jsonl"
+LEGACY_ERASURES_FILE = "erasures.jsonl"
+LEGACY_PROFILES_DIR = "profiles"
 RATING_SCALE = 5.0
 MIN_WEIGHT = 0.05
 
+__all__ = [
+    "MIN_WEIGHT",
+    "RATING_SCALE",
+    "STORE_FILE",
+    "ErasureOutcome",
+    "FeedbackLogError",
+    "FeedbackRecord",
+    "StoreChanges",
+    "StoreUnavailableError",
+    "append_erasure",
+    "append_feedback",
+    "delete_profile",
+    "erase_user_data",
+    "load_profile_payload",
+    "read_erasures",
+    "read_feedback",
+    "read_feedback_records",
+    "save_profile_payload",
+    "store_changes",
+    "store_feedback",
+    "user_store",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    title_id TEXT NOT NULL,
+    weight REAL NOT NULL,
+    event_us INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_user ON feedback(user_id);
+CREATE TABLE IF NOT EXISTS erasures (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    requested_us INTEGER NOT NULL,
+    UNIQUE (user_id, requested_us)
+);
+CREATE INDEX IF NOT EXISTS erasures_user ON erasures(user_id);
+CREATE TABLE IF NOT EXISTS profiles (
+    user_id TEXT PRIMARY KEY,
+    updated_us INTEGER NOT NULL,
+    preferences TEXT NOT NULL
+)
+"""
+
 
 class FeedbackLogError(ValueError):
-    """A line of the feedback or erasure log is not valid (the message names file and line)."""
+    """A stored or legacy record is not valid (the message names the file and line or row)."""
 
 
 class FeedbackRecord(BaseModel):
@@ -87,93 +154,154 @@ class FeedbackRecord(BaseModel):
         return max(MIN_WEIGHT, sum(signals) / len(signals))
 
 
+# ---- time helpers ---------------------------------------------------------------------------
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _to_us(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def _from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1_000
+
+
 def _event_id(user_id: str, title_id: str, when: datetime, nonce: str) -> str:
     raw = f"{user_id}\x1ffeedback\x1f{title_id}\x1f{when.isoformat()}\x1f{nonce}"
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+# ---- opening the store ------------------------------------------------------------------------
+_stores: dict[Path, SQLiteDatabase] = {}
+_stores_lock = threading.Lock()
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def user_store(folder: Path) -> SQLiteDatabase:
+    """The process-wide handle on ``<folder>/state.db`` (legacy files imported on first use)."""
+    known = _stores.get(Path(folder))  # fast path: no syscalls once opened
+    if known is not None:
+        return known
+    raw = Path(folder)
+    folder = raw.resolve()
+    with _stores_lock:
+        db = _stores.get(folder)
+        if db is None:
+            db = SQLiteDatabase(
+                folder / STORE_FILE,
+                SCHEMA,
+                synchronous="FULL",
+                on_create=lambda conn: _import_legacy(conn, folder),
+            )
+            _stores[folder] = db
+        _stores.setdefault(raw, db)
+        return db
 
 
-def _append_line(folder: Path, name: str, payload: dict[str, Any]) -> None:
-    line = (json.dumps(payload, separators=(",", ":"), sort_keys=True) + "\n").encode("utf-8")
-    path = folder / name
-    with _locked(folder):
-        created = not path.exists()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            view = memoryview(line)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            _fsync_dir(folder)
+def _remember(raw: Path, db: SQLiteDatabase) -> None:
+    with _stores_lock:
+        _stores.setdefault(Path(raw), db)
+
+
+def _store_if_exists(folder: Path) -> SQLiteDatabase | None:
+    """The store, or None when neither it nor legacy files exist (reads never create a folder)."""
+    folder = Path(folder)
+    known = _stores.get(folder)
+    if known is not None and known.initialised:
+        return known
+    legacy = (
+        folder / LEGACY_FEEDBACK_FILE,
+        folder / LEGACY_ERASURES_FILE,
+        folder / LEGACY_PROFILES_DIR,
+    )
+    if not (folder / STORE_FILE).exists() and not any(p.exists() for p in legacy):
+        return None
+    db = user_store(folder)
+    _remember(folder, db)
+    return db
+
+
+# ---- feedback --------------------------------------------------------------------------------
+def _insert_feedback(conn: sqlite3.Connection, record: FeedbackRecord) -> tuple[str, bool]:
+    assert record.event_id is not None and record.event_time is not None
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO feedback (event_id, user_id, title_id, weight, event_us, record) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            record.event_id,
+            record.user_id,
+            record.title_id,
+            record.weight(),
+            _to_us(record.event_time),
+            record.model_dump_json(),
+        ),
+    )
+    return record.event_id, cur.rowcount == 1
 
 
 def append_feedback(folder: Path, record: FeedbackRecord) -> str:
-    """Append one record durably (returns only after ``fsync``); returns its ``event_id``."""
-    when = record.event_time or datetime.now(UTC)
-    event_id = record.event_id or _event_id(record.user_id, record.title_id, when, uuid.uuid4().hex)
-    stored = record.model_copy(update={"event_id": event_id, "event_time": when})
-    _append_line(Path(folder), FEEDBACK_FILE, stored.model_dump(mode="json"))
-    log.info("feedback appended", extra={"event_id": event_id})
-    return event_id
+    """Store one record; returns its ``event_id`` once committed (see :func:`store_feedback`)."""
+    return store_feedback(folder, record).event_id or ""
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        return
-    with path.open("r", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FeedbackLogError(f"{path}:{number}: invalid JSON: {exc.msg}") from exc
-            if not isinstance(obj, dict):
-                raise FeedbackLogError(f"{path}:{number}: expected a JSON object")
-            yield number, obj
+def store_feedback(folder: Path, record: FeedbackRecord) -> FeedbackRecord:
+    """Store one record; returns it as stored (``event_id``, ``event_time``) once the transaction
+    is committed (durable).
+
+    The event time is taken inside the write transaction, so times follow commit order (an
+    erasure committed earlier has an earlier time). Raises :class:`StoreUnavailableError` when the
+    store cannot be written (read-only, disk full, locked too long): nothing was stored then.
+    """
+    db = user_store(folder)
+    with db.write() as conn:
+        when = record.event_time or _from_us(_now_us())
+        event_id = record.event_id or _event_id(
+            record.user_id, record.title_id, when, uuid.uuid4().hex
+        )
+        stored = record.model_copy(update={"event_id": event_id, "event_time": when})
+        _insert_feedback(conn, stored)
+    log.info("feedback stored", extra={"event_id": event_id})
+    return stored
 
 
-def read_feedback_records(folder: Path) -> list[FeedbackRecord]:
-    """Every stored record, in append order (raises :class:`FeedbackLogError` on a bad line)."""
-    path = Path(folder) / FEEDBACK_FILE
-    records = []
-    for number, obj in _read_lines(path):
-        try:
-            record = FeedbackRecord.model_validate(obj)
-        except ValidationError as exc:
-            raise FeedbackLogError(f"{path}:{number}: {exc}") from exc
-        if record.event_id is None or record.event_time is None:
-            raise FeedbackLogError(f"{path}:{number}: record lacks event_id or event_time")
-        records.append(record)
-    return records
+def _record_from_row(row_id: int, raw: str) -> FeedbackRecord:
+    try:
+        record = FeedbackRecord.model_validate_json(raw)
+    except ValidationError as exc:
+        raise FeedbackLogError(f"{STORE_FILE}: feedback row {row_id}: {exc}") from exc
+    if record.event_id is None or record.event_time is None:
+        raise FeedbackLogError(f"{STORE_FILE}: feedback row {row_id} lacks event_id or event_time")
+    return record
+
+
+_LIVE_FEEDBACK = (
+    "SELECT f.seq, f.record FROM feedback f WHERE NOT EXISTS (SELECT 1 FROM erasures e "
+    "WHERE e.user_id = f.user_id AND e.requested_us >= f.event_us)"
+)
+
+
+def read_feedback_records(folder: Path, user: str | None = None) -> list[FeedbackRecord]:
+    """Every stored record (or ``user``'s), in arrival order; erased records are never returned."""
+    db = _store_if_exists(folder)
+    if db is None:
+        return []
+    sql = _LIVE_FEEDBACK + (" AND f.user_id = ?" if user is not None else "") + " ORDER BY f.seq"
+    with db.read() as conn:
+        rows = conn.execute(sql, (user,) if user is not None else ()).fetchall()
+    return [_record_from_row(seq, raw) for seq, raw in rows]
 
 
 def read_feedback(folder: Path) -> pl.DataFrame:
-    """The feedback log as ``WATCH_EVENTS`` rows (``source="feedback"``), erased users excluded."""
-    erased = read_erasures(folder)
+    """The stored feedback as ``WATCH_EVENTS`` rows (``source="feedback"``).
+
+    Erased feedback is not in the store any more (deleted in the erasure's transaction); feedback a
+    user sent after their erasure is returned (see module docstring).
+    """
     rows = [
         {
             "event_id": r.event_id,
@@ -190,61 +318,214 @@ def read_feedback(folder: Path) -> pl.DataFrame:
             "import_batch": "feedback",
         }
         for r in read_feedback_records(folder)
-        if r.user_id not in erased
     ]
     if not rows:
         return empty("watch_events")
     return conform(pl.DataFrame(rows, infer_schema_length=None), "watch_events")
 
 
-def append_erasure(folder: Path, user_id: str) -> None:
-    """Record a right-to-erasure request durably (the nightly run deletes the user's events)."""
+@dataclass(frozen=True)
+class StoreChanges:
+    """What was committed after given change counters (one consistent snapshot)."""
+
+    feedback: list[tuple[str, str, str, float, float]]
+    """``(event_id, user_id, title_id, weight, event_time_seconds)`` in commit order."""
+    erasures: list[tuple[str, float]]
+    """``(user_id, requested_at_seconds)`` in commit order."""
+    feedback_seq: int
+    erasure_seq: int
+
+
+def store_changes(folder: Path, after_feedback: int = 0, after_erasure: int = 0) -> StoreChanges:
+    """Feedback rows and erasures committed after the given counters (cheap when nothing changed:
+    two range scans on the integer primary keys)."""
+    db = _store_if_exists(folder)
+    if db is None:
+        return StoreChanges([], [], after_feedback, after_erasure)
+    with db.read() as conn:
+        fb = conn.execute(
+            "SELECT seq, event_id, user_id, title_id, weight, event_us FROM feedback "
+            "WHERE seq > ? ORDER BY seq",
+            (after_feedback,),
+        ).fetchall()
+        er = conn.execute(
+            "SELECT seq, user_id, requested_us FROM erasures WHERE seq > ? ORDER BY seq",
+            (after_erasure,),
+        ).fetchall()
+    return StoreChanges(
+        feedback=[(e, u, t, float(w), us / 1e6) for _, e, u, t, w, us in fb],
+        erasures=[(u, us / 1e6) for _, u, us in er],
+        feedback_seq=fb[-1][0] if fb else after_feedback,
+        erasure_seq=er[-1][0] if er else after_erasure,
+    )
+
+
+# ---- erasures -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ErasureOutcome:
+    requested_at: datetime
+    feedback_removed: int
+    profile_deleted: bool
+
+
+def erase_user_data(folder: Path, user_id: str) -> ErasureOutcome:
+    """Record an erasure and delete the user's feedback and profile, in one transaction."""
     if not user_id:
         raise ValueError("user_id must not be empty")
-    payload = {"user_id": user_id, "requested_at": datetime.now(UTC).isoformat()}
-    _append_line(Path(folder), ERASURES_FILE, payload)
-    log.info("erasure recorded")
+    db = user_store(folder)
+    with db.write() as conn:
+        now = _now_us()
+        conn.execute(
+            "INSERT OR IGNORE INTO erasures (user_id, requested_us) VALUES (?, ?)", (user_id, now)
+        )
+        removed = conn.execute(
+            "DELETE FROM feedback WHERE user_id = ? AND event_us <= ?", (user_id, now)
+        ).rowcount
+        deleted = conn.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,)).rowcount
+    log.info("erasure recorded", extra={"feedback_removed": removed, "profile_deleted": deleted})
+    return ErasureOutcome(_from_us(now), removed, bool(deleted))
 
 
-def read_erasures(folder: Path) -> set[str]:
-    """User ids whose data must be excluded and deleted."""
-    path = Path(folder) / ERASURES_FILE
-    users: set[str] = set()
-    for number, obj in _read_lines(path):
-        user = obj.get("user_id")
-        if not isinstance(user, str) or not user:
-            raise FeedbackLogError(f"{path}:{number}: erasure record lacks a user_id")
-        users.add(user)
-    return users
+def append_erasure(folder: Path, user_id: str) -> datetime:
+    """Record a right-to-erasure request (with its deletions, see :func:`erase_user_data`)."""
+    return erase_user_data(folder, user_id).requested_at
 
 
-def erase_feedback(folder: Path, user_id: str) -> int:
-    """Rewrite the feedback log without ``user_id``'s lines (atomic replace); returns lines removed."""
-    folder = Path(folder)
-    path = folder / FEEDBACK_FILE
-    with _locked(folder):
-        if not path.is_file():
-            return 0
-        kept: list[str] = []
-        removed = 0
-        with path.open("r", encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise FeedbackLogError(f"{path}:{number}: invalid JSON: {exc.msg}") from exc
-                if isinstance(obj, dict) and obj.get("user_id") == user_id:
-                    removed += 1
-                else:
-                    kept.append(line if line.endswith("\n") else line + "\n")
-        if removed:
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            with tmp.open("w", encoding="utf-8") as out:
-                out.writelines(kept)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(folder)
-    return removed
+def read_erasures(folder: Path) -> dict[str, datetime]:
+    """User id -> time of their latest erasure (everything they sent up to then is erased)."""
+    db = _store_if_exists(folder)
+    if db is None:
+        return {}
+    with db.read() as conn:
+        rows = conn.execute(
+            "SELECT user_id, max(requested_us) FROM erasures GROUP BY user_id"
+        ).fetchall()
+    return {user: _from_us(us) for user, us in rows}
+
+
+# ---- profiles -------------------------------------------------------------------------------
+def save_profile_payload(folder: Path, user_id: str, preferences: dict[str, Any]) -> None:
+    """Store (replace) ``user_id``'s preferences, committed before returning."""
+    payload = json.dumps(preferences, sort_keys=True)
+    with user_store(folder).write() as conn:
+        conn.execute(
+            "INSERT INTO profiles (user_id, updated_us, preferences) VALUES (?, ?, ?) "
+            "ON CONFLICT(user_id) DO UPDATE SET updated_us = excluded.updated_us, "
+            "preferences = excluded.preferences",
+            (user_id, _now_us(), payload),
+        )
+
+
+def load_profile_payload(folder: Path, user_id: str) -> dict[str, Any] | None:
+    """The stored preferences mapping, ``None`` when the user never set any."""
+    db = _store_if_exists(folder)
+    if db is None:
+        return None
+    with db.read() as conn:
+        row = conn.execute(
+            "SELECT preferences FROM profiles WHERE user_id = ?", (user_id,)
+        ).fetchone()
+    if row is None:
+        return None
+    try:
+        data = json.loads(row[0])
+    except json.JSONDecodeError as exc:
+        raise FeedbackLogError(f"{STORE_FILE}: profile of one user is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise FeedbackLogError(f"{STORE_FILE}: profile of one user is not a JSON object")
+    return data
+
+
+def delete_profile(folder: Path, user_id: str) -> bool:
+    with user_store(folder).write() as conn:
+        return conn.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,)).rowcount > 0
+
+
+# ---- one-off import of the legacy files ---------------------------------------------------------
+def _legacy_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    out = []
+    with path.open("r", encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise FeedbackLogError(f"{path}:{number}: invalid JSON: {exc.msg}") from exc
+            if not isinstance(obj, dict):
+                raise FeedbackLogError(f"{path}:{number}: expected a JSON object")
+            out.append((number, obj))
+    return out
+
+
+def _import_legacy(conn: sqlite3.Connection, folder: Path) -> None:
+    """Import ``feedback.jsonl``, ``erasures.jsonl`` and ``profiles/*.json`` (inside the caller's
+    write transaction), apply every erasure to the result; delete the files after commit."""
+    feedback_file = folder / LEGACY_FEEDBACK_FILE
+    erasures_file = folder / LEGACY_ERASURES_FILE
+    profiles_dir = folder / LEGACY_PROFILES_DIR
+    done: list[Path] = []
+    imported = {"feedback": 0, "erasures": 0, "profiles": 0}
+    if feedback_file.is_file():
+        for number, obj in _legacy_lines(feedback_file):
+            try:
+                record = FeedbackRecord.model_validate(obj)
+            except ValidationError as exc:
+                raise FeedbackLogError(f"{feedback_file}:{number}: {exc}") from exc
+            if record.event_id is None or record.event_time is None:
+                raise FeedbackLogError(f"{feedback_file}:{number}: lacks event_id or event_time")
+            imported["feedback"] += _insert_feedback(conn, record)[1]
+        done.append(feedback_file)
+    if erasures_file.is_file():
+        for number, obj in _legacy_lines(erasures_file):
+            user, requested = obj.get("user_id"), obj.get("requested_at")
+            if not isinstance(user, str) or not user:
+                raise FeedbackLogError(f"{erasures_file}:{number}: erasure record lacks a user_id")
+            try:
+                when = datetime.fromisoformat(str(requested))
+            except ValueError as exc:
+                raise FeedbackLogError(
+                    f"{erasures_file}:{number}: requested_at is not an ISO time"
+                ) from exc
+            imported["erasures"] += conn.execute(
+                "INSERT OR IGNORE INTO erasures (user_id, requested_us) VALUES (?, ?)",
+                (user, _to_us(when)),
+            ).rowcount
+        done.append(erasures_file)
+    if profiles_dir.is_dir():
+        for path in sorted(profiles_dir.glob("*.json")):
+            try:
+                payload = json.loads(path.read_text(encoding="utf-8"))
+                user, prefs = payload["user_id"], payload["preferences"]
+                updated = _to_us(datetime.fromisoformat(payload["updated_at"]))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise FeedbackLogError(f"{path}: unreadable legacy profile: {exc}") from exc
+            imported["profiles"] += conn.execute(
+                "INSERT OR IGNORE INTO profiles (user_id, updated_us, preferences) "
+                "VALUES (?, ?, ?)",
+                (user, updated, json.dumps(prefs, sort_keys=True)),
+            ).rowcount
+            done.append(path)
+    if not done:
+        return
+    # an erasure (legacy or already in the store) wins over anything sent before it
+    conn.execute(
+        "DELETE FROM feedback WHERE EXISTS (SELECT 1 FROM erasures e "
+        "WHERE e.user_id = feedback.user_id AND e.requested_us >= feedback.event_us)"
+    )
+    conn.execute(
+        "DELETE FROM profiles WHERE EXISTS (SELECT 1 FROM erasures e "
+        "WHERE e.user_id = profiles.user_id AND e.requested_us >= profiles.updated_us)"
+    )
+    conn.execute("COMMIT")
+    conn.execute("BEGIN IMMEDIATE")  # the caller commits an empty transaction
+    for path in done:
+        path.unlink(missing_ok=True)
+    if profiles_dir.is_dir() and not any(profiles_dir.iterdir()):
+        profiles_dir.rmdir()
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    log.info("legacy feedback files imported into %s", STORE_FILE, extra=imported)

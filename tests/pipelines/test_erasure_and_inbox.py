@@ -1,9 +1,10 @@
 import json
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
 
-from pipelines.lib.erasure import erase_users
+from pipelines.lib.erasure import drop_erased, erase_users
 from pipelines.lib.inbox import archive, read_manifest, scan_inbox
 from pipelines.lib.lake import read_table, write_partition
 
@@ -21,10 +22,30 @@ def test_erasure_removes_only_the_users_rows(tmp_path):
         "b",
         pl.DataFrame({"event_id": ["3"], "user_id": ["alice"], "title_id": ["n"]}),
     )
-    assert erase_users(tmp_path, {"alice"}) == 2
+    erased = {"alice": datetime(2026, 12, 1, tzinfo=UTC)}
+    assert erase_users(tmp_path, erased) == 2
     left = read_table(tmp_path, "watch_events")
     assert left["user_id"].to_list() == ["bob"]
-    assert erase_users(tmp_path, {"alice"}) == 0  # idempotent
+    assert erase_users(tmp_path, erased) == 0  # idempotent
+
+
+def test_erasure_is_time_bounded_for_feedback(tmp_path):
+    """Feedback received after the erasure survives it; everything else of the user goes."""
+    erased_at = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    before, after = erased_at - timedelta(seconds=1), erased_at + timedelta(seconds=1)
+    rows = pl.DataFrame(
+        {
+            "event_id": ["old-import", "old-fb", "new-fb", "new-import", "other"],
+            "user_id": ["alice", "alice", "alice", "alice", "bob"],
+            "title_id": ["m"] * 5,
+            "source": ["netflix", "feedback", "feedback", "netflix", "feedback"],
+            "event_time": [before, before, after, after, before],
+        }
+    )
+    write_partition(tmp_path, "watch_events", "a", rows)
+    assert drop_erased(rows, {"alice": erased_at})["event_id"].to_list() == ["new-fb", "other"]
+    assert erase_users(tmp_path, {"alice": erased_at}) == 3
+    assert sorted(read_table(tmp_path, "watch_events")["event_id"]) == ["new-fb", "other"]
 
 
 def test_inbox_scan_and_archive(tmp_path):

@@ -387,3 +387,32 @@ def signing(fresh_world: World) -> tuple[Settings, bytes]:
 @pytest.fixture
 def feedback_dir(fresh_world: World) -> Path:
     return Path(fresh_world.overrides["paths"]["feedback"])
+
+
+@pytest.fixture
+def read_only_dir() -> Iterator[Callable[[Path], Path]]:
+    """``read_only_dir(path)`` makes ``path`` a folder nobody can write, even root: a read-only
+    tmpfs mount when running as root (permissions do not stop root), else mode 0555."""
+    import os
+    import subprocess
+
+    made: list[tuple[Path, bool]] = []
+
+    def make(path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], check=True
+            )
+            made.append((path, True))
+        else:
+            path.chmod(0o555)
+            made.append((path, False))
+        return path
+
+    yield make
+    for path, mounted in made:
+        if mounted:
+            subprocess.run(["umount", str(path)], check=True)
+        else:
+            path.chmod(0o755)

@@ -1,36 +1,57 @@
-"""pipelines.lib.feedback: durable appends, WATCH_EVENTS view, erasures, concurrency, bad lines."""
+"""pipelines.lib.feedback: the SQLite user-state store (durable appends, WATCH_EVENTS view, erasures
+in one transaction and time-bounded, change counters, concurrency across processes, migration of
+the legacy JSON files, clear errors when the store cannot be written)."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import sqlite3
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from pipelines.lib import feedback as store_module
 from pipelines.lib.feedback import (
+    STORE_FILE,
     FeedbackLogError,
     FeedbackRecord,
+    StoreUnavailableError,
     append_erasure,
     append_feedback,
-    erase_feedback,
+    erase_user_data,
+    load_profile_payload,
     read_erasures,
     read_feedback,
+    read_feedback_records,
+    save_profile_payload,
+    store_changes,
+    user_store,
 )
 from pipelines.lib.schemas import WATCH_EVENTS
 
 
 def test_append_then_read_as_watch_events(tmp_path: Path) -> None:
     eid = append_feedback(tmp_path, FeedbackRecord(user_id="u1", title_id="movie:1", rating=4.0))
-    line = json.loads((tmp_path / "feedback.jsonl").read_text().splitlines()[0])
-    assert line["event_id"] == eid and line["user_id"] == "u1" and line["rating"] == 4.0
+    with sqlite3.connect(tmp_path / STORE_FILE) as conn:  # committed, visible to anyone
+        assert conn.execute("SELECT event_id, user_id FROM feedback").fetchall() == [(eid, "u1")]
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     df = read_feedback(tmp_path)
     assert dict(df.schema) == WATCH_EVENTS
     row = df.row(0, named=True)
-    assert row["source"] == "feedback"
+    assert row["source"] == "feedback" and row["event_id"] == eid
     assert row["weight"] == pytest.approx(0.8)
     assert row["rating_scale"] == 5.0
+
+
+def test_store_is_synchronous_full(tmp_path: Path) -> None:
+    append_feedback(tmp_path, FeedbackRecord(user_id="u", title_id="t:1", watched=True))
+    conn = user_store(tmp_path).connection()
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
 
 
 @pytest.mark.parametrize(
@@ -66,28 +87,118 @@ def test_concurrent_appends_lose_nothing(tmp_path: Path) -> None:
     assert df["event_id"].n_unique() == 100
 
 
-def test_erasure_removes_lines_and_is_recorded(tmp_path: Path) -> None:
+def _append_many(folder: str, tag: str, n: int) -> None:
+    for i in range(n):
+        append_feedback(Path(folder), FeedbackRecord(user_id=tag, title_id=f"t:{i}", rating=4))
+
+
+def test_concurrent_processes_lose_nothing(tmp_path: Path) -> None:
+    """Two processes (like two BentoML workers) write at once: every row lands, none twice."""
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(str(tmp_path), f"p{n}", 40)) for n in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    df = read_feedback(tmp_path)
+    assert sorted(df.group_by("user_id").len().rows()) == [("p0", 40), ("p1", 40)]
+
+
+def test_erasure_is_one_transaction_and_time_bounded(tmp_path: Path) -> None:
     append_feedback(tmp_path, FeedbackRecord(user_id="gone", title_id="t:1", watched=True))
     append_feedback(tmp_path, FeedbackRecord(user_id="kept", title_id="t:2", watched=True))
-    append_erasure(tmp_path, "gone")
-    assert erase_feedback(tmp_path, "gone") == 1
-    assert erase_feedback(tmp_path, "gone") == 0
-    assert read_erasures(tmp_path) == {"gone"}
+    save_profile_payload(tmp_path, "gone", {"country": "GB"})
+    outcome = erase_user_data(tmp_path, "gone")
+    assert outcome.feedback_removed == 1 and outcome.profile_deleted
+    assert read_erasures(tmp_path) == {"gone": outcome.requested_at}
     assert read_feedback(tmp_path)["user_id"].to_list() == ["kept"]
-    assert "gone" not in (tmp_path / "feedback.jsonl").read_text()
+    assert load_profile_payload(tmp_path, "gone") is None
+    # feedback sent after the erasure is a new, consented act: kept, and read by the nightly run
+    later = append_feedback(tmp_path, FeedbackRecord(user_id="gone", title_id="t:3", rating=5))
+    assert read_feedback(tmp_path).filter(user_id="gone")["event_id"].to_list() == [later]
+    again = append_erasure(tmp_path, "gone")
+    assert again > outcome.requested_at and read_erasures(tmp_path)["gone"] == again
+    assert [r.user_id for r in read_feedback_records(tmp_path)] == ["kept"]
 
 
-def test_bad_line_names_file_and_line(tmp_path: Path) -> None:
-    append_feedback(tmp_path, FeedbackRecord(user_id="u", title_id="t:1", watched=True))
-    with (tmp_path / "feedback.jsonl").open("a") as fh:
-        fh.write("{not json\n")
-    with pytest.raises(FeedbackLogError, match=r"feedback.jsonl:2: invalid JSON"):
+def test_failed_erasure_leaves_nothing_recorded(tmp_path: Path) -> None:
+    """A failure inside the erasure transaction rolls back the record and the deletions."""
+    append_feedback(tmp_path, FeedbackRecord(user_id="gone", title_id="t:1", watched=True))
+    conn = user_store(tmp_path).connection()
+    conn.execute(
+        "CREATE TRIGGER fail_profile_delete BEFORE DELETE ON profiles "
+        "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+    )
+    save_profile_payload(tmp_path, "gone", {"country": "GB"})
+    with pytest.raises(sqlite3.IntegrityError, match="injected failure"):
+        erase_user_data(tmp_path, "gone")
+    assert read_erasures(tmp_path) == {}
+    assert read_feedback(tmp_path)["user_id"].to_list() == ["gone"]
+    assert load_profile_payload(tmp_path, "gone") == {"country": "GB"}
+
+
+def test_change_counters_report_only_new_rows(tmp_path: Path) -> None:
+    assert store_changes(tmp_path / "none").feedback == []
+    e1 = append_feedback(tmp_path, FeedbackRecord(user_id="a", title_id="t:1", watched=True))
+    first = store_changes(tmp_path)
+    assert [f[0] for f in first.feedback] == [e1] and first.erasures == []
+    nothing = store_changes(tmp_path, first.feedback_seq, first.erasure_seq)
+    assert nothing.feedback == [] and nothing.feedback_seq == first.feedback_seq
+    e2 = append_feedback(tmp_path, FeedbackRecord(user_id="b", title_id="t:2", watched=True))
+    append_erasure(tmp_path, "a")
+    later = store_changes(tmp_path, first.feedback_seq, first.erasure_seq)
+    assert [f[0] for f in later.feedback] == [e2]
+    assert [u for u, _ in later.erasures] == ["a"]
+
+
+def test_legacy_files_are_imported_once(tmp_path: Path) -> None:
+    """feedback.jsonl, erasures.jsonl and profiles/*.json move into the store, erasures applied."""
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    lines = [
+        FeedbackRecord(
+            user_id=user, title_id="t:1", rating=4, event_id=f"e-{user}-{n}", event_time=t
+        ).model_dump(mode="json")
+        for n, (user, t) in enumerate([("ann", t0), ("zed", t0), ("zed", t0 + timedelta(days=2))])
+    ]
+    (tmp_path / "feedback.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    erased_at = (t0 + timedelta(days=1)).isoformat()
+    (tmp_path / "erasures.jsonl").write_text(
+        json.dumps({"user_id": "zed", "requested_at": erased_at}) + "\n"
+    )
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "abc.json").write_text(
+        json.dumps(
+            {"user_id": "ann", "updated_at": t0.isoformat(), "preferences": {"country": "DE"}}
+        )
+    )
+    records = read_feedback_records(tmp_path)
+    assert [r.event_id for r in records] == ["e-ann-0", "e-zed-2"]  # zed's pre-erasure line gone
+    assert list(read_erasures(tmp_path)) == ["zed"]
+    assert load_profile_payload(tmp_path, "ann") == {"country": "DE"}
+    assert not (tmp_path / "feedback.jsonl").exists()
+    assert not (tmp_path / "erasures.jsonl").exists()
+    assert not (tmp_path / "profiles").exists()
+    # a crash between commit and unlink would leave the files: importing them again adds nothing
+    (tmp_path / "feedback.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    store_module._stores.clear()  # a new process opens the store again
+    assert [r.event_id for r in read_feedback_records(tmp_path)] == ["e-ann-0", "e-zed-2"]
+
+
+def test_bad_legacy_line_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "feedback.jsonl").write_text("{not json\n")
+    with pytest.raises(FeedbackLogError, match=r"feedback.jsonl:1: invalid JSON"):
         read_feedback(tmp_path)
-    (tmp_path / "erasures.jsonl").write_text('{"requested_at": "x"}\n')
-    with pytest.raises(FeedbackLogError, match=r"erasures.jsonl:1: erasure record lacks"):
-        read_erasures(tmp_path)
+    assert (tmp_path / "feedback.jsonl").exists()  # nothing imported, nothing deleted
 
 
 def test_empty_folder_reads_empty(tmp_path: Path) -> None:
     assert read_feedback(tmp_path / "none").height == 0
-    assert read_erasures(tmp_path / "none") == set()
+    assert read_erasures(tmp_path / "none") == {}
+    assert not (tmp_path / "none").exists()  # reads never create the store
+
+
+def test_read_only_store_raises_clear_error(tmp_path: Path, read_only_dir) -> None:
+    folder = read_only_dir(tmp_path / "ro")
+    with pytest.raises(StoreUnavailableError, match=str(folder)):
+        append_feedback(folder, FeedbackRecord(user_id="u", title_id="t:1", watched=True))

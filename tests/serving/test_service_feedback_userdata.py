@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from pipelines.lib.feedback import read_erasures
-from serving.userdata import profile_path
+from pipelines.lib.feedback import (
+    load_profile_payload,
+    read_erasures,
+    read_feedback,
+    read_feedback_records,
+)
 
 
 def _recommend(client: TestClient, bearer, user: str, **extra) -> list[str]:
@@ -32,11 +35,10 @@ def test_feedback_is_on_disk_when_acknowledged(client: TestClient, bearer, feedb
     assert r.status_code == 200, r.text
     ack = r.json()
     assert ack["durable"] is True
-    lines = (feedback_dir / "feedback.jsonl").read_text().splitlines()
-    stored = json.loads(lines[-1])
-    assert stored["event_id"] == ack["event_id"]
-    assert stored["title_id"] == "movie:329865"  # the alias form was canonicalised
-    assert stored["context"] == {"mood": "thoughtful", "device": "tv"}
+    stored = read_feedback_records(feedback_dir)[-1]  # committed in the shared store
+    assert stored.event_id == ack["event_id"]
+    assert stored.title_id == "movie:329865"  # the alias form was canonicalised
+    assert stored.context == {"mood": "thoughtful", "device": "tv"}
 
 
 def test_feedback_changes_the_next_recommendation(client: TestClient, bearer) -> None:
@@ -77,9 +79,7 @@ def test_preferences_are_stored_atomically_and_validated(
         headers=h,
     )
     assert r.status_code == 200, r.text
-    stored = json.loads(profile_path(feedback_dir, "bob").read_text())
-    assert stored["preferences"]["country"] == "GB"
-    assert not list(profile_path(feedback_dir, "bob").parent.glob(".*tmp"))
+    assert load_profile_payload(feedback_dir, "bob")["country"] == "GB"
     r = client.put("/users/bob/preferences", json={"country": "gb"}, headers=h)
     assert r.status_code == 422
     r = client.put("/users/bob/preferences", json={"colour": "red"}, headers=h)
@@ -125,13 +125,31 @@ def test_erasure_removes_data_now_and_records_it(
     r = client.delete("/users/carol", headers=h)
     assert r.status_code == 200, r.text
     assert r.json()["feedback_lines_removed"] == 1 and r.json()["profile_deleted"] is True
-    assert read_erasures(feedback_dir) == {"carol"}
-    assert "carol" not in (feedback_dir / "feedback.jsonl").read_text()
-    assert "alice" in (feedback_dir / "feedback.jsonl").read_text()
-    assert not profile_path(feedback_dir, "carol").exists()
+    assert set(read_erasures(feedback_dir)) == {"carol"}
+    assert set(read_feedback(feedback_dir)["user_id"]) == {"alice"}
+    assert load_profile_payload(feedback_dir, "carol") is None
     # in memory too: carol is now a cold-start user, served popularity-led picks
     status = client.get("/status").json()
     assert status["ready"]
     body = client.post("/explain", json={"user": "carol", "content_id": "movie:807"}, headers=h)
     assert body.json()["evidence"]["nearest_watched"] == []
     assert client.get("/users/carol/export", headers=h).json()["feedback"] == []
+
+
+def test_feedback_after_erasure_is_kept(client: TestClient, bearer, feedback_dir: Path) -> None:
+    """Erasure is time-bounded: what the user sends afterwards is stored, served and exported."""
+    h = bearer("bob")
+    client.post(
+        "/feedback", json={"user": "bob", "content_id": "movie:807", "rating": 5}, headers=h
+    )
+    assert client.delete("/users/bob", headers=h).status_code == 200
+    r = client.post(
+        "/feedback", json={"user": "bob", "content_id": "movie:603", "rating": 5}, headers=h
+    )
+    assert r.status_code == 200 and r.json()["durable"] is True
+    exported = client.get("/users/bob/export", headers=h).json()
+    assert [f["title_id"] for f in exported["feedback"]] == ["movie:603"]
+    assert exported["watch_events"] == []  # the lake history is covered by the erasure
+    assert read_feedback(feedback_dir).filter(user_id="bob")["title_id"].to_list() == ["movie:603"]
+    body = client.post("/explain", json={"user": "bob", "content_id": "movie:27205"}, headers=h)
+    assert [w["title_id"] for w in body.json()["evidence"]["nearest_watched"]] == ["movie:603"]

@@ -63,7 +63,7 @@ def test_without_champion_serves_content_and_popularity(bare_client: TestClient,
         assert "collaborative" not in item["components"]
 
 
-def test_user_histories_merge_by_event_id_and_drop_erased() -> None:
+def test_user_histories_dedupe_by_event_id_and_erase_time_bounded() -> None:
     base = UserHistories.from_frame(
         pl.DataFrame(
             {
@@ -78,11 +78,10 @@ def test_user_histories_merge_by_event_id_and_drop_erased() -> None:
         )
     )
     assert base.history("a") == (["t1", "t2"], [1.0, 1.0])
-    fresh = UserHistories()
-    fresh.add("a", "e1", "t1", 1.0, 1.0)
-    fresh.add("a", "e4", "t1", 0.5, 2e9)
-    fresh.add("b", "e5", "t3", 1.0, 1.0)
-    base.merge_from(fresh, erased={"b"})
+    base.add("a", "e1", "t1", 1.0, 1.0, feedback=False)  # same event id: replaced, not added
+    base.add("a", "e4", "t1", 0.5, 2e9)
     assert base.history("a") == (["t2", "t1"], [1.0, 1.5])
-    assert base.history("b") == ([], [])
-    assert base.erase("a") == 3 and base.users() == 0
+    # an erasure at t=1.9e9 removes the lake events, keeps the feedback received after it
+    assert base.erase("a", 1.9e9) == 2
+    assert base.history("a") == (["t1"], [0.5])
+    assert base.erase("b") == 1 and base.users() == 1

@@ -6,12 +6,11 @@ Erasure requests recorded by the API are applied here: the users' rows are physi
 """
 
 import dagster as dg
-import polars as pl
 
 from pipelines.defs.catalog.assets import titles
 from pipelines.defs.resources import MediaGatewayConfig
 from pipelines.lib.crash import crash_point
-from pipelines.lib.erasure import erase_users
+from pipelines.lib.erasure import drop_erased, erase_users
 from pipelines.lib.feedback import read_erasures, read_feedback
 from pipelines.lib.histories.importer import import_files
 from pipelines.lib.inbox import archive, batch_id, read_manifest, scan_inbox
@@ -22,11 +21,9 @@ from pipelines.partitions import daily_imports
 GROUP = "events"
 
 
-def _import_feedback(lake, feedback_dir, day: str, erased: set[str]) -> int:
+def _import_feedback(lake, feedback_dir, day: str, erased) -> int:
     """Append feedback events not yet in the lake; returns how many were added."""
-    fb = read_feedback(feedback_dir)
-    if erased:
-        fb = fb.filter(~pl.col("user_id").is_in(sorted(erased)))
+    fb = drop_erased(read_feedback(feedback_dir), erased)
     if fb.height == 0:
         return 0
     existing = read_table(lake, "watch_events").select("event_id")

@@ -23,6 +23,7 @@ import polars as pl
 
 from pipelines.defs.content.assets import content_embeddings
 from pipelines.defs.resources import MediaGatewayConfig
+from pipelines.lib.erasure import drop_erased
 from pipelines.lib.feedback import read_erasures
 from pipelines.lib.lake import read_table
 
@@ -64,8 +65,7 @@ def challenger_model(
     lake = settings.paths.lake
     events = read_table(lake, "watch_events")
     erased = read_erasures(settings.paths.feedback)
-    if erased:
-        events = events.filter(~pl.col("user_id").is_in(sorted(erased)))
+    events = drop_erased(events, erased)
     vectors = read_table(lake, "content_embeddings").select(
         pl.col("title_id").alias("item_id"), "content_hash", "vector"
     )
@@ -82,7 +82,10 @@ def challenger_model(
         return dg.MaterializeResult(metadata={"retrained": False, "fingerprint": fingerprint})
     (models_dir / UNCHANGED_FILE).unlink(missing_ok=True)
     result = run_training_cycle(
-        settings, events, item_features=vectors.select("item_id", "vector"), erased_users=erased
+        settings,
+        events,
+        item_features=vectors.select("item_id", "vector"),
+        erased_users=set(erased),
     )
     _atomic_write(_challenger_path(settings), result.model_dump_json(indent=2))
     _atomic_write(previous, fingerprint)
@@ -169,7 +172,7 @@ def champion_model(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
     result = CycleResult.model_validate_json(_challenger_path(settings).read_text())
     skip = promotion_decision(settings, result)
     info = None if skip else promote(settings, result)
-    purged = purge_erased_users(settings, read_erasures(settings.paths.feedback))
+    purged = purge_erased_users(settings, set(read_erasures(settings.paths.feedback)))
     sweep = {
         "erasure_deleted_versions": ", ".join(purged.deleted_versions) or "none",
         "erasure_deleted_folders": len(purged.deleted_folders),

@@ -1,0 +1,191 @@
+"""A small, shareable SQLite helper for state that several processes write (stdlib ``sqlite3``).
+
+:class:`SQLiteDatabase` opens one connection per thread (``check_same_thread`` stays on), in WAL
+mode so readers never block the single writer, with ``busy_timeout`` so concurrent writers (other
+threads, other BentoML workers, the nightly run) wait for the lock instead of failing, and
+``synchronous`` chosen by the caller: ``FULL`` makes a committed write survive power loss (WAL is
+fsynced at every commit), which is what "acknowledged = committed" needs; ``OFF`` suits state whose
+loss is harmless (rate-limit buckets).
+
+Writes go through :meth:`SQLiteDatabase.write` (``BEGIN IMMEDIATE``: the write lock is taken up
+front, so a read-modify-write cannot be overtaken); reads through :meth:`SQLiteDatabase.read` (one
+consistent snapshot). Errors that mean "this store cannot take writes now" (read-only folder or
+file, disk full, I/O error, lock still held after ``busy_timeout``) are raised as
+:class:`StoreUnavailableError` naming the file, so callers can answer 503 instead of acknowledging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
+UNAVAILABLE_MARKERS = (
+    "readonly",
+    "read-only",
+    "disk is full",
+    "disk i/o error",
+    "unable to open database",
+    "database is locked",
+    "attempt to write",
+)
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database cannot be written (or opened) right now; nothing was committed."""
+
+
+def _unavailable(path: Path, exc: sqlite3.Error) -> StoreUnavailableError | None:
+    message = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and any(m in message for m in UNAVAILABLE_MARKERS):
+        return StoreUnavailableError(f"{path}: {exc}")
+    return None
+
+
+class SQLiteDatabase:
+    """Per-thread connections to one SQLite file; ``schema`` (SQL script) is applied on first use.
+
+    ``on_create(connection)`` runs once per process after the schema, inside a write transaction
+    (e.g. a one-off import of legacy files).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        schema: str,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        on_create: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous={synchronous!r} is not an SQLite level")
+        self.path = Path(path)
+        self.schema = schema
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self._on_create = on_create
+        self._local = threading.local()
+        self._init_lock = threading.Lock()
+        self._initialised = False
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailableError(f"{self.path.parent}: cannot create folder: {exc}") from exc
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreUnavailableError(f"{self.path}: cannot switch to WAL (got {mode})")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            err = _unavailable(self.path, exc)
+            if err is not None:
+                raise err from exc
+            raise
+        return conn
+
+    @property
+    def initialised(self) -> bool:
+        """True once some thread opened the file and applied the schema."""
+        return self._initialised
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened, and the schema applied, on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            try:
+                with self._init_lock:
+                    if not self._initialised:
+                        self._initialise(conn)
+                        self._initialised = True
+            except BaseException:
+                conn.close()
+                raise
+            self._local.conn = conn
+        return conn
+
+    def _initialise(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in self.schema.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                if self._on_create is not None:
+                    self._on_create(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            err = _unavailable(self.path, exc)
+            if err is not None:
+                raise err from exc
+            raise
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``); rolled back on any error.
+
+        When the block exits normally the transaction is committed (and, with
+        ``synchronous=FULL``, on disk); storage failures raise :class:`StoreUnavailableError`.
+        """
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            err = _unavailable(self.path, exc)
+            if err is not None:
+                raise err from exc
+            raise
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                err = _unavailable(self.path, exc)
+                if err is not None:
+                    raise err from exc
+            raise
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same snapshot."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN")
+        except sqlite3.Error as exc:
+            err = _unavailable(self.path, exc)
+            if err is not None:
+                raise err from exc
+            raise
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            err = _unavailable(self.path, exc)
+            if err is not None:
+                raise err from exc
+            raise
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection (other threads' connections close with the objects)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
