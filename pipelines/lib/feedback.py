@@ -16,14 +16,16 @@ database lock (``busy_timeout``). Tables:
 ``profiles``
     One row per user with stored preferences (JSON, validated by the API).
 
-**Erasure is time-bounded.** :func:`erase_user_data` is one transaction: it records the erasure
-and deletes the user's feedback rows and profile, so either all of it happens or none (a failure
-half-way leaves nothing recorded and nothing deleted). Everything the user sent up to the erasure
-time is erased; feedback the user sends *afterwards* (a new, consented act with a new token) is
-kept, trained on and exported. In the lake, the nightly run deletes every row of an erased user
-except feedback received after their latest erasure (:func:`pipelines.lib.erasure.drop_erased`):
-a history file imported for an erased user id is erased too, because the nightly run cannot tell a
-re-imported old export (configured sources are re-imported every night) from a new one.
+**Erasure is time-bounded.** :func:`erase_user_data` is one transaction: it records the erasure and
+deletes the user's feedback rows and profile, so either all of it happens or none (a failure half-
+way leaves nothing recorded and nothing deleted). Everything the user sent up to the erasure time is
+erased; feedback the user sends *afterwards* (a new, consented act with a new token) is kept, served
+and exported (training leaves erased ids out entirely: the model-store sweep in :mod:`models.purge`
+finds erased users by id, so a model naming one must not exist). In the lake, the nightly run
+deletes every row of an erased user except feedback received after their latest erasure
+(:func:`pipelines.lib.erasure.drop_erased`): a history file imported for an erased user id is erased
+too, because the nightly run cannot tell a re-imported old export (configured sources are re-
+imported every night) from a new one.
 
 **Migration.** The store replaced ``feedback.jsonl``, ``erasures.jsonl`` and
 ``profiles/<hash>.json``. When a process first opens the store it imports any of those files it
