@@ -261,6 +261,8 @@ class StateHolder:
             "champion_version": champion.version if champion else None,
             "mode": (None if state is None else ("hybrid" if champion else "content+popularity")),
             "privacy": champion.privacy if champion else None,
+            "serves": champion.serves if champion else None,
+            "serving_reason": champion.serving_reason if champion else None,
             "loaded_at": state.loaded_at.isoformat() if state else None,
             "last_poll": self.last_poll.isoformat() if self.last_poll else None,
             "last_error": self.last_error,

@@ -17,6 +17,8 @@ def test_built_in_endpoints_and_status(client: TestClient) -> None:
     assert status["titles"] == 24
     assert status["mode"] == "hybrid"
     assert status["champion_version"] == "1"
+    assert status["serves"] == "challenger"  # which model serves and why (nightly tags)
+    assert isinstance(status["serving_reason"], str)
 
 
 def test_recommend_personal_filtered_and_explained(client: TestClient, bearer) -> None:
