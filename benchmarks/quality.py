@@ -223,8 +223,8 @@ def quality(args: argparse.Namespace) -> None:
 
 
 def privacy_utility(args: argparse.Namespace) -> None:
-    """federated-dp at every ε, federated without DP and popularity; ``ratio`` is nDCG@10 over
-    the non-private federated model's."""
+    """federated-dp at every ε, the non-private ``--reference`` model and popularity; ``ratio``
+    is nDCG@10 over the reference's (default the federated model without DP)."""
     logged: list[dict[str, Any]] = []
     for dataset in args.datasets:
         features = content_features(args, dataset)
@@ -243,9 +243,9 @@ def privacy_utility(args: argparse.Namespace) -> None:
                     target_epsilon=epsilon,
                 )
                 points.append({"label": "federated-dp", "epsilon": epsilon, **row})
-            console.print(f"[dim]{dataset}/{split}: federated without DP...[/dim]")
-            row = run_model("federated", train, test, args.seed, args.k)
-            points.append({"label": "federated (no DP)", "epsilon": None, **row})
+            console.print(f"[dim]{dataset}/{split}: {args.reference} without DP...[/dim]")
+            row = run_model(args.reference, train, test, args.seed, args.k, features)
+            points.append({"label": f"{args.reference} (no DP)", "epsilon": None, **row})
             row = run_model("popularity", train, test, args.seed, args.k)
             points.append({"label": "popularity", "epsilon": None, **row})
             reference = points[-2]["nDCG@10"]
@@ -286,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--splits", type=_list(SPLITS), default=list(SPLITS))
     parser.add_argument("--privacy-utility", action="store_true")
+    parser.add_argument(
+        "--reference",
+        type=lambda v: _list(MODELS)(v)[0],
+        default="federated",
+        help="non-private model the ε curve is compared with (ratio column)",
+    )
     parser.add_argument("--mlflow", metavar="URI", help="also log every row to this MLflow store")
     parser.add_argument(
         "--no-content",
