@@ -258,6 +258,7 @@ def privacy_utility(args: argparse.Namespace) -> None:
             )
             logged += [{**p, "dataset": dataset, "split": split} for p in points]
             args.out_dir.mkdir(parents=True, exist_ok=True)
+            pl.DataFrame(points).write_csv(args.out_dir / f"privacy_utility_{dataset}_{split}.csv")
             figure = plot_privacy_utility([{**p, "ndcg": p["nDCG@10"]} for p in points[:-1]])
             path = args.out_dir / f"privacy_utility_{dataset}_{split}.png"
             figure.savefig(path)
