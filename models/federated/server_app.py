@@ -250,7 +250,12 @@ def _history(cfg: TaskConfig, result: Any, strategy: ItemFedAvg) -> list[dict[st
         train = result.train_metrics_clientapp.get(rnd)
         status = strategy.status.get(rnd)
         if train is None or status is None:
-            raise FederationError(f"round {rnd}: no client replied successfully (see Flower log)")
+            why = (
+                "Flower's central-DP wrapper skips aggregation when any client fails"
+                if cfg.central_dp
+                else "no client replied successfully"
+            )
+            raise FederationError(f"round {rnd}: nothing was aggregated ({why}; see Flower log)")
         row["train_loss"] = float(train["train-loss"])
         row["num_examples"] = int(train["num-examples"])
         row["epsilon"] = strategy.epsilon_by_round[rnd]
