@@ -42,6 +42,10 @@ from models.registry import MODELS, create, load_model
 
 log = logging.getLogger(__name__)
 
+CONTENT_MODELS = ("federated-dp", "hybrid")
+"""Models that use public item content when it is available (``train`` finds the catalogue's)."""
+CATALOGUE_TABLE = "content_embeddings"
+"""Lake table of the public catalogue's content vectors (``title_id, vector``)."""
 SEEN_FILE = "train_seen.parquet"
 REPORT_FILE = "report.json"
 RECOMMEND_CHUNK = 2048
@@ -216,6 +220,40 @@ def load_item_features(path: Path) -> pl.DataFrame:
     )
 
 
+def catalogue_item_features(lake: Path, item_ids: pl.Series) -> pl.DataFrame | None:
+    """The public catalogue's content vectors (``item_id, vector``) for training, or ``None``.
+
+    Reads the lake's ``content_embeddings`` (MiniLM vectors of the public TMDB/MovieLens titles,
+    written by the nightly pipeline). Returns ``None`` when the table is absent or empty, or when
+    none of ``item_ids`` is a catalogued ``title_id`` (e.g. raw MovieLens ids): content is then
+    simply not used. Public metadata costs no privacy, so DP models use it by default.
+    """
+    from pipelines.lib.lake import read_table
+
+    try:
+        table = read_table(Path(lake), CATALOGUE_TABLE)
+    except FileNotFoundError:
+        return None
+    if table.height == 0:
+        return None
+    features = table.select(pl.col("title_id").cast(pl.String).alias("item_id"), "vector")
+    wanted = item_ids.cast(pl.String).unique()
+    if not features["item_id"].is_in(wanted.implode()).any():
+        log.info("catalogue content covers none of the training items", extra={"lake": str(lake)})
+        return None
+    return features.unique("item_id", keep="first", maintain_order=True)
+
+
+def _default_lake() -> Path | None:
+    from media_gateway.settings import ConfigError, load_settings
+
+    try:
+        return load_settings().paths.lake
+    except (ConfigError, FileNotFoundError) as exc:
+        log.info("no configured lake, no catalogue content: %s", exc)
+        return None
+
+
 # ---- writing outputs ------------------------------------------------------------------------
 def _swap_in(staging: Path, out: Path) -> None:
     """Replace ``out`` by ``staging`` (both in the same parent folder)."""
@@ -255,11 +293,17 @@ def train_model(
     items_path: Path | None = None,
     epsilon: float | None = None,
     seed: int = 42,
+    lake: Path | None = None,
+    use_catalogue: bool = True,
 ) -> dict[str, Any]:
     """Fit registry model ``model`` on ``interactions_path`` and save it into ``out``.
 
     ``epsilon`` (federated-dp only) becomes the model's ``target_epsilon``; ``items_path`` feeds
-    item features to ``fit`` (models without content use ignore them). Returns the report that is
+    item features to ``fit`` (models without content use ignore them). Without ``items_path``,
+    content models (:data:`CONTENT_MODELS`) get the public catalogue's content vectors from the
+    lake (``lake``, default: the configured ``paths.lake``) when it covers the training items,
+    so ``train`` gives the same model as the benchmark/nightly path; ``use_catalogue=False`` turns
+    that off. The report's ``item_features_source`` says which was used. Returns the report that is
     also written to ``out/report.json``: timings in seconds, data sizes and model parameters.
     """
     out = Path(out)
@@ -273,9 +317,18 @@ def train_model(
     timings["read"] = time.perf_counter() - started
 
     item_features = None
+    source = "none"
+    t = time.perf_counter()
     if items_path is not None:
-        t = time.perf_counter()
         item_features = load_item_features(Path(items_path))
+        source = str(items_path)
+    elif use_catalogue and model in CONTENT_MODELS:
+        lake = lake if lake is not None else _default_lake()
+        if lake is not None:
+            item_features = catalogue_item_features(lake, weighted["item_id"])
+            if item_features is not None:
+                source = f"catalogue: {Path(lake) / CATALOGUE_TABLE}"
+    if item_features is not None:
         timings["item_features"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -305,6 +358,7 @@ def train_model(
             "users": weighted["user_id"].n_unique(),
             "items": weighted["item_id"].n_unique(),
             "item_features": item_features.height if item_features is not None else 0,
+            "item_features_source": source,
             "weighting": "binary: 1.0 per distinct (user, item) pair",
             "seconds": {name: round(value, 3) for name, value in timings.items()},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

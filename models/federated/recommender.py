@@ -17,6 +17,7 @@ real deployment) and folds them in at query time; ``score_history`` folds in any
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -24,15 +25,16 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from flwr.app import Context, Message, RecordDict
+from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
@@ -89,17 +91,67 @@ def serverapp_identity(run_id: int = 1) -> Iterator[None]:
         TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = saved  # type: ignore[assignment]
 
 
+class SimulatedClientFailure(RuntimeError):
+    """Raised inside a simulated client by :class:`FaultPlan` (an in-process client crash)."""
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Simulated client faults of the in-process driver (tests and fault drills only).
+
+    Each train message fails with probability ``rate``, decided by a generator seeded from
+    ``(seed, round, node)``: half of the failures raise :class:`SimulatedClientFailure` inside the
+    client call before it trains (a crash: nothing released, the client's state unchanged), the
+    other half train and then lose their reply (a drop: the client spent privacy, the server never
+    saw the update). ``failures`` lists ``(round, node, kind)`` as they happen.
+    """
+
+    rate: float
+    seed: int = 0
+    failures: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"failure rate must be in [0, 1), got {self.rate}")
+
+    def decide(self, server_round: int, node: int) -> str | None:
+        """``"raise"``, ``"drop"`` or ``None`` for this (round, node)."""
+        draw = np.random.default_rng([self.seed, server_round, node]).random(2)
+        if draw[0] >= self.rate:
+            return None
+        kind = "raise" if draw[1] < 0.5 else "drop"
+        self.failures.append((server_round, node, kind))
+        return kind
+
+
+def _message_round(message: Message) -> int:
+    config = message.content.config_records.get("config")
+    return int(config.get("server-round", 0)) if config is not None else 0  # type: ignore[arg-type]
+
+
 class InProcessGrid(Grid):
     """A Flower ``Grid`` that delivers each message to an in-process ClientApp and returns its reply.
 
-    Client errors propagate as exceptions (the in-process caller wants to fail loudly).
+    Failures follow Flower's deployment engine: an exception raised by the ClientApp becomes an
+    error reply (``ErrorCode.CLIENT_APP_RAISED_EXCEPTION``, the traceback logged) and the node's
+    ``Context.state`` keeps what it held before the call, so the strategy counts a failed client
+    instead of the whole training aborting; a round in which every client fails is an error of
+    :func:`models.federated.server_app.run_federation`. ``faults`` injects simulated crashes and
+    dropped replies into train rounds.
     """
 
-    def __init__(self, app: ClientApp, contexts: dict[int, Context], run_id: int = 1) -> None:
+    def __init__(
+        self,
+        app: ClientApp,
+        contexts: dict[int, Context],
+        run_id: int = 1,
+        faults: FaultPlan | None = None,
+    ) -> None:
         self._app = app
         self._contexts = contexts
         self._run = Run.create_empty(run_id)
         self._progress: tqdm | None = None
+        self._faults = faults
 
     def set_run(self, run: Run) -> None:
         self._run = run
@@ -121,11 +173,27 @@ class InProcessGrid(Grid):
     def get_node_ids(self) -> Iterable[int]:
         return sorted(self._contexts)
 
-    def _deliver(self, message: Message) -> Message:
+    def _deliver(self, message: Message) -> Message | None:
+        """The reply of the destination ClientApp, an error reply if it raised, ``None`` if the
+        reply was (simulated as) lost."""
         node = message.metadata.dst_node_id
         if node not in self._contexts:
             raise ValueError(f"message for unknown node {node}")
-        return self._app(message, self._contexts[node])
+        context = self._contexts[node]
+        fault = None
+        if self._faults is not None and message.metadata.message_type.startswith("train"):
+            fault = self._faults.decide(_message_round(message), node)
+        saved_state = copy.deepcopy(context.state)
+        try:
+            if fault == "raise":
+                raise SimulatedClientFailure(f"simulated crash of node {node}")
+            reply = self._app(message, context)
+        except Exception as exc:  # Flower semantics: a ClientApp error is a failed reply
+            logger.warning("client node %d failed: %r", node, exc, exc_info=True)
+            context.state = saved_state  # as Flower's SuperNode: state unchanged on failure
+            reason = f"{type(exc).__name__}: {exc}"
+            return Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason), reply_to=message)
+        return None if fault == "drop" else reply
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         raise NotImplementedError("InProcessGrid answers synchronously: use send_and_receive")
@@ -136,7 +204,7 @@ class InProcessGrid(Grid):
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
-        replies = [self._deliver(m) for m in messages]
+        replies = [r for r in (self._deliver(m) for m in messages) if r is not None]
         is_train = bool(replies) and replies[0].metadata.message_type.startswith("train")
         if self._progress is not None and is_train:
             self._progress.update(1)
@@ -291,6 +359,7 @@ class FederatedRecommender(Recommender):
         central_clip: float = 1.0,
         seed: int = 42,
         show_progress: bool = True,
+        simulated_failure_rate: float = 0.0,
     ) -> None:
         given = {key: value for key, value in locals().items() if key in TUNED}
         self.given: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
@@ -310,6 +379,8 @@ class FederatedRecommender(Recommender):
             "seed": int(seed),
         }
         self.show_progress = show_progress
+        self.faults = FaultPlan(simulated_failure_rate, seed) if simulated_failure_rate else None
+        """Simulated client crashes/drops of the in-process run (fault drills; not saved)."""
         self.weights: dict[str, np.ndarray] | None = None
         self.items: IdMap | None = None
         self.users: IdMap | None = None
@@ -392,7 +463,7 @@ class FederatedRecommender(Recommender):
                 )
                 for node in range(1, cfg.num_clients + 1)
             }
-            grid = InProcessGrid(client_app, contexts)
+            grid = InProcessGrid(client_app, contexts, faults=self.faults)
             desc = f"{self.manifest_name} ({cfg.num_clients} clients)"
             progress = (
                 grid.progress(cfg.rounds, desc) if self.show_progress else contextlib.nullcontext()

@@ -5,10 +5,32 @@ in-process driver of :class:`models.federated.recommender.FederatedRecommender` 
 a real Flower ``Grid`` and with :class:`InProcessGrid` respectively.
 
 Aggregation: FedAvg weighted by ``num-examples`` (users per client). Metrics: ``train-loss`` is
-averaged with the same weights; ``epsilon`` is the *maximum* over clients. Clients hold disjoint
-users and each client's DP-SGD is (ε_k, δ)-DP w.r.t. one of its users' histories; a user's
-history influences only its own client's update, so the released sequence of global models is
-(max_k ε_k, δ)-DP for every user (parallel composition), which is what the report states.
+averaged with the same weights. Clients hold disjoint users and each client's DP-SGD is
+(ε_k, δ)-DP w.r.t. one of its users' histories; a user's history influences only its own client's
+updates, so the released sequence of global models is (max_k ε_k, δ)-DP for every user (parallel
+composition), which is what the report states.
+
+Privacy under client failures: ``ε`` is the maximum over **every client that ever released an
+update**, not over the last round's repliers. :class:`ClientLedger` is a per-client accountant on
+the server: each successful reply appends that round's ``(noise-multiplier, sample-rate,
+local-steps)`` to its sender's history (a client's ε counts from the moment it released an
+update), and a client's ε is the larger of what the server composes from its releases and what the
+client's own accountant reports (which also covers rounds whose replies were lost in transit).
+
+Failures: a sampled client that replies with an error (its ClientApp raised) or does not reply is a
+failed client for that round. FedAvg aggregates the successful replies; the round's ``clients-*``
+figures (sampled / replied / failed) go into the round history, which the nightly logs to MLflow as
+``round.client_failures`` etc.; a round in which *no* client succeeded raises
+:class:`FederationError` with the clients' reasons (nothing to aggregate is a real failure).
+
+Deployment engine (``flwr run`` with SuperLink/SuperNodes): Flower turns an exception in a ClientApp
+into an error reply (``ErrorCode.CLIENT_APP_RAISED_EXCEPTION``) and leaves the node's
+``Context.state`` unchanged, so the client accountant does not record the failed round (nothing was
+released); a node that does not answer within the strategy's ``timeout`` is simply missing from the
+replies; both are counted as failures here. Before every round the server waits until
+``num-clients`` nodes are connected (``min_available_nodes``): a node that is gone for good stalls
+the next round until it (or a replacement with the same partition) reconnects. The in-process
+driver (:class:`models.federated.recommender.InProcessGrid`) reproduces the same semantics.
 """
 
 from __future__ import annotations
@@ -37,7 +59,7 @@ from models.federated.task import (
     record_to_weights,
     weights_to_record,
 )
-from models.privacy.accounting import PrivacyReport, central_dp_epsilon
+from models.privacy.accounting import PrivacyReport, epsilon_of_history
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +85,58 @@ def aggregate_train_metrics(records: list[RecordDict], weight_key: str) -> Metri
     return out
 
 
+class FederationError(RuntimeError):
+    """A round could not aggregate anything: every sampled client failed (reasons in message)."""
+
+
+@dataclass
+class ClientLedger:
+    """Server-side per-client privacy accountant over the updates each client *released*.
+
+    ``histories[node]`` holds Opacus RDP runs ``(noise_multiplier, sample_rate, steps)``, one per
+    successful reply; ``reported[node]`` the largest ε the client's own accountant reported.
+    """
+
+    delta: float
+    histories: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
+    reported: dict[int, float] = field(default_factory=dict)
+
+    def record(self, node: int, metrics: MetricRecord) -> None:
+        """Account one released update of ``node`` (a successful train reply)."""
+        noise = float(metrics["noise-multiplier"])  # type: ignore[arg-type]
+        steps = int(metrics["local-steps"])  # type: ignore[arg-type]
+        runs = self.histories.setdefault(node, [])
+        if noise > 0 and steps > 0:
+            runs.append((noise, float(metrics["sample-rate"]), steps))  # type: ignore[arg-type]
+        self.reported[node] = max(self.reported.get(node, 0.0), float(metrics["epsilon"]))  # type: ignore[arg-type]
+
+    def epsilon(self, node: int) -> float:
+        """ε of one client: its released updates composed here, or its own report if larger."""
+        composed = epsilon_of_history(self.histories.get(node, []), self.delta)
+        return max(composed, self.reported.get(node, 0.0))
+
+    def max_epsilon(self) -> float:
+        """ε of the federation: the maximum over every client that ever released an update."""
+        return max((self.epsilon(node) for node in self.histories), default=0.0)
+
+    @property
+    def contributors(self) -> int:
+        return len(self.histories)
+
+
+@dataclass(frozen=True)
+class RoundStatus:
+    """Who was asked to train in a round, who replied, and why the others failed."""
+
+    sampled: int
+    replied: int
+    errors: tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> int:
+        return self.sampled - self.replied
+
+
 def aggregate_eval_metrics(records: list[RecordDict], weight_key: str) -> MetricRecord:
     """Mean of ``eval-loss`` and ``ndcg-at-10`` weighted by evaluated users."""
     metrics = [next(iter(r.metric_records.values())) for r in records]
@@ -76,19 +150,61 @@ def aggregate_eval_metrics(records: list[RecordDict], weight_key: str) -> Metric
 
 
 class ItemFedAvg(FedAvg):
-    """FedAvg whose aggregation order is deterministic (replies sorted by source node)."""
+    """FedAvg with a deterministic aggregation order (replies sorted by source node), a
+    per-client privacy ledger and per-round failure counts (see the module docstring)."""
+
+    def __init__(self, *args: Any, delta: float = 1e-5, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ledger = ClientLedger(delta)
+        self.status: dict[int, RoundStatus] = {}
+        self._sampled: dict[int, int] = {}
+        self.epsilon_by_round: dict[int, float] = {}
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self._sampled[server_round] = len(messages)
+        return messages
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         ordered = sorted(replies, key=lambda m: m.metadata.src_node_id)
-        return super().aggregate_train(server_round, ordered)
+        good = [m for m in ordered if not m.has_error()]
+        errors = tuple(
+            f"node {m.metadata.src_node_id}: {m.error.reason}" for m in ordered if m.has_error()
+        )
+        sampled = max(self._sampled.get(server_round, len(ordered)), len(ordered))
+        self.status[server_round] = RoundStatus(sampled, len(good), errors)
+        if not good:
+            raise FederationError(
+                f"round {server_round}: none of the {sampled} sampled clients returned an update "
+                f"({len(errors)} errors, {sampled - len(errors)} without reply): {list(errors)}"
+            )
+        if sampled > len(good):
+            logger.warning(
+                "round %d: %d of %d clients failed (%s)",
+                server_round,
+                sampled - len(good),
+                sampled,
+                "; ".join(errors) or "no reply",
+            )
+        for msg in good:
+            self.ledger.record(msg.metadata.src_node_id, _train_metrics(msg.content))
+        self.epsilon_by_round[server_round] = self.ledger.max_epsilon()
+        return super().aggregate_train(server_round, good)
+
+
+def _train_metrics(content: RecordDict) -> MetricRecord:
+    return next(iter(content.metric_records.values()))
 
 
 def build_strategy(cfg: TaskConfig) -> Strategy:
     """FedAvg over all ``num-clients`` each round, optionally wrapped in central DP."""
     evaluate = cfg.validation_fraction > 0
     strategy = ItemFedAvg(
+        delta=cfg.target_delta,
         fraction_train=1.0,
         fraction_evaluate=1.0 if evaluate else 0.0,
         min_train_nodes=cfg.num_clients,
@@ -118,27 +234,45 @@ class FederationResult:
     privacy: PrivacyReport | None = None
 
 
-def _history(cfg: TaskConfig, result: Any) -> list[dict[str, float]]:
+def item_strategy(strategy: Strategy) -> ItemFedAvg:
+    """The :class:`ItemFedAvg` inside ``strategy`` (itself, or wrapped by central DP)."""
+    inner = getattr(strategy, "strategy", strategy)
+    if not isinstance(inner, ItemFedAvg):
+        raise TypeError(f"expected an ItemFedAvg strategy, got {type(inner).__name__}")
+    return inner
+
+
+def _history(cfg: TaskConfig, result: Any, strategy: ItemFedAvg) -> list[dict[str, float]]:
     rows = []
+    central: list[tuple[float, float, int]] = []
     for rnd in range(1, cfg.rounds + 1):
         row: dict[str, float] = {"round": rnd}
         train = result.train_metrics_clientapp.get(rnd)
-        if train is None:
-            raise RuntimeError(f"round {rnd}: no client replied successfully (see Flower log)")
+        status = strategy.status.get(rnd)
+        if train is None or status is None:
+            why = (
+                "Flower's central-DP wrapper skips aggregation when any client fails"
+                if cfg.central_dp
+                else "no client replied successfully"
+            )
+            raise FederationError(f"round {rnd}: nothing was aggregated ({why}; see Flower log)")
         row["train_loss"] = float(train["train-loss"])
         row["num_examples"] = int(train["num-examples"])
-        row["epsilon"] = float(train["epsilon"])
+        row["epsilon"] = strategy.epsilon_by_round[rnd]
         row["noise_multiplier"] = float(train["noise-multiplier"])
         row["sample_rate"] = float(train["sample-rate"])
         row["local_steps"] = int(train["local-steps"])
+        row["clients_sampled"] = status.sampled
+        row["clients_replied"] = status.replied
+        row["client_failures"] = status.failed
+        row["client_failure_rate"] = status.failed / status.sampled if status.sampled else 0.0
         if cfg.central_dp:
-            row["central_epsilon"] = central_dp_epsilon(
-                cfg.central_noise_multiplier,
-                cfg.num_clients,
-                cfg.num_clients,
-                rnd,
-                cfg.target_delta,
-            )
+            # Flower's wrapper adds noise z x clip / num_clients to the mean of the m replies
+            # that arrived: the sum's noise is z x clip x m / num_clients (smaller when clients
+            # failed), so each round is accounted at that effective multiplier.
+            effective = cfg.central_noise_multiplier * status.replied / cfg.num_clients
+            central.append((effective, 1.0, 1))
+            row["central_epsilon"] = epsilon_of_history(central, cfg.target_delta)
         evaluated = result.evaluate_metrics_clientapp.get(rnd)
         if evaluated is not None:
             row["val_loss"] = float(evaluated["eval-loss"])
@@ -147,12 +281,20 @@ def _history(cfg: TaskConfig, result: Any) -> list[dict[str, float]]:
     return rows
 
 
-def privacy_report(cfg: TaskConfig, history: list[dict[str, float]]) -> PrivacyReport | None:
-    """The guarantee of the final model, or ``None`` when trained without any DP."""
+def privacy_report(
+    cfg: TaskConfig, history: list[dict[str, float]], ledger: ClientLedger | None = None
+) -> PrivacyReport | None:
+    """The guarantee of the final model, or ``None`` when trained without any DP.
+
+    ``ledger`` (the server's per-client accountant) gives ε as the maximum over every client that
+    ever released an update; without it, the largest per-round figure of ``history``.
+    """
     last = history[-1] if history else {}
+    failures = int(sum(r.get("client_failures", 0) for r in history))
     if cfg.dp:
+        epsilon = ledger.max_epsilon() if ledger is not None else max(r["epsilon"] for r in history)
         return PrivacyReport(
-            epsilon=float(last["epsilon"]),
+            epsilon=float(epsilon),
             delta=cfg.target_delta,
             privacy_unit=PRIVACY_UNIT,
             accountant=f"opacus-{ACCOUNTANT} (max over clients, parallel composition)",
@@ -162,6 +304,8 @@ def privacy_report(cfg: TaskConfig, history: list[dict[str, float]]) -> PrivacyR
             sample_rate=float(last["sample_rate"]),
             mechanism="dp-sgd",
             steps=int(sum(r["local_steps"] for r in history)),
+            clients_contributed=ledger.contributors if ledger is not None else cfg.num_clients,
+            client_failures=failures,
         )
     if cfg.central_dp:
         return PrivacyReport(
@@ -175,6 +319,8 @@ def privacy_report(cfg: TaskConfig, history: list[dict[str, float]]) -> PrivacyR
             sample_rate=1.0,
             mechanism="central-dp",
             steps=cfg.rounds,
+            clients_contributed=ledger.contributors if ledger is not None else cfg.num_clients,
+            client_failures=failures,
         )
     return None
 
@@ -204,11 +350,12 @@ def run_federation(
         num_rounds=cfg.rounds,
         train_config=ConfigRecord({"local-epochs": cfg.local_epochs}),
     )
-    history = _history(cfg, result)
+    inner = item_strategy(strategy)
+    history = _history(cfg, result, inner)
     return FederationResult(
         weights=record_to_weights(result.arrays),
         history=history,
-        privacy=privacy_report(cfg, history),
+        privacy=privacy_report(cfg, history, inner.ledger),
     )
 
 

@@ -16,6 +16,7 @@ Two mechanisms are accounted here:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -51,6 +52,10 @@ class PrivacyReport(BaseModel):
     """``dp-sgd`` (per-client Opacus) or ``central-dp`` (server-side fixed clipping)."""
     steps: int = Field(0, ge=0)
     """Private steps composed by the accountant (per client for DP-SGD)."""
+    clients_contributed: int = Field(0, ge=0)
+    """Clients that released at least one update (``epsilon`` is the maximum over them)."""
+    client_failures: int = Field(0, ge=0)
+    """Sampled client-rounds that returned no update (error reply or no reply)."""
 
 
 def _check(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> None:
@@ -85,12 +90,32 @@ def compute_epsilon(
     return float(acc.get_epsilon(delta=delta))
 
 
+def merge_runs(history: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+    """Consecutive runs with the same noise and sample rate merged (as Opacus records them)."""
+    out: list[tuple[float, float, int]] = []
+    for s, q, n in history:
+        if out and out[-1][0] == float(s) and out[-1][1] == float(q):
+            out[-1] = (out[-1][0], out[-1][1], out[-1][2] + int(n))
+        else:
+            out.append((float(s), float(q), int(n)))
+    return out
+
+
 def epsilon_of_history(history: list[tuple[float, float, int]], delta: float) -> float:
-    """RDP ε of an Opacus accountant history (``(noise, sample_rate, steps)`` runs)."""
-    if not history:
+    """RDP ε of an Opacus accountant history (``(noise, sample_rate, steps)`` runs).
+
+    Memoised on the merged runs: Opacus's fractional-order RDP takes seconds per call, and the
+    server ledger and the clients ask for the same histories round after round.
+    """
+    return _epsilon_of_runs(tuple(merge_runs(history)), float(delta))
+
+
+@functools.lru_cache(maxsize=1024)
+def _epsilon_of_runs(runs: tuple[tuple[float, float, int], ...], delta: float) -> float:
+    if not runs:
         return 0.0
     acc = RDPAccountant()
-    acc.history = [(float(s), float(q), int(n)) for s, q, n in history]
+    acc.history = list(runs)
     return float(acc.get_epsilon(delta=delta))
 
 

@@ -22,6 +22,7 @@ from models.privacy.accounting import (
     central_dp_epsilon,
     compute_epsilon,
     epsilon_of_history,
+    merge_runs,
 )
 
 
@@ -132,3 +133,33 @@ def test_two_phase_schedule_splits_the_budget_and_composes_to_the_target() -> No
     assert 0.99 <= epsilon_of_history(history, 1e-5) <= 1.0
     with pytest.raises(FederatedConfigError, match="bias-budget"):
         noise_schedule(TaskConfig(**{**vars(cfg), "bias_budget": 1.0}), 300)
+
+
+def test_history_runs_merge_as_opacus_records_them() -> None:
+    runs = [(1.1, 0.2, 3), (1.1, 0.2, 3), (2.0, 1.0, 1), (1.1, 0.2, 3)]
+    assert merge_runs(runs) == [(1.1, 0.2, 6), (2.0, 1.0, 1), (1.1, 0.2, 3)]
+    acc = RDPAccountant()
+    acc.history = list(runs)
+    assert epsilon_of_history(runs, 1e-5) == pytest.approx(acc.get_epsilon(delta=1e-5))
+
+
+def test_server_ledger_takes_the_max_over_every_client_that_released() -> None:
+    from flwr.app import MetricRecord
+
+    from models.federated.server_app import ClientLedger
+
+    def reply(eps: float, noise: float = 2.0) -> MetricRecord:
+        return MetricRecord(
+            {"epsilon": eps, "noise-multiplier": noise, "sample-rate": 0.5, "local-steps": 2}
+        )
+
+    ledger = ClientLedger(1e-5)
+    ledger.record(1, reply(0.3))
+    ledger.record(1, reply(0.5))  # client 1 released twice, then failed for good
+    ledger.record(2, reply(0.3))  # client 2 released once
+    two_rounds = compute_epsilon(2.0, 0.5, 4, 1e-5)
+    assert ledger.epsilon(1) == pytest.approx(max(two_rounds, 0.5))
+    assert ledger.max_epsilon() == ledger.epsilon(1) > ledger.epsilon(2)
+    assert ledger.contributors == 2
+    ledger.record(3, reply(5.0, noise=0.0))  # a client whose own accountant reports more
+    assert ledger.max_epsilon() == 5.0

@@ -142,3 +142,47 @@ def test_item_features_encoded_from_titles(tmp_path: Path) -> None:
     vectors = np.asarray(features["vector"].to_list())
     assert vectors.shape == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
+
+
+def test_train_uses_the_catalogue_content_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`train --model federated-dp` finds the lake's public content vectors without `--items`."""
+    _write_csv(tmp_path / "ratings.csv")
+    lake = tmp_path / "lake"
+    (lake / "content_embeddings").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    items = [i for group in ITEMS.values() for i in group] + ["m9-unwatched"]
+    vectors = rng.normal(size=(len(items), 8)).astype(np.float32)
+    pl.DataFrame(
+        {
+            "title_id": items,
+            "content_hash": ["h"] * len(items),
+            "vector": pl.Series(vectors.tolist(), dtype=pl.List(pl.Float32)),
+        }
+    ).write_parquet(lake / "content_embeddings" / "part-0.parquet")
+    overlay = tmp_path / "lake.yaml"
+    overlay.write_text(f"paths:\n  lake: {lake}\n")
+    monkeypatch.setenv("MEDIA_GATEWAY_CONFIG", str(overlay))
+
+    model_dir = tmp_path / "fed"
+    result = runner.invoke(
+        app,
+        ["train", "--interactions", str(tmp_path / "ratings.csv"), "--model", "federated-dp",
+         "--epsilon", "1", "--out", str(model_dir)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((model_dir / "report.json").read_text())
+    assert report["item_features_source"].startswith("catalogue:")
+    assert report["item_features"] == len(items)
+    assert report["params"]["content_dim"] > 0  # the content model was trained
+
+    # Ids the catalogue does not know (raw MovieLens ids, say): no content, still trains.
+    plain = train_model(tmp_path / "ratings.csv", "ease", tmp_path / "ease", lake=lake)
+    assert plain["item_features_source"] == "none"
+    other = tmp_path / "other.csv"
+    pl.read_csv(tmp_path / "ratings.csv").with_columns(
+        ("x" + pl.col("item_id")).alias("item_id")
+    ).write_csv(other)
+    report = train_model(other, "federated-dp", tmp_path / "fed2", lake=lake, epsilon=1.0)
+    assert report["item_features_source"] == "none"
