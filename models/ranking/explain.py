@@ -245,7 +245,8 @@ def sentence(ex: Explanation) -> str:
         pieces.append(("close to what " + _join(close) + " watched", True))
     if ex.friends_watched:
         n = len(ex.friends_watched)
-        names = _join(ex.friends_watched[:3]) + (" and others" if n > 3 else "")
+        shown = ex.friends_watched[:3]
+        names = _join(shown) if n <= 3 else ", ".join(shown) + " and others"
         pieces.append((f"{n} friend{'s' if n > 1 else ''} watched this ({names})", True))
     if ex.context:
         pieces.append((ex.context[0], True))
