@@ -28,6 +28,14 @@ Decisions:
   answer a fresh computation would give; feedback, a preferences change and erasure still drop the
   user's entries and a swap clears them all. (An answer being computed while its user is erased is
   stored under the pre-erasure history: unreachable, and gone after the TTL.)
+  The key also holds the caller's friend evidence (each visible friend and the titles their
+  activity shows, :func:`serving.social.views.friends_activity`), read on every request: a friend's
+  new activity, a privacy change, an unfriend, a block or an erasure is a different key, so cached
+  answers never carry stale "friends watched this" evidence.
+* **Friends are watching**: ``/recommend`` and ``/explain`` add ``evidence.friends_watched`` (and
+  "2 friends watched this (bob and carol)" to the sentence) naming friends whose activity the
+  caller may see under the friend's own setting, and only for titles that activity shows. It is
+  evidence only: no score boost, so the ranking is the same with or without friends.
 * BLAS runs single-threaded in the serving process (:data:`SERVING_BLAS_THREADS`, set by
   :func:`build_gateway`): concurrent requests are the parallelism, and OpenBLAS's own threads on top
   of BentoML's request threads oversubscribe the cores. Measured on the 2-core box: the content
@@ -54,7 +62,7 @@ from media_gateway import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
 from media_gateway.settings import Settings
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog, Offer
-from models.ranking.explain import explain
+from models.ranking.explain import explain, with_friends
 from models.ranking.group import MemberProfile, recommend_group
 from models.ranking.intent import QueryIntent
 from pipelines.lib.feedback import FeedbackRecord, StoreUnavailableError, store_feedback
@@ -78,6 +86,7 @@ from serving.schemas import (
     SearchRequest,
     SearchResponse,
 )
+from serving.social import views as social_views
 from serving.social.store import SocialStore
 from serving.state import NotReadyError, ServingState, StateHolder
 from serving.userdata import (
@@ -298,6 +307,10 @@ class Gateway:
         if self.holder.ready:
             self.holder.state.ranker.forget(user)
 
+    def _friends_activity(self, catalog: Catalog, user: str) -> dict[str, tuple[str, ...]]:
+        """Friends whose activity ``user`` may see, with the titles it shows (evidence only)."""
+        return social_views.friends_activity(self.social, self.holder.history, catalog, user)
+
     def _item(self, catalog: Catalog, base_url: str, tid: str, **fields: Any) -> ResultItem:
         row = catalog.index[tid]
         runtime = catalog.runtime[row]
@@ -382,10 +395,12 @@ class Gateway:
         state = self.state
         prefs = effective_profile(self.folder, req.user)
         history, weights = self.holder.history(req.user)
+        friends = self._friends_activity(state.catalog, req.user)
         cache_key = (
             req.user,
             tuple(history),
             tuple(weights),
+            tuple(friends.items()),
             prefs.model_dump_json(),
             req.context.model_dump_json(),
             req.limit,
@@ -409,6 +424,10 @@ class Gateway:
             "recommend served",
             extra={"history_len": len(history), "results": len(recs), "model": state.model_version},
         )
+        evidences = [
+            with_friends(r.explanation, social_views.friends_who_watched(friends, r.title_id))
+            for r in recs
+        ]
         response = RecommendResponse(
             user=req.user,
             results=[
@@ -418,11 +437,11 @@ class Gateway:
                     r.title_id,
                     score=r.score,
                     components=r.components,
-                    explanation=r.explanation.sentence,
-                    evidence=r.explanation,
+                    explanation=evidence.sentence,
+                    evidence=evidence,
                     offers=r.offers,
                 )
-                for r in recs
+                for r, evidence in zip(recs, evidences, strict=True)
             ],
             model_version=state.model_version,
             country=prefs.country,
@@ -503,6 +522,9 @@ class Gateway:
             collaborative=parts.get("collaborative"),
             offers=availability_filter(prefs).offers(catalog, tid),
             popular=not liked,
+            friends_watched=social_views.friends_who_watched(
+                self._friends_activity(catalog, req.user), tid
+            ),
         )
         return ExplainResponse(
             user=req.user,

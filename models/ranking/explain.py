@@ -10,6 +10,9 @@ Evidence gathered by :func:`explain`:
   ranker, ``None`` when no collaborative model scored it);
 * ``members``: for group or friend evidence, each member's closest watched title, or that they
   watched it themselves;
+* ``friends_watched``: the viewer's friends who watched the candidate, as far as each friend's
+  privacy setting lets the viewer see their activity (the serving layer decides who; see
+  :func:`serving.social.views.friends_activity`);
 * ``offers`` and ``context`` notes.
 
 The ``sentence`` is assembled only from these pieces, e.g. "Because you watched Inception (0.81
@@ -65,6 +68,8 @@ class Explanation(BaseModel):
     matched_keywords: list[FeatureMatch] = Field(default_factory=list)
     collaborative: float | None = None
     members: list[MemberEvidence] = Field(default_factory=list)
+    friends_watched: list[str] = Field(default_factory=list)
+    """Friends whose visible activity includes this title ("2 friends watched this")."""
     offers: list[Offer] = Field(default_factory=list)
     context: list[str] = Field(default_factory=list)
     popular: bool = False
@@ -238,6 +243,11 @@ def sentence(ex: Explanation) -> str:
         pieces.append((_join(watched) + " liked it", False))
     if close:
         pieces.append(("close to what " + _join(close) + " watched", True))
+    if ex.friends_watched:
+        n = len(ex.friends_watched)
+        shown = ex.friends_watched[:3]
+        names = _join(shown) if n <= 3 else ", ".join(shown) + " and others"
+        pieces.append((f"{n} friend{'s' if n > 1 else ''} watched this ({names})", True))
     if ex.context:
         pieces.append((ex.context[0], True))
     where = _offer_phrase(ex.offers)
@@ -263,6 +273,7 @@ def explain(
     top_n: int = 3,
     features: HistoryFeatures | None = None,
     reveal: Collection[str] | None = None,
+    friends_watched: Sequence[str] = (),
 ) -> Explanation:
     """Evidence for recommending ``title_id`` to someone who watched ``history``.
 
@@ -270,7 +281,8 @@ def explain(
     restrict them to a country/services); ``context`` are notes from
     :func:`models.ranking.context.context_notes`; ``features`` are :func:`history_features` of
     ``history`` when explaining many titles for it; ``reveal`` limits which ``members`` may have
-    their titles named (see :func:`member_evidence`). Raises KeyError for a title not in the
+    their titles named (see :func:`member_evidence`); ``friends_watched`` are friends already
+    vetted by the caller as allowed to be named for this title. Raises KeyError for a title not in the
     catalogue.
     """
     if title_id not in catalog.index:
@@ -283,9 +295,19 @@ def explain(
         matched_keywords=keywords[:10],
         collaborative=None if collaborative is None else round(float(collaborative), 4),
         members=member_evidence(catalog, members, title_id, reveal) if members else [],
+        friends_watched=list(friends_watched),
         offers=list(catalog.offers_for(title_id, None) if offers is None else offers),
         context=list(context),
         popular=popular,
     )
     ex.sentence = sentence(ex)
     return ex
+
+
+def with_friends(ex: Explanation, friends_watched: Sequence[str]) -> Explanation:
+    """A copy of ``ex`` adding ``friends_watched`` evidence, its sentence rebuilt (``ex`` unchanged)."""
+    if not friends_watched:
+        return ex
+    out = ex.model_copy(update={"friends_watched": list(friends_watched)})
+    out.sentence = sentence(out)
+    return out

@@ -64,3 +64,31 @@ def feed(
         if items:
             entries.append(FeedEntry(user=user, relation=relations[user], items=items))
     return FeedResponse(entries=entries)
+
+
+def friends_activity(
+    store: SocialStore, history: History, catalog: Catalog, viewer: str, n: int = ACTIVITY_ITEMS
+) -> dict[str, tuple[str, ...]]:
+    """The viewer's friends whose activity the viewer may see, each with the titles it shows.
+
+    The evidence source for "friends are watching": exactly what ``GET /social/users/{friend}/
+    activity`` would show the viewer (same :meth:`SocialStore.can_see` rule, same ``n`` most recent
+    liked titles), so an explanation never names more of a friend than their activity page does.
+    Followed users and strangers are not friends; blocks and erasure remove the friendship. Friends
+    with no visible titles are left out. Keys and titles are sorted (usable in a cache key).
+    """
+    out: dict[str, tuple[str, ...]] = {}
+    for friend in store.friends(viewer):
+        if not store.can_see(viewer, friend, store.privacy(friend).activity):
+            continue
+        titles = tuple(
+            sorted(item.content_id for item in recent_titles(history, catalog, friend, n))
+        )
+        if titles:
+            out[friend] = titles
+    return out
+
+
+def friends_who_watched(activity: dict[str, tuple[str, ...]], title_id: str) -> list[str]:
+    """Friends (from :func:`friends_activity`) whose visible activity includes ``title_id``."""
+    return [friend for friend, titles in activity.items() if title_id in titles]

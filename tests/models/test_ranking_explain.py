@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from models.ranking.catalog import Catalog
-from models.ranking.explain import explain
+from models.ranking.explain import explain, with_friends
 
 
 def _catalog() -> Catalog:
@@ -87,3 +87,16 @@ def test_members_who_watched_or_are_close() -> None:
 def test_unknown_title_raises() -> None:
     with pytest.raises(KeyError, match="not in the catalogue"):
         explain(_catalog(), ["inc"], "nope")
+
+
+def test_friends_watched_evidence_and_sentence() -> None:
+    cat = _catalog()
+    base = explain(cat, ["inc"], "cand")
+    assert base.friends_watched == [] and "friend" not in base.sentence
+    one = with_friends(base, ["bob"])
+    assert one.friends_watched == ["bob"] and "1 friend watched this (bob)" in one.sentence
+    assert base.friends_watched == [] and "friend" not in base.sentence  # the input is unchanged
+    assert with_friends(base, []) is base
+    many = explain(cat, ["inc"], "cand", friends_watched=["a", "b", "c", "d"])
+    assert "4 friends watched this (a, b, c and others)" in many.sentence
+    assert many.sentence.startswith("Because you watched Inception")
