@@ -13,7 +13,7 @@ from pipelines.lib.histories.importer import (
     import_files,
     parse_and_resolve,
 )
-from pipelines.lib.lake import read_table, write_table
+from pipelines.lib.lake import read_columns, read_table, write_table
 from pipelines.lib.schemas import validate
 
 HISTORY = (
@@ -218,3 +218,21 @@ def test_imports_on_a_lake_with_partitions_that_predate_new_columns(
     assert unresolved["raw_title"].to_list() == ["Another Unknown Film", "Some Unknown Film"]
     assert unresolved["original_title"].to_list()[1] is None  # predates the column
     assert read_table(lake, "quarantine").height == 2
+
+
+@pytest.mark.parametrize("old_name", ["batch=a-old", "batch=z-old"])
+def test_read_columns_mixes_old_and_new_partitions_in_either_order(
+    tmp_path: Path, old_name: str
+) -> None:
+    folder = tmp_path / "unresolved_events"
+    folder.mkdir()
+    pl.DataFrame({"event_id": ["old"], "reason": ["no title match"]}).write_parquet(
+        folder / f"{old_name}.parquet"
+    )
+    new = pl.DataFrame({"event_id": ["new"], "reason": ["x"], "tmdb_id": [7]})
+    new.write_parquet(folder / "batch=m-new.parquet")
+    got = read_columns(tmp_path, "unresolved_events", ["event_id", "tmdb_id"]).sort("event_id")
+    assert got.rows() == [("new", 7), ("old", None)]
+    assert got.schema == {"event_id": pl.String, "tmdb_id": pl.Int64}
+    empty = read_columns(tmp_path / "nowhere", "unresolved_events", ["event_id"])
+    assert empty.is_empty() and empty.columns == ["event_id"]
