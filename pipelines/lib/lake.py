@@ -37,6 +37,22 @@ def read_table(lake: Path, table: str) -> pl.DataFrame:
     return conform(df, table) if table in SCHEMAS else df
 
 
+def read_columns(lake: Path, table: str, columns: list[str]) -> pl.DataFrame:
+    """Only ``columns`` of a schema table, scanned (not the whole table in memory).
+
+    Like :func:`read_table`, partitions written before a column was added read it as null, and
+    columns a partition has beyond ``columns`` are ignored: old and new partitions mix freely.
+    """
+    schema = {name: SCHEMAS[table][name] for name in columns}
+    folder = table_dir(lake, table)
+    files = sorted(folder.glob("**/*.parquet")) if folder.is_dir() else []
+    if not files:
+        return pl.DataFrame(schema=schema)
+    return pl.scan_parquet(
+        files, schema=schema, missing_columns="insert", extra_columns="ignore"
+    ).collect()
+
+
 def _atomic_parquet(df: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

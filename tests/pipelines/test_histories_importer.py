@@ -13,7 +13,7 @@ from pipelines.lib.histories.importer import (
     import_files,
     parse_and_resolve,
 )
-from pipelines.lib.lake import read_table, write_table
+from pipelines.lib.lake import read_columns, read_table, write_table
 from pipelines.lib.schemas import validate
 
 HISTORY = (
@@ -175,3 +175,64 @@ def test_bad_inputs_raise_typed_errors_naming_the_file(tmp_path: Path, history: 
     with pytest.raises(HistoryImportError, match="no netflix files"):
         import_files("netflix", "u", [], lake, titles=_titles())
     assert not lake.exists() or not list(lake.rglob("*.parquet"))
+
+
+# unresolved_events and quarantine columns as written before late resolution and erasure added some
+OLD_UNRESOLVED = [
+    "event_id",
+    "user_id",
+    "raw_title",
+    "year",
+    "source",
+    "event_time",
+    "reason",
+    "import_batch",
+]
+OLD_QUARANTINE = ["file", "line", "source", "raw", "reason", "import_batch"]
+
+
+def test_imports_on_a_lake_with_partitions_that_predate_new_columns(
+    tmp_path: Path, history: Path
+) -> None:
+    """An upgraded CLI importing twice before the first upgraded nightly: old-schema partitions
+    and the new ones the first import wrote must be read together (missing columns as null)."""
+    scratch = tmp_path / "scratch"
+    import_files("netflix", "alice", [history], scratch, titles=_titles(), batch_id="s")
+    lake = tmp_path / "lake"
+    for table, columns in (("unresolved_events", OLD_UNRESOLVED), ("quarantine", OLD_QUARANTINE)):
+        old = pl.read_parquet(scratch / table / "batch=s.parquet").select(columns)
+        (lake / table).mkdir(parents=True)
+        old.write_parquet(lake / table / "batch=2026-01-01-old.parquet")  # sorts first
+
+    other = tmp_path / "other.csv"
+    other.write_text('Title,Date\n"Another Unknown Film","2/4/20"\n"Bad","99/99/99"\n')
+    first = import_files("netflix", "alice", [other], lake, titles=_titles(), batch_id="2026-02-a")
+    assert first.added == {"watch_events": 0, "unresolved_events": 1, "quarantine": 1}
+
+    second = import_files(
+        "netflix", "alice", [history], lake, titles=_titles(), batch_id="2026-02-b"
+    )
+    # the old partitions' rows are recognised: neither the unresolved nor the bad row comes twice
+    assert second.added == {"watch_events": 3, "unresolved_events": 0, "quarantine": 0}
+    unresolved = read_table(lake, "unresolved_events").sort("raw_title")
+    assert unresolved["raw_title"].to_list() == ["Another Unknown Film", "Some Unknown Film"]
+    assert unresolved["original_title"].to_list()[1] is None  # predates the column
+    assert read_table(lake, "quarantine").height == 2
+
+
+@pytest.mark.parametrize("old_name", ["batch=a-old", "batch=z-old"])
+def test_read_columns_mixes_old_and_new_partitions_in_either_order(
+    tmp_path: Path, old_name: str
+) -> None:
+    folder = tmp_path / "unresolved_events"
+    folder.mkdir()
+    pl.DataFrame({"event_id": ["old"], "reason": ["no title match"]}).write_parquet(
+        folder / f"{old_name}.parquet"
+    )
+    new = pl.DataFrame({"event_id": ["new"], "reason": ["x"], "tmdb_id": [7]})
+    new.write_parquet(folder / "batch=m-new.parquet")
+    got = read_columns(tmp_path, "unresolved_events", ["event_id", "tmdb_id"]).sort("event_id")
+    assert got.rows() == [("new", 7), ("old", None)]
+    assert got.schema == {"event_id": pl.String, "tmdb_id": pl.Int64}
+    empty = read_columns(tmp_path / "nowhere", "unresolved_events", ["event_id"])
+    assert empty.is_empty() and empty.columns == ["event_id"]

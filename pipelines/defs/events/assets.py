@@ -3,6 +3,14 @@
 Each run is one daily partition: what it imports is written as batch files tagged with that day;
 events are de-duplicated by ``event_id`` across the whole table, so reruns add nothing.
 Erasure requests recorded by the API are applied here: the users' rows are physically deleted.
+
+Inbox items go through :func:`pipelines.lib.inbox.import_item`: one the importer refuses (hostile,
+wrong format, header only, nothing usable) moves to ``.rejected/<day>/`` with its reason and the
+run goes on; the metadata lists rejected items with the importer's reason, which names the file,
+line and what is wrong, never a row's content. Rejected items wrote nothing, so they are not in
+the ``batch_*`` counts. Manifest and configured imports are the operator's files: a refused one
+fails the run. ``batch_resolution_rate`` is resolved / (resolved + unresolved + quarantined), as
+in the CLI summary: a malformed row counts as a miss.
 """
 
 import dagster as dg
@@ -13,7 +21,7 @@ from pipelines.lib.crash import crash_point
 from pipelines.lib.erasure import drop_erased, erase_users
 from pipelines.lib.feedback import read_erasures, read_feedback
 from pipelines.lib.histories.importer import import_files
-from pipelines.lib.inbox import archive, batch_id, read_manifest, scan_inbox
+from pipelines.lib.inbox import batch_id, import_item, read_manifest, scan_inbox
 from pipelines.lib.lake import read_table, write_partition
 from pipelines.lib.late_resolution import resolve_waiting
 from pipelines.partitions import daily_imports
@@ -81,18 +89,28 @@ def watch_events(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
         "dropped": 0,
         "duplicates_skipped": 0,
     }
+    rejected: list[dict[str, str]] = []
     for fmt, user, paths, item in planned:
-        key = f"{fmt}:{user}:" + ",".join(str(p) for p in paths)
-        if item is not None:
-            key += ":" + item.signature()
-        summary = import_files(
-            fmt=fmt,
-            user_id=user,
-            paths=paths,
-            lake=lake,
-            titles=catalogue,
-            batch_id=batch_id(day, key),
-        )
+        if item is None:
+            key = f"{fmt}:{user}:" + ",".join(str(p) for p in paths)
+            summary = import_files(
+                fmt=fmt,
+                user_id=user,
+                paths=paths,
+                lake=lake,
+                titles=catalogue,
+                batch_id=batch_id(day, key),
+            )
+        else:
+            result = import_item(item, settings.paths.inbox, lake, catalogue, day)
+            if result.summary is None:
+                moved = result.moved_to.relative_to(settings.paths.inbox)
+                rejected.append(
+                    {"format": fmt, "user": user, "item": str(moved), "reason": str(result.reason)}
+                )
+                context.log.warning(f"inbox: rejected {moved}: {result.reason}")
+                continue
+            summary = result.summary
         meta = summary.as_metadata()
         for name in totals:
             totals[name] += int(meta.get(name, 0))
@@ -101,8 +119,6 @@ def watch_events(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
             f"resolved={meta.get('resolved')} unresolved={meta.get('unresolved')} "
             f"quarantined={meta.get('quarantined')}"
         )
-        if item is not None:
-            archive(item, settings.paths.inbox, day)
         crash_point("import")
 
     # rows waiting from earlier imports: the catalogue may know them now (late TMDB titles)
@@ -117,13 +133,17 @@ def watch_events(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
 
     events = read_table(lake, "watch_events")
     unresolved = read_table(lake, "unresolved_events")
-    rate = totals["resolved"] / max(1, totals["resolved"] + totals["unresolved"])
+    # quarantined rows are misses, as in the CLI summary (ImportSummary.resolution_rate)
+    attempted = totals["resolved"] + totals["unresolved"] + totals["quarantined"]
+    rate = totals["resolved"] / attempted if attempted else 0.0
     yield dg.MaterializeResult(
         asset_key="watch_events",
         metadata={
             "imports": len(planned),
             **{f"batch_{k}": v for k, v in totals.items()},
             "batch_resolution_rate": rate,
+            "inbox_rejected": len(rejected),
+            "inbox_rejections": dg.MetadataValue.json(rejected),
             "late_resolved": late["resolved"],
             "feedback_added": feedback_added,
             "erased_users": len(erased),

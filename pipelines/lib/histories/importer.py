@@ -78,9 +78,9 @@ from pipelines.lib.histories.netflix import (
 )
 from pipelines.lib.histories.sniff import check_format
 from pipelines.lib.histories.trakt import parse_trakt
-from pipelines.lib.lake import read_table, table_dir, write_partition
+from pipelines.lib.lake import read_columns, read_table, table_dir, write_partition
 from pipelines.lib.matching import TitleResolver
-from pipelines.lib.schemas import conform, empty
+from pipelines.lib.schemas import conform
 
 __all__ = [
     "FORMATS",
@@ -437,14 +437,6 @@ def _lake_lock(lake: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _column(lake: Path, table: str, columns: list[str]) -> pl.DataFrame:
-    folder = table_dir(lake, table)
-    files = sorted(folder.glob("**/*.parquet")) if folder.is_dir() else []
-    if not files:
-        return empty(table).select(columns)
-    return pl.scan_parquet(files).select(columns).collect()
-
-
 def _append(lake: Path, table: str, batch: str, rows: pl.DataFrame) -> None:
     """Write ``rows`` as the batch's partition file, merged into it if it already exists (a rerun
     with the same batch id): rows already written are never replaced. No rows, no file."""
@@ -524,13 +516,13 @@ def import_files(
     with _lake_lock(lake):
         if out.movielens_titles is not None:
             _write_movielens_titles(lake, fmt, out.movielens_titles)
-        known = _column(lake, "watch_events", ["event_id"])
+        known = read_columns(lake, "watch_events", ["event_id"])
         new_events = out.events.join(known, on="event_id", how="anti")
-        pending = _column(lake, "unresolved_events", ["event_id"])
+        pending = read_columns(lake, "unresolved_events", ["event_id"])
         new_unresolved = out.unresolved.join(known, on="event_id", how="anti").join(
             pending, on="event_id", how="anti"
         )
-        seen_q = _column(lake, "quarantine", ["file", "line", "raw", "reason"]).select(
+        seen_q = read_columns(lake, "quarantine", ["file", "line", "raw", "reason"]).select(
             key=_quarantine_key()
         )
         new_quarantine = (
