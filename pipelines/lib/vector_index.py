@@ -64,7 +64,7 @@ class AnnIndex:
         return IvfFlat(distance_type="cosine", num_partitions=n)
 
 
-ANN_INDEX = AnnIndex("IVF_PQ", nprobes=20, refine_factor=10, rows_per_partition=4096)
+ANN_INDEX = AnnIndex("IVF_FLAT", nprobes=6, rows_per_partition=4096)
 """The index built at :data:`INDEX_MIN_ROWS` rows and up (placeholder until measured)."""
 
 CONTENT_SCHEMA = pa.schema(
@@ -220,7 +220,7 @@ class ContentIndex:
         if where:
             query = query.where(where, prefilter=True)
         if columns is not None:
-            query = query.select(columns)
+            query = query.select([*columns, "_distance"])
         df = pl.from_arrow(query.limit(limit).to_arrow())
         assert isinstance(df, pl.DataFrame)
         return df.with_columns((1.0 - pl.col("_distance")).alias("similarity")).drop("_distance")
