@@ -69,7 +69,7 @@ ANN_INDEX = AnnIndex("IVF_FLAT", nprobes=8, rows_per_partition=4096)
 (24 at 100k), 8 probed.
 
 Measured 2026-12-02 with ``benchmarks/search_index.py --skip-serving --queries 100 --repeat 1
---kinds IVF_FLAT`` (100k x 384, 140 queries, top-10; load average 15-19 on 2 cores, so
+--kinds flat IVF_FLAT`` (100k x 384, 140 queries, top-10; load average 15-19 on 2 cores, so
 latencies are noisy; ratio = LanceDB p50 / exact numpy p50 in the same run)::
 
     index      partitions nprobes  build s  recall@10  p50 ms  exact ms  ratio
