@@ -35,7 +35,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.fakes.recorded import (
     EXPORT_PREFIX,
@@ -74,50 +77,111 @@ COLUMNS = [
     "vote_average", "vote_count", "imdb_id",
 ]  # fmt: skip
 
-MOVIE_GENRES = {
-    28: "Action", 12: "Adventure", 16: "Animation", 35: "Comedy", 80: "Crime",
-    99: "Documentary", 18: "Drama", 10751: "Family", 14: "Fantasy", 36: "History", 27: "Horror",
-    10402: "Music", 9648: "Mystery", 10749: "Romance", 878: "Science Fiction", 10770: "TV Movie",
-    53: "Thriller", 10752: "War", 37: "Western",
-}  # fmt: skip
-TV_GENRES = {
-    10759: "Action & Adventure", 16: "Animation", 35: "Comedy", 80: "Crime", 99: "Documentary",
-    18: "Drama", 10751: "Family", 10762: "Kids", 9648: "Mystery", 10763: "News", 10764: "Reality",
-    10765: "Sci-Fi & Fantasy", 10766: "Soap", 10767: "Talk", 10768: "War & Politics", 37: "Western",
-}  # fmt: skip
-JW_GENRE = {
-    "Action": "act", "Adventure": "act", "Action & Adventure": "act", "Animation": "ani",
-    "Comedy": "cmy", "Crime": "crm", "Documentary": "doc", "Drama": "drm", "Family": "fml",
-    "Kids": "fml", "Fantasy": "fnt", "History": "hst", "Horror": "hrr", "Music": "msc",
-    "Mystery": "trl", "Thriller": "trl", "Romance": "rma", "Science Fiction": "scf",
-    "Sci-Fi & Fantasy": "scf", "War": "war", "War & Politics": "war", "Western": "wsn",
-    "Reality": "rly", "TV Movie": "drm", "News": "doc", "Soap": "drm", "Talk": "cmy",
-}  # fmt: skip
+DEFAULT_TABLES = ROOT / "data" / "sample" / "catalog_tables.yaml"
+"""The generator's hand tables (genres, languages, providers, prices, ownership)."""
 
-LANGUAGES = {
-    "en": ("English", "English", "US"), "fr": ("French", "Français", "FR"),
-    "ja": ("Japanese", "日本語", "JP"), "ko": ("Korean", "한국어/조선말", "KR"),
-    "es": ("Spanish", "Español", "ES"), "de": ("German", "Deutsch", "DE"),
-    "hi": ("Hindi", "हिन्दी", "IN"), "te": ("Telugu", "తెలుగు", "IN"),
-    "it": ("Italian", "Italiano", "IT"), "zh": ("Mandarin", "普通话", "CN"),
-    "cn": ("Cantonese", "广州话 / 廣州話", "HK"), "ru": ("Russian", "Pусский", "SU"),
-    "sv": ("Swedish", "svenska", "SE"), "pt": ("Portuguese", "Português", "BR"),
-    "pl": ("Polish", "Polski", "PL"),
-}  # fmt: skip
+Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+Price = Annotated[float, Field(gt=0)]
+
+
+class ProviderEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jw_clear: str
+    short: Annotated[str, Field(pattern=r"^[a-z]{3}$")]
+    package_id: int
+    tmdb_name: str
+    display_priority: int
+
+
+class CurrencyEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    format: str
+
+
+class CatalogTables(BaseModel):
+    """Schema of ``data/sample/catalog_tables.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    movie_genres: dict[int, str]
+    tv_genres: dict[int, str]
+    jw_genres: dict[str, Annotated[str, Field(pattern=r"^[a-z]{3}$")]]
+    languages: dict[str, tuple[str, str, Country]]
+    country_names: dict[Country, str]
+    origin_overrides: dict[Country, list[str]]
+    providers: dict[str, ProviderEntry]
+    subscription_pool: dict[str, Annotated[int, Field(gt=0)]]
+    currency: dict[Country, CurrencyEntry]
+    prices: dict[Country, dict[str, tuple[Price, Price] | Price]]
+    disney: dict[Literal["movie", "tv"], list[int]]
+    originals_tv: dict[str, list[int]]
+    miniseries: list[int]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CatalogTables:
+        problems = [
+            f"jw_genres has no entry for genre {g!r}"
+            for g in [*self.movie_genres.values(), *self.tv_genres.values()]
+            if g not in self.jw_genres
+        ]
+        problems += [
+            f"languages.{code}: country {c!r} is not in country_names"
+            for code, (_, _, c) in self.languages.items()
+            if c not in self.country_names
+        ]
+        problems += [
+            f"origin_overrides: country {c!r} is not in country_names"
+            for c in self.origin_overrides
+            if c not in self.country_names
+        ]
+        problems += [
+            f"{section}: unknown provider {p!r}"
+            for section, names in (
+                ("subscription_pool", self.subscription_pool),
+                ("originals_tv", self.originals_tv),
+            )
+            for p in names
+            if p not in self.providers
+        ]
+        problems += [
+            f"prices.{c}: needs old, HD, _4K (rent, buy) and season"
+            for c, tiers in self.prices.items()
+            if set(tiers) != {"old", "HD", "_4K", "season"}
+            or not isinstance(tiers["season"], float)
+            or any(not isinstance(tiers[t], tuple) for t in ("old", "HD", "_4K"))
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class TablesError(ValueError):
+    """The tables file is malformed (the message names the file and the entry)."""
+
+
+def load_tables(path: Path = DEFAULT_TABLES) -> CatalogTables:
+    """Read and validate the generator's hand tables."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return CatalogTables.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise TablesError(f"{path}: not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        entry = ".".join(str(p) for p in first["loc"]) or "<file>"
+        raise TablesError(f"{path}: entry {entry}: {first['msg']}") from exc
+
+
+TABLES = load_tables()
+MOVIE_GENRES = TABLES.movie_genres
+TV_GENRES = TABLES.tv_genres
+JW_GENRE = TABLES.jw_genres
+LANGUAGES = TABLES.languages
 """original_language -> (English name, native name, usual origin country)."""
-COUNTRY_NAMES = {
-    "US": "United States of America", "GB": "United Kingdom", "FR": "France", "JP": "Japan",
-    "KR": "South Korea", "ES": "Spain", "DE": "Germany", "IN": "India", "IT": "Italy",
-    "CN": "China", "HK": "Hong Kong", "SU": "Soviet Union", "SE": "Sweden", "BR": "Brazil",
-    "MX": "Mexico",
-}  # fmt: skip
-BRITISH = {
-    "Sherlock", "Peaky Blinders", "Black Mirror", "The Crown", "Fleabag", "Doctor Who",
-    "Downton Abbey", "Planet Earth II", "Trainspotting", "Shaun of the Dead", "Notting Hill",
-    "Love Actually", "28 Days Later", "Lawrence of Arabia", "Monty Python and the Holy Grail",
-    "Dr. No", "Goldfinger", "Paddington 2", "A Clockwork Orange",
-}  # fmt: skip
-MEXICAN = {"Amores Perros"}
+COUNTRY_NAMES = TABLES.country_names
 
 
 @dataclass(frozen=True)
@@ -130,47 +194,17 @@ class Provider:
     display_priority: int
 
 
-PROVIDERS = {
-    p.technical: p
-    for p in [
-        Provider("netflix", "Netflix", "nfx", 8, "Netflix", 1),
-        Provider("amazonprime", "Amazon Prime Video", "amp", 9, "Amazon Prime Video", 2),
-        Provider("disneyplus", "Disney Plus", "dnp", 337, "Disney Plus", 3),
-        Provider("hulu", "Hulu", "hlu", 15, "Hulu", 4),
-        Provider("max", "Max", "mxx", 1899, "Max", 5),
-        Provider("appletvplus", "Apple TV Plus", "atp", 350, "Apple TV+", 6),
-        Provider("itunes", "Apple TV", "itu", 2, "Apple TV", 7),
-        Provider("googleplay", "Google Play Movies", "ply", 3, "Google Play Movies", 8),
-        Provider("tubi", "Tubi TV", "tbv", 73, "Tubi TV", 20),
-        Provider("pluto", "Pluto TV", "ptv", 300, "Pluto TV", 21),
-    ]
-}
-SUBSCRIPTION_POOL = [
-    ("netflix", 35), ("amazonprime", 30), ("max", 18), ("hulu", 12), ("appletvplus", 5),
-]  # fmt: skip
-CURRENCY = {"US": ("USD", "${:.2f}"), "GB": ("GBP", "£{:.2f}"), "DE": ("EUR", "{:.2f} €")}
-PRICES = {  # (rent, buy) per country and tier
-    "US": {"old": (2.99, 9.99), "HD": (3.99, 14.99), "_4K": (5.99, 19.99), "season": 24.99},
-    "GB": {"old": (2.49, 7.99), "HD": (3.49, 9.99), "_4K": (4.99, 13.99), "season": 19.99},
-    "DE": {"old": (2.99, 8.99), "HD": (3.99, 11.99), "_4K": (4.99, 13.99), "season": 22.99},
-}
-
-# Ownership that decides flat-rate homes (well-known facts, used to make the offers plausible).
-DISNEY = {
-    ("movie", i)
-    for i in [862, 12, 8587, 812, 10020, 9325, 433, 9806, 2062, 10681, 14160, 150540, 354912,
-              508442, 299534, 11, 1891, 1892, 85, 89, 22, 329865]
-} | {("tv", 82856), ("tv", 456), ("tv", 82728)}  # fmt: skip
-ORIGINALS = {  # (kind, id) -> provider in every recorded country (FX shows: hulu in US only)
-    **{("tv", i): "netflix" for i in [66732, 65494, 70523, 93405, 71446, 63351, 42009, 119051,
-                                      71912, 87739, 67744, 69740, 96677, 94796, 70593, 76669,
-                                      61222, 9900201, 94605]},
-    **{("tv", i): "max" for i in [1399, 94997, 1398, 1438, 46648, 87108, 63247, 76331, 100088,
-                                  4613]},
-    ("tv", 76479): "amazonprime", ("tv", 97546): "appletvplus", ("tv", 95396): "appletvplus",
-    ("tv", 136315): "hulu", ("tv", 126308): "hulu", ("tv", 69478): "hulu", ("tv", 60622): "hulu",
-}  # fmt: skip
-MINISERIES = {87108, 4613, 87739, 126308}
+PROVIDERS = {name: Provider(name, **entry.model_dump()) for name, entry in TABLES.providers.items()}
+SUBSCRIPTION_POOL = list(TABLES.subscription_pool.items())
+CURRENCY = {c: (e.code, e.format) for c, e in TABLES.currency.items()}
+PRICES = TABLES.prices
+"""(rent, buy) per country and tier, and a season's price."""
+DISNEY = {(kind, i) for kind, ids in TABLES.disney.items() for i in ids}
+ORIGINALS = {("tv", i): provider for provider, ids in TABLES.originals_tv.items() for i in ids}
+"""(kind, id) -> provider in every recorded country."""
+MINISERIES = set(TABLES.miniseries)
+ORIGIN_OVERRIDES = {title: c for c, titles in TABLES.origin_overrides.items() for title in titles}
+"""Titles whose origin country is not their language's usual one."""
 
 
 class SeedError(ValueError):
@@ -292,11 +326,7 @@ def genre_ids(kind: str, names: list[str]) -> list[int]:
 
 
 def origin_country(seed: Seed) -> str:
-    if seed.title in BRITISH:
-        return "GB"
-    if seed.title in MEXICAN:
-        return "MX"
-    return LANGUAGES[seed.language][2]
+    return ORIGIN_OVERRIDES.get(seed.title) or LANGUAGES[seed.language][2]
 
 
 def person(name: str, department: str) -> dict[str, Any]:

@@ -45,6 +45,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
 from models.ranking.intent import QueryIntent
 from serving.nlu.vocabulary import (
     DECADE_WORDS,
@@ -128,6 +131,7 @@ def _lookup(table: dict[str, Descriptor], text: str) -> Descriptor:
 
 _DESCRIPTOR_KEYS = _key_table(DESCRIPTORS)
 _DESCRIPTOR_RE = _alternation(list(DESCRIPTORS))
+_FUZZY_WORDS = list(FUZZY_GENRE_WORDS)
 _LANG_RE = "|".join(sorted(LANGUAGES, key=len, reverse=True))
 _SERVICE_KEYS = {_key(k): v for k, v in SERVICE_ALIASES.items()}
 _SERVICE_AFTER_ON_KEYS = {_key(k): v for k, v in SERVICE_AFTER_ON.items()}
@@ -687,31 +691,16 @@ def _descriptors(q: _Query) -> None:
             q.take(m.start(), m.end())
 
 
-def _within_one_edit(a: str, b: str) -> bool:
-    """Damerau-Levenshtein distance <= 1 (one insertion, deletion, substitution or swap)."""
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diff = [i for i in range(len(a)) if a[i] != b[i]]
-        if len(diff) == 1:
-            return True
-        return (
-            len(diff) == 2
-            and diff[1] == diff[0] + 1
-            and a[diff[0]] == b[diff[1]]
-            and (a[diff[1]] == b[diff[0]])
-        )
-    short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
-
-
 def _fuzzy_genre_word(word: str) -> str | None:
-    for candidate, canonical in FUZZY_GENRE_WORDS.items():
-        if _within_one_edit(word, candidate):
-            return canonical
-    return None
+    """The genre phrase a word of 6+ letters misspells by one edit (insertion, deletion,
+    substitution or swap of neighbours: optimal string alignment distance <= 1), else ``None``.
+
+    Ties go to the first word in the vocabulary's ``fuzzy_genre_words`` order.
+    """
+    found = process.extractOne(
+        word, _FUZZY_WORDS, scorer=OSA.distance, score_cutoff=1, processor=None
+    )
+    return FUZZY_GENRE_WORDS[found[0]] if found is not None else None
 
 
 # --------------------------------------------------------------------------- assembly

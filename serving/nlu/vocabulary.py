@@ -1,21 +1,29 @@
 """Lexicons the query parsers share: genres, moods, services, languages, content types, numbers.
 
-Every phrase is written in lower case with single spaces or hyphens; the local parser compiles it
-into a pattern that also accepts the other separators ("sci-fi", "sci fi", "scifi") and plurals, so
-the tables list each idea once.
+The phrases live in ``serving/nlu/data/vocabulary.yaml`` (data, not code; its header says how to
+write an entry) and are validated with pydantic when this module is imported: an unknown genre,
+mood, service or language code, a phrase defined twice (in one section or across the descriptor
+sections), or a malformed entry raises :class:`VocabularyError` naming the file and the entry. The
+closed sets the phrases map onto (TMDB genre names, moods, service ids) stay here as types, because
+the Gemini response schema is built from them.
 
 A :class:`Descriptor` is what a word or phrase says about the wanted title. "scary" is both the
 genre Horror and the mood scary; "k-drama" is Korean + series + Drama; "anime" is Japanese +
-Animation. Words that name nothing structured (e.g. "heist", "space") are deliberately absent: they
-stay in the free text that drives semantic similarity.
+Animation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from models.ranking.intent import Mood
+
+VOCABULARY_FILE = Path(__file__).parent / "data" / "vocabulary.yaml"
 
 GenreName = Literal[
     "Action",
@@ -57,84 +65,9 @@ ServiceId = Literal[
 
 SERVICE_IDS: tuple[str, ...] = get_args(ServiceId)
 
-SERVICE_ALIASES: dict[str, str] = {
-    "netflix": "netflix",
-    "prime video": "amazonprime",
-    "amazon prime video": "amazonprime",
-    "amazon prime": "amazonprime",
-    "amazon video": "amazonprime",
-    "amazon": "amazonprime",
-    "prime": "amazonprime",
-    "disney+": "disneyplus",
-    "disney plus": "disneyplus",
-    "disneyplus": "disneyplus",
-    "hulu": "hulu",
-    "hbo max": "max",
-    "hbomax": "max",
-    "hbo": "max",
-    "apple tv+": "appletvplus",
-    "apple tv plus": "appletvplus",
-    "apple tv": "appletvplus",
-    "appletv+": "appletvplus",
-    "paramount+": "paramountplus",
-    "paramount plus": "paramountplus",
-    "peacock": "peacocktv",
-}
-"""Service names that are unambiguous on their own. Plain "max" only counts after "on"
-("on Max"): on its own it is too often part of a title ("Mad Max")."""
 
-SERVICE_AFTER_ON: dict[str, str] = {
-    "max": "max",
-    "paramount": "paramountplus",
-    "disney": "disneyplus",
-}
-"""Names that mean a service only in "on <name>" / "streaming on <name>"."""
-
-LANGUAGES: dict[str, str] = {
-    "english": "en",
-    "french": "fr",
-    "spanish": "es",
-    "german": "de",
-    "italian": "it",
-    "japanese": "ja",
-    "korean": "ko",
-    "chinese": "zh",
-    "mandarin": "zh",
-    "cantonese": "cn",
-    "hindi": "hi",
-    "portuguese": "pt",
-    "brazilian": "pt",
-    "swedish": "sv",
-    "danish": "da",
-    "norwegian": "no",
-    "finnish": "fi",
-    "icelandic": "is",
-    "dutch": "nl",
-    "flemish": "nl",
-    "russian": "ru",
-    "polish": "pl",
-    "czech": "cs",
-    "hungarian": "hu",
-    "romanian": "ro",
-    "greek": "el",
-    "turkish": "tr",
-    "arabic": "ar",
-    "hebrew": "he",
-    "persian": "fa",
-    "farsi": "fa",
-    "thai": "th",
-    "vietnamese": "vi",
-    "indonesian": "id",
-    "tagalog": "tl",
-    "filipino": "tl",
-    "tamil": "ta",
-    "telugu": "te",
-    "malayalam": "ml",
-    "bengali": "bn",
-    "ukrainian": "uk",
-}
-"""Language names and adjectives -> ISO 639-1 code (TMDB ``original_language``; TMDB writes
-Cantonese as "cn")."""
+class VocabularyError(ValueError):
+    """The vocabulary file is malformed; the message names the file and the entry."""
 
 
 @dataclass(frozen=True)
@@ -147,389 +80,136 @@ class Descriptor:
     content_type: Literal["movie", "series"] | None = None
 
 
-def _g(*genres: str) -> Descriptor:
-    return Descriptor(genres=genres)
+LanguageCode = Annotated[StrictStr, Field(pattern=r"^[a-z]{2}$")]
+Phrase = Annotated[StrictStr, Field(pattern=r"^[a-z0-9'+][a-z0-9'+ \-]*$")]
 
 
-def _m(*moods: str) -> Descriptor:
-    return Descriptor(moods=moods)
+class _DescriptorEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    genres: tuple[GenreName, ...] = ()
+    moods: tuple[Mood, ...] = ()
+    language: LanguageCode | None = None
+    content_type: Literal["movie", "series"] | None = None
+
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.genres, self.moods, self.language, self.content_type)
 
 
-GENRE_PHRASES: dict[str, Descriptor] = {
-    "action": _g("Action"),
-    "action movie": Descriptor(("Action",), content_type="movie"),
-    "martial arts": _g("Action"),
-    "kung fu": _g("Action"),
-    "superhero": _g("Action"),
-    "adventure": _g("Adventure"),
-    "animation": _g("Animation"),
-    "animated": _g("Animation"),
-    "cartoon": _g("Animation"),
-    "anime": Descriptor(("Animation",), language="ja"),
-    "comedy": _g("Comedy"),
-    "comedic": _g("Comedy"),
-    "stand-up": _g("Comedy"),
-    "standup comedy": _g("Comedy"),
-    "sitcom": Descriptor(("Comedy",), content_type="series"),
-    "rom-com": _g("Romance", "Comedy"),
-    "romantic comedy": _g("Romance", "Comedy"),
-    "dramedy": _g("Comedy", "Drama"),
-    "dark comedy": Descriptor(("Comedy",), ("dark",)),
-    "black comedy": Descriptor(("Comedy",), ("dark",)),
-    "crime": _g("Crime"),
-    "gangster": _g("Crime"),
-    "mafia": _g("Crime"),
-    "mob": _g("Crime"),
-    "true crime": _g("Documentary", "Crime"),
-    "film noir": Descriptor(("Crime",), ("dark",)),
-    "documentary": _g("Documentary"),
-    "doc": _g("Documentary"),
-    "docu": _g("Documentary"),
-    "docu-series": Descriptor(("Documentary",), content_type="series"),
-    "drama": _g("Drama"),
-    "period drama": _g("Drama", "History"),
-    "costume drama": _g("Drama", "History"),
-    "biopic": _g("Drama", "History"),
-    "k-drama": Descriptor(("Drama",), language="ko", content_type="series"),
-    "j-drama": Descriptor(("Drama",), language="ja", content_type="series"),
-    "c-drama": Descriptor(("Drama",), language="zh", content_type="series"),
-    "telenovela": Descriptor(("Drama",), language="es", content_type="series"),
-    "family": _g("Family"),
-    "kid": _g("Family"),
-    "children": _g("Family"),
-    "family-friendly": _g("Family"),
-    "kid-friendly": _g("Family"),
-    "fantasy": _g("Fantasy"),
-    "fairy tale": _g("Fantasy"),
-    "history": _g("History"),
-    "historical": _g("History"),
-    "period piece": _g("History"),
-    "horror": _g("Horror"),
-    "slasher": _g("Horror"),
-    "zombie": _g("Horror"),
-    "scary": Descriptor(("Horror",), ("scary",)),
-    "terrifying": Descriptor(("Horror",), ("scary",)),
-    "frightening": Descriptor(("Horror",), ("scary",)),
-    "music": _g("Music"),
-    "musical": _g("Music"),
-    "concert film": _g("Music"),
-    "mystery": _g("Mystery"),
-    "whodunit": _g("Mystery"),
-    "whodunnit": _g("Mystery"),
-    "detective": _g("Mystery"),
-    "romance": _g("Romance"),
-    "love story": _g("Romance"),
-    "sci-fi": _g("Science Fiction"),
-    "science fiction": _g("Science Fiction"),
-    "space opera": _g("Science Fiction"),
-    "cyberpunk": _g("Science Fiction"),
-    "tv movie": Descriptor(("TV Movie",), content_type="movie"),
-    "made-for-tv movie": Descriptor(("TV Movie",), content_type="movie"),
-    "thriller": _g("Thriller"),
-    "suspense": _g("Thriller"),
-    "war": _g("War"),
-    "western": _g("Western"),
-    "cowboy": _g("Western"),
-    "spaghetti western": _g("Western"),
-}
+class _VocabularyFile(BaseModel):
+    """Schema of ``vocabulary.yaml`` (a list value is shorthand for the section's main field)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    genres: dict[Phrase, list[GenreName] | _DescriptorEntry]
+    moods: dict[Phrase, list[Mood] | _DescriptorEntry]
+    content_types: dict[Phrase, Literal["movie", "series"]]
+    languages: dict[Phrase, LanguageCode]
+    language_phrases: dict[Phrase, _DescriptorEntry]
+    services: dict[Phrase, ServiceId]
+    services_after_on: dict[Phrase, ServiceId]
+    fuzzy_genre_words: dict[Annotated[StrictStr, Field(pattern=r"^[a-z]{6,}$")], Phrase]
+    decades: dict[Phrase, Annotated[int, Field(ge=1900, le=2090, multiple_of=10)]]
+    numbers: dict[Phrase, Annotated[float, Field(gt=0)]]
+    filler: list[StrictStr]
+
+
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe YAML loader that rejects a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _entry(error: dict[str, Any]) -> str:
+    loc = error["loc"]
+    # drop pydantic's union-branch labels ("list[...]", "_DescriptorEntry") from the location
+    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p[:1] in "_A-Z"))]
+    return ".".join(parts) or "<file>"
+
+
+def load_vocabulary(path: Path = VOCABULARY_FILE) -> _VocabularyFile:
+    """Read and validate a vocabulary file (raises :class:`VocabularyError`)."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            raw = yaml.load(fh, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise VocabularyError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        vocab = _VocabularyFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise VocabularyError(
+            f"{path}: entry {_entry(first)}: {first['msg']} (got {first.get('input')!r})"
+            + (f"; {exc.error_count() - 1} more error(s)" if exc.error_count() > 1 else "")
+        ) from exc
+    seen: dict[str, str] = {}
+    for section in ("genres", "moods", "content_types", "languages", "language_phrases"):
+        for phrase in getattr(vocab, section):
+            if phrase in seen:
+                raise VocabularyError(
+                    f"{path}: phrase {phrase!r} is in both {seen[phrase]!r} and {section!r}"
+                )
+            seen[phrase] = section
+    for word, target in vocab.fuzzy_genre_words.items():
+        if target not in vocab.genres:
+            raise VocabularyError(
+                f"{path}: entry fuzzy_genre_words.{word}: {target!r} is not a phrase of 'genres'"
+            )
+    return vocab
+
+
+def _descriptors(table: dict[str, Any], main: str) -> dict[str, Descriptor]:
+    return {
+        phrase: value.descriptor()
+        if isinstance(value, _DescriptorEntry)
+        else Descriptor(**{main: tuple(value)})
+        for phrase, value in table.items()
+    }
+
+
+_VOCAB = load_vocabulary()
+
+LANGUAGES: dict[str, str] = dict(_VOCAB.languages)
+"""Language names and adjectives -> ISO 639-1 code (TMDB ``original_language``; TMDB writes
+Cantonese as "cn")."""
+SERVICE_ALIASES: dict[str, str] = dict(_VOCAB.services)
+"""Service names that are unambiguous on their own. Plain "max" only counts after "on"
+("on Max"): on its own it is too often part of a title ("Mad Max")."""
+SERVICE_AFTER_ON: dict[str, str] = dict(_VOCAB.services_after_on)
+"""Names that mean a service only in "on <name>" / "streaming on <name>"."""
+GENRE_PHRASES: dict[str, Descriptor] = _descriptors(_VOCAB.genres, "genres")
 """Genre words (movie genre names and their common synonyms)."""
-
-MOOD_PHRASES: dict[str, Descriptor] = {
-    "light": _m("light"),
-    "lighthearted": _m("light"),
-    "light-hearted": _m("light"),
-    "breezy": _m("light"),
-    "fun": _m("light"),
-    "easy watching": _m("light"),
-    "funny": _m("funny"),
-    "hilarious": _m("funny"),
-    "humorous": _m("funny"),
-    "witty": _m("funny"),
-    "goofy": _m("funny"),
-    "silly": _m("funny"),
-    "make me laugh": _m("funny"),
-    "dark": _m("dark"),
-    "darker": _m("dark"),
-    "gritty": _m("dark"),
-    "bleak": _m("dark"),
-    "grim": _m("dark"),
-    "disturbing": _m("dark"),
-    "noir": _m("dark"),
-    "tense": _m("tense"),
-    "suspenseful": _m("tense"),
-    "gripping": _m("tense"),
-    "nail-biting": _m("tense"),
-    "nail-biter": _m("tense"),
-    "intense": _m("tense"),
-    "edge of my seat": _m("tense"),
-    "edge of your seat": _m("tense"),
-    "spooky": _m("scary"),
-    "creepy": _m("scary"),
-    "eerie": _m("scary"),
-    "romantic": _m("romantic"),
-    "date night": _m("romantic"),
-    "uplifting": _m("uplifting"),
-    "feel-good": _m("uplifting"),
-    "heartwarming": _m("uplifting"),
-    "inspiring": _m("uplifting"),
-    "inspirational": _m("uplifting"),
-    "wholesome": _m("uplifting"),
-    "hopeful": _m("uplifting"),
-    "happy": _m("uplifting"),
-    "cheerful": _m("uplifting"),
-    "cheer me up": _m("uplifting"),
-    "thoughtful": _m("thoughtful"),
-    "thought-provoking": _m("thoughtful"),
-    "cerebral": _m("thoughtful"),
-    "philosophical": _m("thoughtful"),
-    "smart": _m("thoughtful"),
-    "intelligent": _m("thoughtful"),
-    "meaningful": _m("thoughtful"),
-    "makes you think": _m("thoughtful"),
-    "exciting": _m("exciting"),
-    "thrilling": _m("exciting"),
-    "action-packed": _m("exciting"),
-    "fast-paced": _m("exciting"),
-    "adrenaline": _m("exciting"),
-    "epic": _m("exciting"),
-    "relaxing": _m("relaxing"),
-    "cozy": _m("relaxing"),
-    "cosy": _m("relaxing"),
-    "chill": _m("relaxing"),
-    "calm": _m("relaxing"),
-    "comforting": _m("relaxing"),
-    "soothing": _m("relaxing"),
-    "laid-back": _m("relaxing"),
-    "low-key": _m("relaxing"),
-    "mellow": _m("relaxing"),
-    "comfort watch": _m("relaxing"),
-    "sad": _m("sad"),
-    "tear-jerker": _m("sad"),
-    "emotional": _m("sad"),
-    "melancholic": _m("sad"),
-    "melancholy": _m("sad"),
-    "heartbreaking": _m("sad"),
-    "make me cry": _m("sad"),
-    "depressing": _m("sad"),
-    "weird": _m("weird"),
-    "strange": _m("weird"),
-    "bizarre": _m("weird"),
-    "surreal": _m("weird"),
-    "quirky": _m("weird"),
-    "offbeat": _m("weird"),
-    "trippy": _m("weird"),
-    "absurd": _m("weird"),
-    "mind-bending": _m("weird", "thoughtful"),
-    "mind-blowing": _m("weird", "thoughtful"),
-    "mind-boggling": _m("weird", "thoughtful"),
-}
+MOOD_PHRASES: dict[str, Descriptor] = _descriptors(_VOCAB.moods, "moods")
 """Mood words. The mood list is fixed by ``models.ranking.intent.Mood``."""
-
 CONTENT_TYPE_PHRASES: dict[str, Descriptor] = {
-    "movie": Descriptor(content_type="movie"),
-    "film": Descriptor(content_type="movie"),
-    "flick": Descriptor(content_type="movie"),
-    "feature film": Descriptor(content_type="movie"),
-    "series": Descriptor(content_type="series"),
-    "show": Descriptor(content_type="series"),
-    "tv show": Descriptor(content_type="series"),
-    "tv series": Descriptor(content_type="series"),
-    "tv": Descriptor(content_type="series"),
-    "miniseries": Descriptor(content_type="series"),
-    "mini-series": Descriptor(content_type="series"),
-    "limited series": Descriptor(content_type="series"),
-    "season": Descriptor(content_type="series"),
-    "episode": Descriptor(content_type="series"),
+    phrase: Descriptor(content_type=kind) for phrase, kind in _VOCAB.content_types.items()
 }
-
 LANGUAGE_PHRASES: dict[str, Descriptor] = {
     **{name: Descriptor(language=code) for name, code in LANGUAGES.items()},
-    "bollywood": Descriptor(language="hi"),
-    "tollywood": Descriptor(language="te"),
-    "kollywood": Descriptor(language="ta"),
-    "korean drama": Descriptor(("Drama",), language="ko"),
+    **_descriptors(_VOCAB.language_phrases, "genres"),
 }
 """Bare language adjectives and film-industry names (the parser reads "in Korean" separately)."""
-
-
-def _merge(*tables: dict[str, Descriptor]) -> dict[str, Descriptor]:
-    merged: dict[str, Descriptor] = {}
-    for table in tables:
-        for phrase, descriptor in table.items():
-            if phrase in merged:
-                raise ValueError(f"vocabulary: phrase {phrase!r} is defined twice")
-            merged[phrase] = descriptor
-    return merged
-
-
-DESCRIPTORS: dict[str, Descriptor] = _merge(
-    GENRE_PHRASES, MOOD_PHRASES, CONTENT_TYPE_PHRASES, LANGUAGE_PHRASES
-)
+DESCRIPTORS: dict[str, Descriptor] = {
+    **GENRE_PHRASES,
+    **MOOD_PHRASES,
+    **CONTENT_TYPE_PHRASES,
+    **LANGUAGE_PHRASES,
+}
 """Every descriptive phrase -> its meaning (phrases are unique across the tables)."""
-
-FUZZY_GENRE_WORDS: dict[str, str] = {
-    "thriller": "thriller",
-    "documentary": "documentary",
-    "documentaries": "documentary",
-    "comedy": "comedy",
-    "comedies": "comedy",
-    "horror": "horror",
-    "romance": "romance",
-    "western": "western",
-    "fantasy": "fantasy",
-    "animation": "animation",
-    "animated": "animated",
-    "adventure": "adventure",
-    "musical": "musical",
-}
-"""Long genre words whose one-letter typos ("thriler", "documentry") are still recognised."""
-
-DECADE_WORDS: dict[str, int] = {
-    "thirties": 1930,
-    "forties": 1940,
-    "fifties": 1950,
-    "sixties": 1960,
-    "seventies": 1970,
-    "eighties": 1980,
-    "nineties": 1990,
-    "noughties": 2000,
-    "aughts": 2000,
-}
+FUZZY_GENRE_WORDS: dict[str, str] = dict(_VOCAB.fuzzy_genre_words)
+"""Long genre words whose one-edit typos ("thriler", "documentry") are still recognised."""
+DECADE_WORDS: dict[str, int] = dict(_VOCAB.decades)
 """Decade names. "twenties" and "tens" are left out: 1920s or 2020s is anyone's guess."""
-
-NUMBER_WORDS: dict[str, float] = {
-    "a": 1,
-    "an": 1,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "fifteen": 15,
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "forty-five": 45,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "seventy-five": 75,
-    "eighty": 80,
-    "ninety": 90,
-    "a couple of": 2,
-    "a couple": 2,
-    "couple of": 2,
-    "one and a half": 1.5,
-    "two and a half": 2.5,
-    "a half": 0.5,
-    "half an": 0.5,
-    "half a": 0.5,
-}
+NUMBER_WORDS: dict[str, float] = {w: float(n) for w, n in _VOCAB.numbers.items()}
 """Spelled-out numbers accepted in durations and year spans."""
-
-FILLER_WORDS: frozenset[str] = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "some",
-        "any",
-        "something",
-        "anything",
-        "stuff",
-        "one",
-        "ones",
-        "i",
-        "me",
-        "my",
-        "we",
-        "us",
-        "our",
-        "you",
-        "your",
-        "to",
-        "for",
-        "of",
-        "about",
-        "and",
-        "or",
-        "but",
-        "with",
-        "that",
-        "this",
-        "these",
-        "those",
-        "which",
-        "who",
-        "is",
-        "are",
-        "be",
-        "was",
-        "it",
-        "its",
-        "want",
-        "wanna",
-        "would",
-        "like",
-        "looking",
-        "look",
-        "find",
-        "show",
-        "give",
-        "recommend",
-        "suggest",
-        "need",
-        "watch",
-        "watching",
-        "see",
-        "good",
-        "great",
-        "nice",
-        "please",
-        "tonight",
-        "today",
-        "now",
-        "can",
-        "could",
-        "should",
-        "what",
-        "maybe",
-        "really",
-        "just",
-        "kind",
-        "sort",
-        "type",
-        "in",
-        "on",
-        "at",
-        "from",
-        "by",
-        "into",
-        "mood",
-        "feel",
-        "feeling",
-        "there",
-        "here",
-        "am",
-        "im",
-        "i'm",
-        "i'd",
-        "id",
-        "get",
-        "got",
-        "let",
-        "lets",
-        "let's",
-        "tell",
-        "more",
-        "else",
-    ]
-)
+FILLER_WORDS: frozenset[str] = frozenset(_VOCAB.filler)
 """Words that carry no meaning for similarity on their own (trimmed from the free text)."""

@@ -1,10 +1,16 @@
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 import polars as pl
 
 from pipelines.lib.schemas import conform
-from pipelines.lib.vector_index import ContentIndex, build_content_rows, write_content_index
+from pipelines.lib.vector_index import (
+    ANN_INDEX,
+    ContentIndex,
+    build_content_rows,
+    write_content_index,
+)
 
 
 def _world(rng: np.random.Generator):
@@ -66,3 +72,52 @@ def test_title_without_vector_is_refused(rng):
 
     with pytest.raises(ValueError, match="1 titles have no embedding"):
         build_content_rows(titles, availability, emb.head(2))
+
+
+def _clustered_rows(rng: np.random.Generator, n: int, clusters: int = 24):
+    """``n`` unit vectors in ``clusters`` blobs (embeddings cluster by topic), as content rows."""
+    centres = rng.normal(size=(clusters, 384)).astype(np.float32)
+    vecs = centres[rng.integers(0, clusters, n)] + 0.6 * rng.normal(size=(n, 384)).astype(
+        np.float32
+    )
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = [f"movie:{i}" for i in range(n)]
+    titles = conform(pl.DataFrame({"title_id": ids, "title": ids}), "titles")
+    availability = conform(
+        pl.DataFrame({"title_id": []}, schema={"title_id": pl.String}), "availability"
+    )
+    emb = pl.DataFrame({"title_id": ids, "vector": pl.Series(vecs)})
+    return build_content_rows(titles, availability, emb), vecs, centres
+
+
+SMALL_ANN = replace(ANN_INDEX, rows_per_partition=256, nprobes=3)
+"""The production index type and refine factor, with partitions and probes scaled to 2k rows."""
+
+
+def test_ann_index_returns_the_exact_top_k(tmp_path, rng):
+    rows, vecs, centres = _clustered_rows(rng, 2_000)
+    write_content_index(tmp_path, rows, index_min_rows=1_000, ann=SMALL_ANN)
+    index = ContentIndex(tmp_path, ann=SMALL_ANN)
+    assert index.indexed and SMALL_ANN.partitions(2_000) == 7
+    queries = centres[:12] + 0.8 * rng.normal(size=(12, 384)).astype(np.float32)
+    recalls = []
+    for q in queries / np.linalg.norm(queries, axis=1, keepdims=True):
+        exact = {f"movie:{i}" for i in np.argsort(-(vecs @ q))[:10]}
+        hits = index.search(q, limit=10, columns=["title_id"])
+        assert hits.columns == ["title_id", "similarity"]
+        recalls.append(len(exact & set(hits["title_id"].to_list())) / 10)
+    assert np.mean(recalls) >= 0.95
+
+
+def test_small_tables_stay_flat_and_rewrites_are_idempotent(tmp_path, rng):
+    rows, _, _ = _clustered_rows(rng, 1_200)
+    v1 = write_content_index(tmp_path, rows, index_min_rows=2_000, ann=SMALL_ANN)
+    assert not ContentIndex(tmp_path).indexed  # below the threshold: exact flat search
+    assert write_content_index(tmp_path, rows, index_min_rows=2_000, ann=SMALL_ANN) == v1
+    # same rows, now above the threshold (as after a crash before the index commit): index only
+    v2 = write_content_index(tmp_path, rows, index_min_rows=1_000, ann=SMALL_ANN)
+    index = ContentIndex(tmp_path)
+    assert v2 == v1 + 1 and index.indexed and index.count() == 1_200
+    assert write_content_index(tmp_path, rows, index_min_rows=1_000, ann=SMALL_ANN) == v2
+    v3 = write_content_index(tmp_path, rows.slice(0, 1_100), index_min_rows=1_000, ann=SMALL_ANN)
+    assert v3 > v2 and ContentIndex(tmp_path).indexed and ContentIndex(tmp_path).count() == 1_100

@@ -14,7 +14,6 @@ import pytest
 
 from models.ranking.intent import QueryIntent
 from serving.nlu import parse as parse_module
-from serving.nlu.fake_gemini import RECORDED_RESPONSES, FakeGeminiServer, ScriptedReply
 from serving.nlu.gemini_parser import (
     GeminiAuthError,
     GeminiConnectionError,
@@ -29,6 +28,7 @@ from serving.nlu.gemini_parser import (
 from serving.nlu.local_parser import parse_local
 from serving.nlu.parse import MAX_QUERY_CHARS, QueryTooLongError, parse_query
 from serving.nlu.vocabulary import TMDB_MOVIE_GENRES
+from tests.fakes.fake_gemini import RECORDED_RESPONSES, FakeGeminiServer, ScriptedReply
 
 KEY = "test-gemini-key"
 TODAY = date(2026, 11, 15)

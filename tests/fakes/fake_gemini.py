@@ -24,7 +24,7 @@ Tests script failures with :meth:`FakeGeminiServer.script` (a FIFO of :class:`Sc
 error status, raw model text such as malformed JSON, a delay for timeouts, a finish reason) and read
 what the SDK sent in :attr:`FakeGeminiServer.requests`.
 
-Run ``python -m serving.nlu.fake_gemini --port 8765 --api-key dev`` to point a local service at it
+Run ``python -m tests.fakes.fake_gemini --port 8765 --api-key dev`` to point a local service at it
 (``GEMINI_API_KEY=dev`` plus the base URL).
 """
 

@@ -1,0 +1,1 @@
+"""Test doubles of external services: loopback fake servers with recorded, real-shaped answers."""
