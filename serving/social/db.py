@@ -40,27 +40,49 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._conn = connect(self.path)
+        self._conn: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+
+    def _connection(self) -> sqlite3.Connection:
+        """The store's connection, opened (and its schema applied) on first use.
+
+        Opening lazily lets the service start on a read-only state folder: reads of a store that
+        was never written answer from no rows (:meth:`query`), writes fail with the sqlite error,
+        which the API maps to 503 like every other storage fault.
+        """
         with self._lock:
-            self._conn.executescript(self.SCHEMA)
+            if self._conn is None:
+                conn = connect(self.path)
+                try:
+                    conn.executescript(self.SCHEMA)
+                except BaseException:
+                    conn.close()
+                    raise
+                self._conn = conn
+            return self._conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` .. ``COMMIT`` (``ROLLBACK`` on any error, which propagates)."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
+                yield conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
+            conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        """Rows of a read; a store whose file was never created has none (and is not created)."""
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            if self._conn is None and not self.path.exists():
+                return []
+            return self._connection().execute(sql, params).fetchall()
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

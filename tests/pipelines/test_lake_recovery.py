@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -30,5 +31,5 @@ def test_erasure_finds_every_table_with_a_user_id(tmp_path) -> None:
     write_partition(tmp_path, "custom_log", "a", pl.DataFrame({"user_id": ["x", "y"], "n": [1, 2]}))
     write_table(tmp_path, "titles_like", pl.DataFrame({"title_id": ["movie:1"]}))
     assert "custom_log" in user_tables(tmp_path) and "titles_like" not in user_tables(tmp_path)
-    assert erase_users(tmp_path, {"x"}) == 1
+    assert erase_users(tmp_path, {"x": datetime.now(UTC)}) == 1
     assert read_table(tmp_path, "custom_log")["user_id"].to_list() == ["y"]

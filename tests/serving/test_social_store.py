@@ -23,6 +23,9 @@ def store(tmp_path: Path) -> SocialStore:
 
 
 def test_database_is_wal(store: SocialStore) -> None:
+    assert store.query("PRAGMA journal_mode") == []  # never written: no file, no rows
+    assert not store.path.exists()
+    store.request_friend("a", "b")  # the first write creates it
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
 
 
