@@ -109,7 +109,7 @@ def test_schemathesis_finds_no_failure(real_server: RealServer, tmp_path: Path) 
         "--checks", "all",
         "--seed", str(FUZZ_SEED),
         "--max-examples", str(FUZZ_EXAMPLES),
-        "--workers", "2",
+        "--workers", "1",  # 2 threads race in CPython 3.11 ast.parse (hypothesis)
         "--header", f"Authorization: Bearer {token}",
         "--report", "junit", "--report-junit-path", str(junit),
     ]  # fmt: skip
