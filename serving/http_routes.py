@@ -22,7 +22,9 @@ import bentoml
 from fastapi import Body, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import get_route_path
 
 from media_gateway import JUSTWATCH_ATTRIBUTION
 from serving import auth
@@ -94,11 +96,35 @@ async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
 
 
 @app.exception_handler(StarletteHTTPException)
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    """FastAPI's own errors (e.g. 400 for a body that is not UTF-8) in our ``{"error": ...}`` shape."""
-    return JSONResponse(
-        {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-    )
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own errors (e.g. 400 for a body that is not UTF-8) in our ``{"error": ...}`` shape.
+
+    A 405 lists in ``Allow`` every method of the path: Starlette names only the methods of the
+    first route whose path matched, but one path can be served by several routes (PUT and DELETE
+    ``/social/blocks/{other}``).
+    """
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of this path, from every route that matches it (included routers too).
+
+    Where routes of different specificity match (``GET /users/{user}/watchlist/alerts`` and
+    ``PUT /users/{user}/watchlist/{content_id}`` for ``.../watchlist/alerts``), the path is the
+    resource with the fewest parameters, as documented; the others are not listed.
+    """
+    path = get_route_path(request.scope)
+    found: dict[str, int] = {}
+    for route in iter_route_contexts(request.app.router.routes):
+        match = route.path_regex.match(path) if route.methods else None
+        if match is not None:
+            for method in route.methods:
+                found[method] = min(found.get(method, len(match.groups())), len(match.groups()))
+    fewest = min(found.values(), default=0)
+    return sorted(method for method, params in found.items() if params == fewest)
 
 
 @app.exception_handler(RequestValidationError)

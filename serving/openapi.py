@@ -50,6 +50,7 @@ ERROR_REASONS: dict[int, str] = {
     401: "Missing, malformed, expired or forged bearer token (`WWW-Authenticate` says why).",
     403: "The token lacks the scope, or names another user than the request.",
     404: "Unknown content id or route.",
+    409: "Conflicts with the current state (e.g. befriending yourself, a full watchlist).",
     413: "Request body over 64 KiB.",
     415: "The body is not `application/json`.",
     422: "A path or query parameter, or the PUT body, breaks its schema (`detail` lists each rule).",

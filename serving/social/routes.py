@@ -14,12 +14,15 @@ from fastapi import APIRouter, Path, Request
 
 from serving import auth
 from serving.gateway import ApiError, Gateway
+from serving.openapi import error_responses
 from serving.ratelimit import client_address
 from serving.social import views
 from serving.social.schemas import ActivityResponse, FeedResponse, InviteBody, PrivacyBody
 from serving.social.store import Privacy, SocialError, SocialStore
 
-router = APIRouter(prefix="/social", tags=["social"])
+# Every route needs a token (401; 503 when the identity provider is down) with a scope (403), and
+# any target may have blocked the caller (403); each route adds the answers of its own operation.
+router = APIRouter(prefix="/social", tags=["social"], responses=error_responses(403, 503))
 OtherUser = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 InvitationId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 
@@ -62,63 +65,63 @@ def me(request: Request) -> dict[str, Any]:
     return {"user": user, **_store(gateway).export(user)}
 
 
-@router.put("/privacy")
+@router.put("/privacy", responses=error_responses(400, 409, 422))
 def set_privacy(body: PrivacyBody, request: Request) -> dict[str, Any]:
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     _social(_store(gateway).set_privacy, user, Privacy(body.activity, body.friend_list))
     return {"user": user, "privacy": body.model_dump()}
 
 
-@router.post("/friends/{other}")
+@router.post("/friends/{other}", responses=error_responses(404, 409, 422))
 def befriend(other: OtherUser, request: Request) -> dict[str, Any]:
     """Send a friend request (or accept the other's pending one): ``requested`` or ``friends``."""
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     return {"user": other, "status": _social(_store(gateway).request_friend, user, other)}
 
 
-@router.post("/friend-requests/{requester}/accept")
+@router.post("/friend-requests/{requester}/accept", responses=error_responses(404, 422))
 def accept_friend(requester: OtherUser, request: Request) -> dict[str, Any]:
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     _social(_store(gateway).accept_friend, user, requester)
     return {"user": requester, "status": "friends"}
 
 
-@router.delete("/friends/{other}")
+@router.delete("/friends/{other}", responses=error_responses(404, 422))
 def unfriend(other: OtherUser, request: Request) -> dict[str, Any]:
     """End a friendship or decline/cancel a request (idempotent)."""
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     return {"user": other, "removed": _store(gateway).unfriend(user, other)}
 
 
-@router.put("/following/{other}")
+@router.put("/following/{other}", responses=error_responses(404, 409, 422))
 def follow(other: OtherUser, request: Request) -> dict[str, Any]:
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     _social(_store(gateway).follow, user, other)
     return {"user": other, "following": True}
 
 
-@router.delete("/following/{other}")
+@router.delete("/following/{other}", responses=error_responses(404, 422))
 def unfollow(other: OtherUser, request: Request) -> dict[str, Any]:
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     _store(gateway).unfollow(user, other)
     return {"user": other, "following": False}
 
 
-@router.put("/blocks/{other}")
+@router.put("/blocks/{other}", responses=error_responses(404, 409, 422))
 def block(other: OtherUser, request: Request) -> dict[str, Any]:
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     _social(_store(gateway).block, user, other)
     return {"user": other, "blocked": True}
 
 
-@router.delete("/blocks/{other}")
+@router.delete("/blocks/{other}", responses=error_responses(404, 422))
 def unblock(other: OtherUser, request: Request) -> dict[str, Any]:
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     _store(gateway).unblock(user, other)
     return {"user": other, "blocked": False}
 
 
-@router.post("/invitations")
+@router.post("/invitations", responses=error_responses(400, 409, 422))
 def invite(body: InviteBody, request: Request) -> dict[str, Any]:
     """Invite someone to your groups; they consent by accepting it."""
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
@@ -127,28 +130,28 @@ def invite(body: InviteBody, request: Request) -> dict[str, Any]:
     return vars(inv)
 
 
-@router.post("/invitations/{invitation_id}/accept")
+@router.post("/invitations/{invitation_id}/accept", responses=error_responses(404, 422))
 def accept_invitation(invitation_id: InvitationId, request: Request) -> dict[str, Any]:
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     _social(_store(gateway).answer_invitation, user, invitation_id, True)
     return {"id": invitation_id, "status": "accepted"}
 
 
-@router.post("/invitations/{invitation_id}/decline")
+@router.post("/invitations/{invitation_id}/decline", responses=error_responses(404, 422))
 def decline_invitation(invitation_id: InvitationId, request: Request) -> dict[str, Any]:
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     _social(_store(gateway).answer_invitation, user, invitation_id, False)
     return {"id": invitation_id, "status": "declined"}
 
 
-@router.delete("/invitations/{invitation_id}")
+@router.delete("/invitations/{invitation_id}", responses=error_responses(404, 422))
 def revoke_invitation(invitation_id: InvitationId, request: Request) -> dict[str, Any]:
     """Either party withdraws (the invitee takes back consent)."""
     user, gateway = _actor(request, auth.WRITE_SOCIAL)
     return {"id": invitation_id, "removed": _store(gateway).revoke_invitation(user, invitation_id)}
 
 
-@router.get("/users/{other}/activity")
+@router.get("/users/{other}/activity", responses=error_responses(404, 422))
 def user_activity(other: OtherUser, request: Request) -> ActivityResponse:
     user, gateway = _actor(request, auth.READ_SOCIAL)
     return _social(
@@ -156,7 +159,7 @@ def user_activity(other: OtherUser, request: Request) -> ActivityResponse:
     )
 
 
-@router.get("/users/{other}/friends")
+@router.get("/users/{other}/friends", responses=error_responses(404, 422))
 def user_friends(other: OtherUser, request: Request) -> dict[str, Any]:
     user, gateway = _actor(request, auth.READ_SOCIAL)
     return {"user": other, "friends": _social(views.friend_list, _store(gateway), user, other)}

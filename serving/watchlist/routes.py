@@ -12,10 +12,14 @@ from fastapi import APIRouter, Path, Query, Request
 
 from serving import auth
 from serving.gateway import ApiError, Gateway
+from serving.openapi import error_responses
 from serving.ratelimit import client_address
 from serving.watchlist import service
 
-router = APIRouter(tags=["watchlist"])
+# A token for ``{user}`` itself (401/403; 503 when the identity provider is down); path and query
+# parameters are validated (422); a path that cannot be routed (e.g. a line break in a parameter)
+# or an unknown content id is 404.
+router = APIRouter(tags=["watchlist"], responses=error_responses(403, 404, 422, 503))
 UserPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")]
 ContentPath = Annotated[str, Path(min_length=3, max_length=256)]
 
@@ -47,7 +51,7 @@ def get_watchlist(user: UserPath, request: Request) -> dict[str, Any]:
     return service.watchlist(_owner(request, user, auth.READ_WATCHLIST), user)
 
 
-@router.put("/users/{user}/watchlist/{content_id}")
+@router.put("/users/{user}/watchlist/{content_id}", responses=error_responses(409))
 def add_to_watchlist(user: UserPath, content_id: ContentPath, request: Request) -> dict[str, Any]:
     return service.add(_owner(request, user, auth.WRITE_WATCHLIST), user, content_id)
 
