@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,6 +33,25 @@ UNAVAILABLE_MARKERS = (
     "database is locked",
     "attempt to write",
 )
+
+
+def enable_wal(conn: sqlite3.Connection, timeout_s: float) -> str:
+    """Switch ``conn``'s database to WAL and return the journal mode SQLite reports.
+
+    When two processes open a new database file at once, SQLite can answer the switch with
+    ``database is locked`` at once, without calling the busy handler; so retry (with backoff)
+    until ``timeout_s``, as the busy timeout would for any other statement.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 class StoreUnavailableError(RuntimeError):
@@ -82,7 +102,7 @@ class SQLiteDatabase:
                 self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = enable_wal(conn, self.busy_timeout_ms / 1000)
             if str(mode).lower() != "wal":
                 raise StoreUnavailableError(f"{self.path}: cannot switch to WAL (got {mode})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
