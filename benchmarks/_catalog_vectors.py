@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
 
 DEFAULT_DATA_DIR = (PROJECT_ROOT.parent / "shared" / "data").resolve()
 CACHE_DIR = PROJECT_ROOT / "var" / "benchmarks"

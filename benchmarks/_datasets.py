@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
 
 DEFAULT_DATA_DIR = (PROJECT_ROOT.parent / "shared" / "data").resolve()
 DATASETS = ("ml-100k", "ml-latest-small")

@@ -19,9 +19,9 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
+from core.content import content_text
 from models.embeddings.encoder import encode_texts, get_encoder
-from pipelines.lib.content import content_text
 from pipelines.lib.embeddings import update_embeddings
 
 DEFAULT_TMDB = PROJECT_ROOT.parent / "shared" / "data" / "tmdb" / "tmdb_5000_movies.csv"

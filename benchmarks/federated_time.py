@@ -9,7 +9,7 @@ optionally writes it as JSON together with the per-round history.
 
 ``--content`` passes public item features: all-MiniLM-L6-v2 embeddings of each movie's title (with
 year) and genres from the dataset's public metadata (``u.item`` / ``movies.csv``), the same text
-``pipelines.lib.content.content_text`` builds for catalogue titles. ``--seeds 42,42,7`` shows both
+``core.content.content_text`` builds for catalogue titles. ``--seeds 42,42,7`` shows both
 reproducibility (a repeated seed gives the same figures) and the spread over seeds (the seed drives
 partitioning, sampling and noise; the split stays seed 42).
 
@@ -53,7 +53,7 @@ def _genre_names(data_dir: Path) -> list[str]:
 
 def movielens_item_texts(dataset: str, data_dir: Path) -> pl.DataFrame:
     """``item_id, text`` from the dataset's public movie metadata (title with year, genres)."""
-    from pipelines.lib.content import content_text
+    from core.content import content_text
 
     root = Path(data_dir) / "movielens"
     rows: list[tuple[str, str]] = []

@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
 from pipelines.lib.histories.importer import import_files, parse_and_resolve
 
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data"

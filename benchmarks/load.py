@@ -235,7 +235,7 @@ def _benchmark_world(root: Path, titles: int, users: int, seed: int):
 def main() -> None:
     import yaml
 
-    from media_gateway.settings import load_settings
+    from core.settings import load_settings
     from serving.auth import SCOPES, SECRET_ENV, issue_token
     from serving.run import free_port, start_server, stop_server, wait_ready
 

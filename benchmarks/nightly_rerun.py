@@ -19,7 +19,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from media_gateway.settings import load_settings, workspace_paths
+from core.settings import load_settings, workspace_paths
 from pipelines.run import run_nightly
 
 

@@ -44,7 +44,7 @@ from _datasets import DATASETS, DEFAULT_DATA_DIR, load_dataset
 from rich.console import Console
 from rich.table import Table
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
 from models.evaluation.evaluate import evaluate_model
 from models.evaluation.plots import plot_model_comparison, plot_privacy_utility
 from models.evaluation.splits import stratified_split, temporal_split
@@ -132,7 +132,7 @@ def log_rows_to_mlflow(uri: str, rows: list[dict[str, Any]]) -> None:
     """One MLflow run per table row (params: model, dataset, split, epsilon; metrics: figures)."""
     import mlflow
 
-    from models.tracking import metric_key
+    from mlops.tracking import metric_key
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(MLFLOW_EXPERIMENT)

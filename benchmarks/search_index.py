@@ -41,14 +41,14 @@ from _catalog_vectors import real_vectors, synthetic_catalogue
 from rich.console import Console
 from rich.table import Table
 
-from models.embeddings.encoder import EMBEDDING_DIM, encode_texts
-from pipelines.lib.vector_index import (
+from core.vector_index import (
     ANN_INDEX,
     AnnIndex,
     ContentIndex,
     build_content_rows,
     write_content_index,
 )
+from models.embeddings.encoder import EMBEDDING_DIM, encode_texts
 
 console = Console(width=120)
 GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Science Fiction", "Thriller",
@@ -87,7 +87,7 @@ def write_vectors(root: Path, vectors: np.ndarray, ann: AnnIndex | None) -> Cont
     n = len(vectors)
     ids = [f"movie:{i}" for i in range(n)]
     titles = pl.DataFrame({"title_id": ids, "title": ids, "type": ["movie"] * n})
-    from pipelines.lib.schemas import conform
+    from core.schemas import conform
 
     rows = build_content_rows(
         conform(titles, "titles"),
@@ -152,8 +152,8 @@ def curve(vectors: np.ndarray, queries: np.ndarray, k: int, repeat: int, kinds: 
 
 def write_world(root: Path, vectors: np.ndarray, seed: int):
     """Lake titles + availability and the content index for ``vectors``; returns the catalogue."""
+    from core.schemas import conform
     from models.ranking.catalog import Catalog
-    from pipelines.lib.schemas import conform
 
     rng = np.random.default_rng(seed)
     n = len(vectors)

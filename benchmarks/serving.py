@@ -51,7 +51,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from media_gateway.settings import Settings, load_settings, workspace_paths
+from core.settings import Settings, load_settings, workspace_paths
 from serving.auth import SCOPES, SECRET_ENV, issue_token
 from serving.run import free_port, start_server, stop_server, wait_ready
 
@@ -76,11 +76,11 @@ QUERIES = [
 
 def build_world(root: Path, n_titles: int, n_users: int, seed: int) -> Settings:
     """Synthetic lake, content index and champion under ``root``; returns its settings."""
+    from core.lake import read_table, write_table
+    from core.schemas import EMBEDDING_DIM
+    from core.vector_index import build_content_rows, write_content_index
+    from mlops.nightly import register_champion
     from models.collaborative.ease import EASERecommender
-    from models.embeddings.encoder import EMBEDDING_DIM
-    from models.nightly import register_champion
-    from pipelines.lib.lake import read_table, write_table
-    from pipelines.lib.vector_index import build_content_rows, write_content_index
 
     rng = np.random.default_rng(seed)
     var = root / "var"

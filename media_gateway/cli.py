@@ -19,7 +19,7 @@ ConfigOpt = Annotated[
 
 
 def _settings(config: list[str] | None):
-    from media_gateway.settings import ConfigError, load_settings
+    from core.settings import ConfigError, load_settings
 
     try:
         return load_settings(*(config or []))

@@ -10,11 +10,11 @@ project modules the helpers wrap. Decisions:
   the notebooks' own variable, distinct from the services' ``MEDIA_GATEWAY_CONFIG``, so a shell that
   runs the service can point the notebooks elsewhere.
 * Datasets: ``"sample"`` is the lake's ``watch_events`` (erased users excluded) aggregated by
-  :func:`models.nightly.events_to_interactions`, exactly what the nightly job trains on; the
+  :func:`mlops.nightly.events_to_interactions`, exactly what the nightly job trains on; the
   MovieLens sets are read in place from ``../shared/data`` with the loaders of
   ``benchmarks/_datasets.py`` (imported from that file: opacus installs a top-level ``benchmarks``
   package that shadows ours) and binarised like the training contract (:func:`models.train.to_weights`).
-* Training and evaluation use the nightly cycle's constructor overrides (:func:`models.nightly.model_params`)
+* Training and evaluation use the nightly cycle's constructor overrides (:func:`mlops.nightly.model_params`)
   and :func:`models.evaluation.evaluate.evaluate_model` at k = 10, so notebook numbers are
   comparable with the nightly runs in MLflow.
 * Notebook comparison runs go to their own MLflow experiment (:data:`NOTEBOOK_EXPERIMENT`, one parent
@@ -44,18 +44,18 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from media_gateway import PROJECT_ROOT
-from media_gateway.settings import Settings, load_settings
+from core import PROJECT_ROOT
+from core.feedback import read_erasures
+from core.lake import read_table
+from core.settings import Settings, load_settings
 from models.ranking.hybrid import COMPONENTS
 from pipelines.lib.erasure import drop_erased
-from pipelines.lib.feedback import read_erasures
-from pipelines.lib.lake import read_table
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from mlops.champion import ChampionHandle
     from models.base import Recommender
-    from models.champion import ChampionHandle
     from models.ranking.catalog import Offer
     from models.ranking.hybrid import Recommendation
     from models.ranking.search import SearchResults
@@ -70,7 +70,7 @@ SHARED_DATA = (PROJECT_ROOT.parent / "shared" / "data").resolve()
 DATASETS_MODULE = PROJECT_ROOT / "benchmarks" / "_datasets.py"
 NOTEBOOK_EXPERIMENT = "media-gateway-notebooks"
 K = 10
-"""Cut-off of every ranking metric: the nightly cycle's ``models.nightly.K`` (a test keeps them equal)."""
+"""Cut-off of every ranking metric: the nightly cycle's ``mlops.nightly.K`` (a test keeps them equal)."""
 QUALITY_COLUMNS = (
     *(f"{m}@{K}" for m in ("ndcg", "precision", "recall", "map", "hit_rate")),
     "coverage",
@@ -185,7 +185,7 @@ def dataset(name: str, settings: Settings, data_dir: Path = SHARED_DATA) -> pl.D
     Missing MovieLens files raise the loaders' ``DatasetNotFoundError`` naming the path.
     """
     if name == SAMPLE:
-        from models.nightly import events_to_interactions
+        from mlops.nightly import events_to_interactions
 
         events = read_table(settings.paths.lake, "watch_events")
         return events_to_interactions(drop_erased(events, read_erasures(settings.paths.feedback)))
@@ -258,8 +258,8 @@ def train_and_evaluate(
 ) -> ModelRun:
     """Fit registry model ``name`` on ``train`` (nightly parameters, then ``rounds`` for federated
     models, then ``overrides``) and evaluate it on ``test`` at k = 10."""
+    from mlops.nightly import model_params, with_k
     from models.evaluation.evaluate import evaluate_model
-    from models.nightly import model_params, with_k
     from models.registry import create
 
     params = model_params(settings, name)
@@ -364,8 +364,8 @@ def notebook_experiment(settings: Settings) -> str:
     ``paths.mlflow_artifacts/<experiment>``); also points MLflow at that store."""
     import mlflow
 
-    from models.tracking import TrackingError
-    from models.tracking import client as tracking_client
+    from mlops.tracking import TrackingError
+    from mlops.tracking import client as tracking_client
 
     uri = settings.paths.mlflow_uri
     mlflow.set_tracking_uri(uri)
@@ -401,8 +401,8 @@ def log_comparison(
     """
     import mlflow
 
-    from models.nightly import log_privacy, log_round_history
-    from models.tracking import finite_metrics, flatten_params, log_dataset, metric_key
+    from mlops.nightly import log_privacy, log_round_history
+    from mlops.tracking import finite_metrics, flatten_params, log_dataset, metric_key
 
     experiment_id = notebook_experiment(settings)
     source = dataset_source(dataset_name, settings)
@@ -465,7 +465,7 @@ def sample_user(settings: Settings) -> str:
 
 def champion_summary(champion: ChampionHandle | None) -> dict[str, Any]:
     """Version, model, metrics and privacy of the loaded champion (raises if there is none)."""
-    from models.champion import NoChampionError
+    from mlops.champion import NoChampionError
 
     if champion is None:
         raise NoChampionError("no @champion model: run the nightly job (`make demo`) first")

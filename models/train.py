@@ -164,7 +164,7 @@ def to_weights(interactions: pl.DataFrame) -> pl.DataFrame:
 
 
 def _item_texts(df: pl.DataFrame) -> list[str]:
-    from pipelines.lib.content import content_text
+    from core.content import content_text
 
     if "text" in df.columns:
         return df["text"].cast(pl.String).fill_null("").to_list()
@@ -228,7 +228,7 @@ def catalogue_item_features(lake: Path, item_ids: pl.Series) -> pl.DataFrame | N
     none of ``item_ids`` is a catalogued ``title_id`` (e.g. raw MovieLens ids): content is then
     simply not used. Public metadata costs no privacy, so DP models use it by default.
     """
-    from pipelines.lib.lake import read_table
+    from core.lake import read_table
 
     try:
         table = read_table(Path(lake), CATALOGUE_TABLE)
@@ -245,7 +245,7 @@ def catalogue_item_features(lake: Path, item_ids: pl.Series) -> pl.DataFrame | N
 
 
 def _default_lake() -> Path | None:
-    from media_gateway.settings import ConfigError, load_settings
+    from core.settings import ConfigError, load_settings
 
     try:
         return load_settings().paths.lake

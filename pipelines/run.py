@@ -15,12 +15,12 @@ their own console handler (Flower) are made to propagate to it instead.
 Crash safety, before the job starts (one nightly at a time, enforced by an exclusive lock on
 ``<dagster_home>/nightly.lock``, which the kernel releases when the process dies):
 
-* lake leftovers of a killed write are repaired (:func:`pipelines.lib.lake.recover_lake`);
+* lake leftovers of a killed write are repaired (:func:`core.lake.recover_lake`);
 * Dagster runs started by this function whose process died (status still ``STARTED``) are
   reported failed through the instance API; runs launched by a Dagster daemon are not touched
   (the daemon's run monitoring owns them);
 * MLflow runs left ``RUNNING`` and model versions registered but never recorded are cleaned
-  (:func:`models.nightly.clean_orphans`).
+  (:func:`mlops.nightly.clean_orphans`).
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from media_gateway import PROJECT_ROOT
-from media_gateway.settings import Settings
+from core import PROJECT_ROOT
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -254,9 +254,9 @@ def run_nightly(
         out = console or Console(file=terminal, stderr=False)
         out.print(f"nightly {day}: library logs go to {logfile}", soft_wrap=True)
         # imported here so that their import-time warnings land in the log file
-        from models.nightly import clean_orphans
+        from core.lake import recover_lake
+        from mlops.nightly import clean_orphans
         from pipelines.definitions import build_definitions
-        from pipelines.lib.lake import recover_lake
 
         instance = prepare_dagster_home(settings)
         repaired = recover_lake(settings.paths.lake)

@@ -26,8 +26,8 @@ import yaml
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from media_gateway import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
-from media_gateway.settings import Settings
+from core import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
+from core.settings import Settings
 from serving import auth
 from serving.schemas import (
     ExplainRequest,

@@ -44,7 +44,7 @@ from typing import Any
 
 import jwt
 
-from media_gateway.settings import Settings
+from core.settings import Settings
 from serving.oidc import (
     OIDCProvider,
     ProviderUnavailable,

@@ -58,14 +58,14 @@ from typing import Any
 
 import numpy as np
 
-from media_gateway import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
-from media_gateway.settings import Settings
+from core import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
+from core.feedback import FeedbackRecord, StoreUnavailableError, store_feedback
+from core.settings import Settings
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog, Offer
 from models.ranking.explain import explain, with_friends
 from models.ranking.group import MemberProfile, recommend_group
 from models.ranking.intent import QueryIntent
-from pipelines.lib.feedback import FeedbackRecord, StoreUnavailableError, store_feedback
 from serving import auth
 from serving.auth import AuthError, Principal, TokenVerifier
 from serving.cache import AVAILABILITY_TTL_S, SEARCH_TTL_S, TTLCache

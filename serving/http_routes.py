@@ -26,7 +26,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import get_route_path
 
-from media_gateway import JUSTWATCH_ATTRIBUTION
+from core import JUSTWATCH_ATTRIBUTION
 from serving import auth
 from serving.arw import build_manifest, content_markdown, llms_txt
 from serving.gateway import ApiError, Gateway

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from media_gateway import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
+from core import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
 
 JSONLD_MEDIA_TYPE = "application/ld+json"
 TMDB_IMAGE_BASE = "https://image.tmdb.org/t/p/w500"

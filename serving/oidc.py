@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 import httpx
 import jwt
 
-from media_gateway.settings import OIDCIssuerSettings
+from core.settings import OIDCIssuerSettings
 
 log = logging.getLogger(__name__)
 

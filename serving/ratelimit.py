@@ -119,7 +119,7 @@ class SharedTokenBucketLimiter:
     """Token buckets shared by every process using the same SQLite file (see module docstring).
 
     ``name`` separates limiters kept in one file. Raises
-    :class:`pipelines.lib.sqlite_db.StoreUnavailableError` when the file cannot be written.
+    :class:`core.sqlite_db.StoreUnavailableError` when the file cannot be written.
     """
 
     def __init__(
@@ -130,7 +130,7 @@ class SharedTokenBucketLimiter:
         name: str = "default",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from pipelines.lib.sqlite_db import SQLiteDatabase
+        from core.sqlite_db import SQLiteDatabase
 
         if per_minute < 1:
             raise ValueError("per_minute must be >= 1")
@@ -193,7 +193,7 @@ def build_limiters(
     """
     import logging
 
-    from pipelines.lib.sqlite_db import StoreUnavailableError
+    from core.sqlite_db import StoreUnavailableError
 
     path = Path(folder) / RATE_LIMIT_FILE
     try:

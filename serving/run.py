@@ -25,8 +25,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from media_gateway import PROJECT_ROOT
-from media_gateway.settings import CONFIG_ENV, Settings
+from core import PROJECT_ROOT
+from core.settings import CONFIG_ENV, Settings
 from serving.auth import jwt_secret
 
 log = logging.getLogger(__name__)

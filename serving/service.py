@@ -3,7 +3,7 @@
 Thin on purpose: each API authenticates and rate-limits through the gateway's guard, calls one
 :class:`serving.gateway.Gateway` operation and maps :class:`serving.gateway.ApiError` to a JSON
 ``{"error": reason}`` with its status and headers. Start-up reads settings from
-``MEDIA_GATEWAY_CONFIG`` (:func:`media_gateway.settings.load_settings`), the JWT secret from
+``MEDIA_GATEWAY_CONFIG`` (:func:`core.settings.load_settings`), the JWT secret from
 ``MEDIA_GATEWAY_JWT_SECRET`` (refuses to start without it, see :mod:`serving.auth`), and
 ``MEDIA_GATEWAY_POLL_S`` (champion poll interval, default 30 s) and ``MEDIA_GATEWAY_WORKERS``
 (worker processes, default 1; ``media-gateway serve --workers`` sets it). The state loads in the background;
@@ -21,7 +21,7 @@ import bentoml
 from starlette.responses import JSONResponse
 
 with bentoml.importing():
-    from media_gateway.settings import load_settings
+    from core.settings import load_settings
     from serving import auth
     from serving.arw import ArwHeadersMiddleware
     from serving.gateway import ApiError, Gateway, build_gateway

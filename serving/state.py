@@ -14,7 +14,7 @@ optional: without one (nothing promoted yet) the ranker runs content + popularit
 ``status()``; the holder keeps the last good state and retries at the next poll.
 
 Per-user histories (:class:`UserHistories`) are mutable and outlive swaps: lake ``watch_events``
-at load, plus the shared user-state store (:mod:`pipelines.lib.feedback`). Several BentoML workers
+at load, plus the shared user-state store (:mod:`core.feedback`). Several BentoML workers
 each hold their own copy, so every read of a history first applies what any worker committed since
 (:meth:`StateHolder.sync`: two range scans on the store's change counters, ``seq > last seen``, no
 work when nothing changed). A worker's own feedback is also added at once. Erasures are applied the
@@ -36,14 +36,14 @@ from typing import Any
 
 import polars as pl
 
-from media_gateway.settings import Settings
-from models.champion import ChampionHandle, NoChampionError, champion_version, load_champion
+from core.feedback import StoreChanges, read_erasures, store_changes
+from core.lake import read_table
+from core.settings import Settings
+from core.vector_index import ContentIndex
+from mlops.champion import ChampionHandle, NoChampionError, champion_version, load_champion
 from models.embeddings.encoder import encode_query
 from models.ranking.catalog import Catalog
 from pipelines.lib.erasure import drop_erased
-from pipelines.lib.feedback import StoreChanges, read_erasures, store_changes
-from pipelines.lib.lake import read_table
-from pipelines.lib.vector_index import ContentIndex
 
 log = logging.getLogger(__name__)
 

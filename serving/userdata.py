@@ -1,6 +1,6 @@
 """What we hold about a user: preferences profile, export (GDPR access/portability) and erasure.
 
-Profiles live in the shared user-state store (:mod:`pipelines.lib.feedback`, one SQLite file all
+Profiles live in the shared user-state store (:mod:`core.feedback`, one SQLite file all
 workers share), validated as :class:`serving.schemas.PreferencesBody` on the way in and out. A user
 without a profile gets :data:`DEFAULT_PROFILE` (US, any service, subscription or free offers).
 
@@ -9,7 +9,7 @@ profile and feedback deleted together, or nothing happens (the caller answers 50
 drops the user's in-memory events; other workers drop theirs when they next read the store's change
 counters; the next nightly run physically deletes their lake events and retrains without them.
 Erasure is time-bounded: feedback the user sends afterwards is kept (see
-:mod:`pipelines.lib.feedback`). The served champion never uses per-user factors (users are scored
+:mod:`core.feedback`). The served champion never uses per-user factors (users are scored
 by fold-in from their history), so no trained user vector of an erased user is used after erasure.
 """
 
@@ -25,15 +25,15 @@ from typing import Any
 import polars as pl
 from pydantic import ValidationError
 
-from pipelines.lib.erasure import drop_erased
-from pipelines.lib.feedback import (
+from core.feedback import (
     erase_user_data,
     load_profile_payload,
     read_erasures,
     read_feedback_records,
     save_profile_payload,
 )
-from pipelines.lib.lake import read_table
+from core.lake import read_table
+from pipelines.lib.erasure import drop_erased
 from serving.schemas import PreferencesBody
 from serving.user_stores import erase_user_stores
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from media_gateway import PROJECT_ROOT
-from media_gateway.settings import Settings, load_settings, workspace_paths
+from core import PROJECT_ROOT
+from core.settings import Settings, load_settings, workspace_paths
 
 SHARED_DATA = (PROJECT_ROOT.parent / "shared" / "data").resolve()
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from media_gateway import PROJECT_ROOT
-from media_gateway.settings import load_settings
+from core import PROJECT_ROOT
+from core.settings import load_settings
 
 DEPLOY = PROJECT_ROOT / "configs" / "deploy"
 

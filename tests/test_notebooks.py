@@ -22,11 +22,11 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_output
 
-from media_gateway import JUSTWATCH_ATTRIBUTION, PROJECT_ROOT, TMDB_ATTRIBUTION
+from core import JUSTWATCH_ATTRIBUTION, PROJECT_ROOT, TMDB_ATTRIBUTION
+from core.feedback import append_erasure
+from core.lake import write_table
+from core.settings import Settings
 from media_gateway import notebook as nbh
-from media_gateway.settings import Settings
-from pipelines.lib.feedback import append_erasure
-from pipelines.lib.lake import write_table
 
 pytestmark = pytest.mark.slow
 
@@ -171,7 +171,7 @@ def test_parameters_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_metric_cutoff_matches_the_nightly_cycle() -> None:
-    from models.nightly import K
+    from mlops.nightly import K
 
     assert nbh.K == K
 
@@ -213,7 +213,7 @@ def test_movielens_dataset_is_binarised_with_utc_times(
 # ---- executed on the sample -----------------------------------------------------------------
 def _check_mlflow_runs(settings: Settings, text: str) -> None:
     """Notebook 02 logged a parent run with one nested run per model, each with nDCG@10."""
-    from models.tracking import client
+    from mlops.tracking import client
 
     found = re.search(r"MLflow parent run: ([0-9a-f]{32})", text)
     assert found, "notebook 02 printed no MLflow parent run id"

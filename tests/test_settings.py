@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from media_gateway.settings import ConfigError, load_settings
+from core.settings import ConfigError, load_settings
 
 
 def test_sample_overlay_merges_and_resolves_paths():

@@ -13,9 +13,10 @@ from functools import cache
 
 import numpy as np
 
+from core.schemas import EMBEDDING_DIM
+
 log = logging.getLogger(__name__)
 
-EMBEDDING_DIM = 384
 MODEL_NAME = "all-MiniLM-L6-v2"
 _lock = threading.Lock()
 

@@ -34,11 +34,11 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from core.schemas import AVAILABILITY, EMBEDDING_DIM, conform
 from pipelines.lib.matching import normalize_title
-from pipelines.lib.schemas import AVAILABILITY, conform
 
 if TYPE_CHECKING:
-    from pipelines.lib.vector_index import ContentIndex
+    from core.vector_index import ContentIndex
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,9 @@ class Catalog:
             raise CatalogError(f"embeddings frame is missing columns {sorted(missing)}")
         ids = embeddings["title_id"].to_list()
         if not ids:
-            return cls.build(titles, availability, [], np.zeros((0, 384), dtype=np.float32))
+            return cls.build(
+                titles, availability, [], np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+            )
         matrix = np.asarray(embeddings["vector"].to_list(), dtype=np.float32)
         return cls.build(titles, availability, ids, matrix)
 
@@ -277,7 +279,7 @@ class Catalog:
         titles: pl.DataFrame | None = None,
         availability: pl.DataFrame | None = None,
     ) -> Catalog:
-        """Catalogue from a :class:`pipelines.lib.vector_index.ContentIndex`.
+        """Catalogue from a :class:`core.vector_index.ContentIndex`.
 
         ``titles``/``availability`` (lake tables) add the fields the index does not hold (overview,
         poster, offers with prices and deep links). Without ``titles`` the index's own columns are

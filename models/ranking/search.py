@@ -22,7 +22,7 @@ Two execution paths: an exact in-memory scan of the titles passing the filters, 
 (``index``) with the filters as a SQL prefilter. The index path fetches candidates by cosine and
 widens the fetch until no unfetched title could still enter the page (its relevance is at most its
 cosine plus the maximum boost), then scores them exactly like the scan. On a flat (unindexed) table
-both give identical results; with the ANN index (``pipelines.lib.vector_index``, built from 20k
+both give identical results; with the ANN index (``core.vector_index``, built from 20k
 titles on) retrieval is approximate at the recall measured there (0.97 top-10 at 100k).
 
 Which path: the index when the table has an ANN index and at least :data:`INDEX_MIN_CANDIDATES`
@@ -48,7 +48,7 @@ from models.ranking.context import mood_affinity
 from models.ranking.intent import QueryIntent
 
 if TYPE_CHECKING:
-    from pipelines.lib.vector_index import ContentIndex
+    from core.vector_index import ContentIndex
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +367,7 @@ def search(
 ) -> SearchResults:
     """One page of search results (see module docstring).
 
-    ``index`` is a :class:`pipelines.lib.vector_index.ContentIndex` over the same titles (or
+    ``index`` is a :class:`core.vector_index.ContentIndex` over the same titles (or
     ``None``); ``use_index`` forces (True) or forbids (False) it, default: used when it has an ANN
     index and at least :data:`INDEX_MIN_CANDIDATES` titles pass the filters. ``encode`` turns text
     into a unit vector.

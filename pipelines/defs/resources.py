@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from media_gateway.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 
 
 class MediaGatewayConfig(dg.ConfigurableResource):

@@ -40,9 +40,9 @@ from typing import Any, Literal
 
 import polars as pl
 
-from pipelines.lib.content import content_hash, content_text
+from core.content import content_hash, content_text
+from core.schemas import AVAILABILITY, QUARANTINE, TITLES, conform
 from pipelines.lib.matching import normalize_title
-from pipelines.lib.schemas import AVAILABILITY, QUARANTINE, TITLES, conform
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Incremental content embeddings: only titles whose content hash changed are re-encoded.
 
-The table ``content_embeddings`` (``title_id``, ``content_hash``, ``vector`` list[f32; 384]) is the
+The table ``content_embeddings`` (``title_id``, ``content_hash``, ``vector`` list[f32; EMBEDDING_DIM]) is the
 cache: a nightly run with no catalogue change encodes nothing.
 """
 
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines.lib.content import content_hash, content_text
+from core.content import content_hash, content_text
+from core.schemas import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ def update_embeddings(
     reused = current.join(prev, on=["title_id", "content_hash"], how="inner")
     todo = current.join(prev, on=["title_id", "content_hash"], how="anti")
     log.info("embeddings: %d to encode, %d reused", todo.height, reused.height)
-    vectors = encode(todo["text"].to_list()) if todo.height else np.zeros((0, 384), np.float32)
+    vectors = (
+        encode(todo["text"].to_list()) if todo.height else np.zeros((0, EMBEDDING_DIM), np.float32)
+    )
     if vectors.shape[0] != todo.height:
         raise ValueError(f"encoder returned {vectors.shape[0]} vectors for {todo.height} texts")
     fresh = todo.select("title_id", "content_hash").with_columns(
@@ -74,9 +77,9 @@ def vector_quality(table: pl.DataFrame, tolerance: float = 1e-3) -> dict[str, in
     if table.height == 0:
         return {"non_finite": 0, "wrong_dim": 0, "not_unit": 0}
     lengths = table["vector"].list.len()
-    wrong_dim = int((lengths != 384).sum())
-    good = table.filter(lengths == 384)
-    mat = np.asarray(good["vector"].to_list(), dtype=np.float64).reshape(good.height, 384)
+    wrong_dim = int((lengths != EMBEDDING_DIM).sum())
+    good = table.filter(lengths == EMBEDDING_DIM)
+    mat = np.asarray(good["vector"].to_list(), dtype=np.float64).reshape(good.height, EMBEDDING_DIM)
     finite = np.isfinite(mat).all(axis=1)
     norms = np.linalg.norm(np.where(np.isfinite(mat), mat, 0.0), axis=1)
     return {

@@ -2,9 +2,9 @@
 
 Tables are found by schema, not by a list (``USER_TABLES`` names the known ones): any Parquet file
 of the lake whose schema has a ``user_id`` column is rewritten without the erased rows, so a
-per-user table added later cannot be forgotten. Model stores are swept by :mod:`models.purge`.
+per-user table added later cannot be forgotten. Model stores are swept by :mod:`mlops.purge`.
 
-Erasure is time-bounded (decision, see :mod:`pipelines.lib.feedback`): a row of an erased user
+Erasure is time-bounded (decision, see :mod:`core.feedback`): a row of an erased user
 survives only if it is API feedback (``source == "feedback"``) received *after* the user's latest
 erasure; every other row of theirs (imported histories, unresolved rows, quarantined lines, and
 feedback sent before the erasure) is erased. :func:`drop_erased` applies that rule to a frame
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.lib.lake import table_dir
+from core.lake import table_dir
 
 log = logging.getLogger(__name__)
 

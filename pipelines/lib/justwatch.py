@@ -29,7 +29,7 @@ from typing import Any, Self
 import httpx
 import polars as pl
 
-from pipelines.lib.schemas import AVAILABILITY, conform
+from core.schemas import AVAILABILITY, conform
 from pipelines.lib.tmdb import retry_after_seconds
 
 logger = logging.getLogger(__name__)

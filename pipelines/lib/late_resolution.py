@@ -42,11 +42,11 @@ from typing import Any
 
 import polars as pl
 
+from core.lake import read_table, table_dir, write_partition, write_table
+from core.schemas import UNRESOLVED_EVENTS, conform, empty
 from pipelines.lib import tmdb
 from pipelines.lib.histories.common import implicit_weight
-from pipelines.lib.lake import read_table, table_dir, write_partition, write_table
 from pipelines.lib.matching import TitleResolver
-from pipelines.lib.schemas import UNRESOLVED_EVENTS, conform, empty
 
 logger = logging.getLogger(__name__)
 

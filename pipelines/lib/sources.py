@@ -1,6 +1,6 @@
 """What the catalogue assets call: TMDB titles, TMDB providers, JustWatch offers, platform catalogues.
 
-Each function takes the validated :class:`~media_gateway.settings.Settings` and returns frames
+Each function takes the validated :class:`~core.settings.Settings` and returns frames
 conformed to the lake schemas. ``sources.<tmdb|justwatch>.mode`` picks the backend:
 
 * ``recorded``: the fake server of :mod:`pipelines.fakes` is started on loopback for the call,
@@ -26,12 +26,12 @@ from typing import Any
 import polars as pl
 from tqdm import tqdm
 
-from media_gateway.settings import Settings
+from core.schemas import conform, empty
+from core.settings import Settings
 from pipelines.fakes.justwatch_server import FakeJustWatchServer
 from pipelines.fakes.recorded import RECORDED_API_KEY
 from pipelines.fakes.tmdb_server import FakeTMDBServer
 from pipelines.lib import catalogs, justwatch, late_resolution, tmdb
-from pipelines.lib.schemas import conform, empty
 
 logger = logging.getLogger(__name__)
 

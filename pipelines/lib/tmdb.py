@@ -46,8 +46,8 @@ import httpx
 import polars as pl
 from tqdm import tqdm
 
-from pipelines.lib.content import content_hash, content_text
-from pipelines.lib.schemas import AVAILABILITY, TITLES, conform
+from core.content import content_hash, content_text
+from core.schemas import AVAILABILITY, TITLES, conform
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipelines.lib.sqlite_db import enable_wal
+from core.sqlite_db import enable_wal
 
 BUSY_TIMEOUT_S = 10.0
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel, Field
 
-from pipelines.lib.feedback import read_erasures, read_feedback
-from pipelines.lib.lake import read_table
+from core.feedback import read_erasures, read_feedback
+from core.lake import read_table
 
 FINISHED = 0.9
 """A completion at or above this counts as finished."""

@@ -10,18 +10,18 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from media_gateway.settings import Settings, load_settings, workspace_paths
-from models.base import UnknownUserError
-from models.champion import (
+from core.settings import Settings, load_settings, workspace_paths
+from mlops.champion import (
     FoldInView,
     NoChampionError,
     cache_dir,
     champion_version,
     load_champion,
 )
+from mlops.nightly import promote, run_training_cycle
+from mlops.pyfunc import PredictInputError
+from models.base import UnknownUserError
 from models.evaluation.evaluate import evaluate_model
-from models.nightly import promote, run_training_cycle
-from models.pyfunc import PredictInputError
 from models.registry import create
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

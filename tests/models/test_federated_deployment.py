@@ -22,7 +22,7 @@ import polars as pl
 import psutil
 import pytest
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
 APP_DIR = PROJECT_ROOT / "models" / "federated"

@@ -17,6 +17,7 @@ from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from mlflow.tracking import MlflowClient
 
+from mlops.nightly import log_privacy, log_round_history
 from models.federated.client_app import app as client_app
 from models.federated.client_app import handle_train, load_accountant
 from models.federated.recommender import (
@@ -28,7 +29,6 @@ from models.federated.recommender import (
 )
 from models.federated.server_app import FederationError, run_federation
 from models.federated.task import TaskConfig
-from models.nightly import log_privacy, log_round_history
 from models.privacy.accounting import epsilon_of_history
 
 NUM_ITEMS = 12

@@ -15,11 +15,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import models.registry as registry
-from media_gateway.settings import Settings, load_settings, workspace_paths
-from models.champion import champion_version, load_champion
-from models.collaborative.implicit_models import ALSRecommender
-from models.collaborative.popularity import PopularityRecommender
-from models.nightly import (
+from core.settings import Settings, load_settings, workspace_paths
+from mlops.champion import champion_version, load_champion
+from mlops.nightly import (
     RECORDED_TAG,
     CycleResult,
     InsufficientDataError,
@@ -33,9 +31,11 @@ from models.nightly import (
     run_training_cycle,
     split_interactions,
 )
-from models.purge import purge_erased_users
-from models.tracking import EXPERIMENT
-from models.vectors import ITEMS_TABLE, ITEMS_VERSION_TAG, checkout_items, latest_version
+from mlops.purge import purge_erased_users
+from mlops.tracking import EXPERIMENT
+from mlops.vectors import ITEMS_TABLE, ITEMS_VERSION_TAG, checkout_items, latest_version
+from models.collaborative.implicit_models import ALSRecommender
+from models.collaborative.popularity import PopularityRecommender
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

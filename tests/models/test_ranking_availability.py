@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from core.schemas import EMBEDDING_DIM, conform
+from core.vector_index import ContentIndex, build_content_rows, write_content_index
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog, CatalogError
-from pipelines.lib.schemas import conform
-from pipelines.lib.vector_index import ContentIndex, build_content_rows, write_content_index
 
 OFFERS = [
     # title, country, provider, monetization, price
@@ -33,7 +33,7 @@ def _frames() -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
         schema=["title_id", "country", "provider_id", "monetization", "price"],
         orient="row",
     ).with_columns(pl.col("provider_id").str.to_titlecase().alias("provider_name"))
-    vectors = np.random.default_rng(1).normal(size=(len(IDS), 384)).astype(np.float32)
+    vectors = np.random.default_rng(1).normal(size=(len(IDS), EMBEDDING_DIM)).astype(np.float32)
     return titles, avail, vectors
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from core.schemas import EMBEDDING_DIM, conform
+from core.vector_index import ContentIndex, build_content_rows, write_content_index
 from models.ranking.catalog import Catalog
 from models.ranking.intent import QueryIntent
 from models.ranking.search import SearchError, SearchFilters, effective_filters, search
-from pipelines.lib.schemas import conform
-from pipelines.lib.vector_index import ContentIndex, build_content_rows, write_content_index
 
 N = 300
 GENRES = ["Thriller", "Comedy", "Drama", "Science Fiction", "Horror", "Sci-Fi & Fantasy"]
@@ -52,7 +52,7 @@ def _frames() -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
     avail = pl.DataFrame(
         offers, schema=["title_id", "country", "provider_id", "monetization"], orient="row"
     )
-    vectors = rng.normal(size=(N, 384)).astype(np.float32)
+    vectors = rng.normal(size=(N, EMBEDDING_DIM)).astype(np.float32)
     vectors[1] = vectors[0] + 0.1 * vectors[1]  # movie:1 is Inception's close neighbour
     return conform(titles, "titles"), avail, vectors
 
@@ -81,7 +81,7 @@ def index(
 
 def _encode(text: str) -> np.ndarray:
     """Deterministic text vector for tests (hash-seeded), unit length."""
-    v = np.random.default_rng(zlib.crc32(text.encode())).normal(size=384)
+    v = np.random.default_rng(zlib.crc32(text.encode())).normal(size=EMBEDDING_DIM)
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
@@ -262,8 +262,8 @@ def _tmdb_titles(path: Path) -> pl.DataFrame:
 @pytest.fixture(scope="session")
 def tmdb_catalog(shared_data: Path) -> Catalog:
     """~600 real titles (thrillers/sci-fi/crime plus a random sample) with real embeddings."""
+    from core.content import content_text
     from models.embeddings.encoder import encode_texts
-    from pipelines.lib.content import content_text
 
     titles = _tmdb_titles(shared_data / "tmdb" / "tmdb_5000_movies.csv")
     must = titles.filter(pl.col("title").is_in([*EXPECTED_NEIGHBOURS, "Inception", "Interstellar"]))

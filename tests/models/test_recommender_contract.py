@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from core.schemas import EMBEDDING_DIM
 from models.base import RECS_SCHEMA, SIMILAR_SCHEMA, NotFittedError, UnknownUserError
 from models.registry import MODELS, create, load_model, model_class
 
@@ -67,7 +68,7 @@ def _interactions() -> pl.DataFrame:
 def _item_features() -> pl.DataFrame:
     """Content vectors that agree with the checkerboard (left items near e0, right near e1)."""
     rng = np.random.default_rng(0)
-    vectors = rng.normal(0, 0.05, size=(2 * N, 384)).astype(np.float32)
+    vectors = rng.normal(0, 0.05, size=(2 * N, EMBEDDING_DIM)).astype(np.float32)
     vectors[:N, 0] += 1.0
     vectors[N:, 1] += 1.0
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from core.schemas import EMBEDDING_DIM
 from media_gateway.cli import app
 from models.train import TrainingInputError, load_item_features, read_interactions, train_model
 
@@ -140,7 +141,7 @@ def test_item_features_encoded_from_titles(tmp_path: Path) -> None:
     )
     features = load_item_features(path)
     vectors = np.asarray(features["vector"].to_list())
-    assert vectors.shape == (2, 384)
+    assert vectors.shape == (2, EMBEDDING_DIM)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
 
 

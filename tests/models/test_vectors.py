@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.vectors import (
+from mlops.vectors import (
     ITEMS_TABLE,
     USERS_TABLE,
     ItemVectorModel,
@@ -104,8 +104,8 @@ def test_malformed_vectors_and_unknown_versions_raise(settings) -> None:
 def test_factor_models_expose_their_vectors():
     import polars as pl
 
+    from mlops.vectors import ItemVectorModel, UserVectorModel
     from models.collaborative.implicit_models import ALSRecommender
-    from models.vectors import ItemVectorModel, UserVectorModel
 
     df = pl.DataFrame(
         {"user_id": ["a", "a", "b", "c"], "item_id": ["x", "y", "y", "z"], "weight": [1.0] * 4}

@@ -166,8 +166,8 @@ def run(workdir: Path) -> dict:
     import polars as pl
     from typer.testing import CliRunner
 
+    from core.lake import write_table
     from media_gateway.cli import app
-    from pipelines.lib.lake import write_table
 
     lake = workdir / "lake"
     write_table(

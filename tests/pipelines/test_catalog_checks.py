@@ -3,12 +3,12 @@
 import dagster as dg
 import polars as pl
 
-from media_gateway.settings import load_settings
+from core.lake import write_table
+from core.schemas import empty
+from core.settings import load_settings
 from pipelines.defs.catalog import assets as catalog_assets
 from pipelines.defs.catalog import checks as catalog_checks
 from pipelines.defs.resources import MediaGatewayConfig
-from pipelines.lib.lake import write_table
-from pipelines.lib.schemas import empty
 from tests.conftest import write_tmp_overlay
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from core.schemas import validate
 from pipelines.lib import catalogs
-from pipelines.lib.schemas import validate
 
 HEADER = "show_id,type,title,director,cast,country,date_added,release_year,rating,duration,listed_in,description\n"  # noqa: E501
 NETFLIX = (

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 import sys
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
 
 
 def test_instance_is_sqlite_with_run_retries(tmp_path):

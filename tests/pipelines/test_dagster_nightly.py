@@ -6,9 +6,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from core.lake import read_table
+from core.schemas import EMBEDDING_DIM
+from core.vector_index import ContentIndex
 from pipelines.definitions import build_definitions
-from pipelines.lib.lake import read_table
-from pipelines.lib.vector_index import ContentIndex
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +79,7 @@ def test_corrupted_embeddings_block_the_index_swap(sample_world, tmp_path, monke
     import numpy as np
 
     import pipelines.defs.content.assets as content_assets
-    from media_gateway.settings import load_settings
+    from core.settings import load_settings
     from pipelines.run import run_nightly
     from tests.conftest import write_tmp_overlay
     from tests.pipelines.world_copy import relocate_mlflow
@@ -92,7 +93,7 @@ def test_corrupted_embeddings_block_the_index_swap(sample_world, tmp_path, monke
     version_before = ContentIndex(copy.paths.lancedb).version
 
     def unnormalised(texts, batch_size=64, show_progress=False):
-        return np.full((len(texts), 384), 3.0, dtype=np.float32)
+        return np.full((len(texts), EMBEDDING_DIM), 3.0, dtype=np.float32)
 
     monkeypatch.setattr(content_assets, "encode_texts", unnormalised)
     assert not run_nightly(copy, files, partition_key="2026-11-27")
@@ -103,8 +104,8 @@ def test_feedback_is_trained_on_and_erasure_deletes_rows(sample_world, tmp_path)
     """API feedback lands in watch_events on the next run; an erased user's rows disappear."""
     import shutil
 
-    from media_gateway.settings import load_settings
-    from pipelines.lib.feedback import FeedbackRecord, append_erasure, append_feedback
+    from core.feedback import FeedbackRecord, append_erasure, append_feedback
+    from core.settings import load_settings
     from pipelines.run import run_nightly
     from tests.conftest import write_tmp_overlay
     from tests.pipelines.world_copy import relocate_mlflow
@@ -142,7 +143,7 @@ def test_terminal_shows_progress_and_summary_and_chatter_goes_to_the_log(
     import re
     import shutil
 
-    from media_gateway.settings import load_settings
+    from core.settings import load_settings
     from pipelines.run import run_nightly
     from tests.conftest import write_tmp_overlay
     from tests.pipelines.world_copy import relocate_mlflow

@@ -2,6 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from core.schemas import EMBEDDING_DIM
 from pipelines.lib.embeddings import update_embeddings, vector_quality
 
 
@@ -24,7 +25,7 @@ class CountingEncoder:
     def __call__(self, texts: list[str]) -> np.ndarray:
         self.calls.append(texts)
         rng = np.random.default_rng(len(texts))
-        v = rng.normal(size=(len(texts), 384)).astype(np.float32)
+        v = rng.normal(size=(len(texts), EMBEDDING_DIM)).astype(np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
@@ -44,11 +45,13 @@ def test_only_new_or_changed_titles_are_encoded():
 
 def test_encoder_returning_wrong_count_is_an_error():
     with pytest.raises(ValueError, match="1 vectors for 2 texts"):
-        update_embeddings(_titles({"a": "x", "b": "y"}), None, lambda t: np.zeros((1, 384)))
+        update_embeddings(
+            _titles({"a": "x", "b": "y"}), None, lambda t: np.zeros((1, EMBEDDING_DIM))
+        )
 
 
 def test_vector_quality_flags_bad_vectors():
-    good = np.zeros(384, np.float32)
+    good = np.zeros(EMBEDDING_DIM, np.float32)
     good[0] = 1.0
     nan = good.copy()
     nan[1] = np.nan

@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
+from core.lake import read_table, write_partition
 from pipelines.lib.erasure import drop_erased, erase_users
 from pipelines.lib.inbox import archive, read_manifest, scan_inbox
-from pipelines.lib.lake import read_table, write_partition
 
 
 def test_erasure_removes_only_the_users_rows(tmp_path):

@@ -6,7 +6,7 @@ malformed lines of their imports (quarantine, raw text). Then they are erased th
 ``DELETE /users/{id}`` does it (:func:`serving.userdata.erase_user_files`) and the nightly runs.
 
 Stores enumerated afterwards: every lake table (by rows), the feedback log and profiles (through
-the public functions of ``pipelines.lib.feedback`` / ``serving.userdata``), every version of every
+the public functions of ``core.feedback`` / ``serving.userdata``), every version of every
 LanceDB table, and, byte by byte, every other file under the workspace: the MLflow database and
 artifact store (registered, challenger and logged-model copies of ``ids.json``, datasets), the
 local model folders and registry cache, the Dagster storage and the run logs. The erasure record
@@ -23,18 +23,18 @@ import polars as pl
 import pytest
 from mlflow.exceptions import MlflowException
 
-from media_gateway.settings import load_settings
-from models.champion import champion_version, load_champion
-from models.nightly import rollback
-from pipelines.lib.erasure import user_tables
-from pipelines.lib.feedback import (
+from core.feedback import (
     FeedbackRecord,
     append_feedback,
     read_erasures,
     read_feedback,
     read_feedback_records,
 )
-from pipelines.lib.lake import read_table
+from core.lake import read_table
+from core.settings import load_settings
+from mlops.champion import champion_version, load_champion
+from mlops.nightly import rollback
+from pipelines.lib.erasure import user_tables
 from pipelines.run import run_nightly
 from serving.schemas import PreferencesBody
 from serving.userdata import erase_user_files, export_user, load_profile, save_profile

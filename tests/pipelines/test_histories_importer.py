@@ -8,13 +8,13 @@ import polars as pl
 import pytest
 from rich.table import Table
 
+from core.lake import read_columns, read_table, write_table
+from core.schemas import validate
 from pipelines.lib.histories.importer import (
     HistoryImportError,
     import_files,
     parse_and_resolve,
 )
-from pipelines.lib.lake import read_columns, read_table, write_table
-from pipelines.lib.schemas import validate
 
 HISTORY = (
     "Title,Date\n"

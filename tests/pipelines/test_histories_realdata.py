@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from core.schemas import empty
 from pipelines.lib.histories.importer import parse_and_resolve
-from pipelines.lib.schemas import empty
 
 pytestmark = pytest.mark.realdata
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
+from core.lake import read_table
 from pipelines.lib.histories.importer import import_files
-from pipelines.lib.lake import read_table
 
 SAMPLE = PROJECT_ROOT / "data" / "sample" / "histories"
 SEED_CSV = PROJECT_ROOT / "data" / "sample" / "catalog_seed.csv"

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from core.lake import read_table
 from pipelines.lib.histories.common import HistoryImportError, parse_delimited
 from pipelines.lib.histories.files import (
     MAX_ZIP_RATIO,
@@ -29,7 +30,6 @@ from pipelines.lib.histories.netflix import (
     split_netflix_title,
 )
 from pipelines.lib.histories.trakt import parse_trakt
-from pipelines.lib.lake import read_table
 
 CATALOGUE = pl.DataFrame(
     {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
 from tests.pipelines.hostile_exports import FORMATS
 
 PEAK_RSS_LIMIT_KIB = 1_000_000

@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 from typer.testing import CliRunner
 
+from core.lake import read_table, write_table
 from media_gateway.cli import app
-from pipelines.lib.lake import read_table, write_table
 
 
 def _lake(tmp_path: Path) -> Path:

@@ -10,11 +10,11 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from media_gateway.settings import load_settings
+from core.lake import read_table, write_table
+from core.settings import load_settings
 from pipelines.defs.events.assets import watch_events
 from pipelines.defs.resources import MediaGatewayConfig
 from pipelines.lib.inbox import scan_inbox
-from pipelines.lib.lake import read_table, write_table
 from tests.conftest import write_tmp_overlay
 
 DAY = "2026-12-02"

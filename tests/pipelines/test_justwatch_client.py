@@ -7,10 +7,10 @@ import json
 import httpx
 import pytest
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
+from core.schemas import validate
 from pipelines.fakes.justwatch_server import FakeJustWatchServer
 from pipelines.lib import justwatch as jw
-from pipelines.lib.schemas import validate
 
 RECORDED = PROJECT_ROOT / "data" / "sample" / "recorded"
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from core.lake import read_table, recover_lake, write_partition, write_table
 from pipelines.lib.erasure import erase_users, user_tables
-from pipelines.lib.lake import read_table, recover_lake, write_partition, write_table
 
 
 def test_a_table_swapped_aside_but_not_replaced_is_restored(tmp_path) -> None:

@@ -10,13 +10,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from media_gateway.settings import Settings
+from core.lake import read_table
+from core.schemas import conform
+from core.settings import Settings
 from pipelines.defs.catalog.assets import tmdb_late_titles
 from pipelines.defs.resources import MediaGatewayConfig
 from pipelines.lib import late_resolution, sources
 from pipelines.lib.histories.importer import import_files
-from pipelines.lib.lake import read_table
-from pipelines.lib.schemas import conform
 from tests.conftest import write_tmp_overlay
 
 NETFLIX = """Title,Date
@@ -36,7 +36,7 @@ IMDB = (
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
     """The sample's TMDB titles as the nightly fetches them (recorded mode)."""
-    from media_gateway.settings import load_settings, workspace_paths
+    from core.settings import load_settings, workspace_paths
 
     root = tmp_path_factory.mktemp("late")
     settings = load_settings(
@@ -109,7 +109,7 @@ def test_tmdb_finds_what_the_catalogue_lacks_and_waiting_rows_resolve(
 def test_the_late_titles_asset_asks_tmdb_in_a_dagster_run(
     catalogue: pl.DataFrame, tmp_path: Path
 ) -> None:
-    from media_gateway.settings import load_settings
+    from core.settings import load_settings
 
     overlay = write_tmp_overlay(tmp_path)
     settings = load_settings("configs/sample.yaml", str(overlay))

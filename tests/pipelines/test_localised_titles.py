@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from media_gateway.settings import Settings
+from core.settings import Settings
 from pipelines.lib import sources
 from pipelines.lib.histories.importer import parse_and_resolve
 

@@ -1,7 +1,7 @@
 """Crash safety: SIGKILL the nightly during import, embeddings and training; the rerun repairs all.
 
 The killed runs are real `media-gateway nightly` processes on a copy of the sample world, killed
-by the test-only crash points (``MEDIA_GATEWAY_TEST_CRASH_AT``, :mod:`pipelines.lib.crash`). The
+by the test-only crash points (``MEDIA_GATEWAY_TEST_CRASH_AT``, :mod:`core.crash`). The
 three kills happen one after the other (each on the state the previous one left), and every
 crashed state is checked for what readers could see (no torn Parquet, no unreadable LanceDB
 version); after the kills, an ordinary run must complete and leave everything clean: no stale
@@ -23,12 +23,12 @@ import polars as pl
 import pytest
 from mlflow.tracking import MlflowClient
 
-from media_gateway import PROJECT_ROOT
-from media_gateway.settings import Settings, load_settings
-from models.champion import champion_version
-from models.nightly import RECORDED_TAG
-from pipelines.lib.crash import CRASH_ENV
-from pipelines.lib.lake import read_table, write_table
+from core import PROJECT_ROOT
+from core.crash import CRASH_ENV
+from core.lake import read_table, write_table
+from core.settings import Settings, load_settings
+from mlops.champion import champion_version
+from mlops.nightly import RECORDED_TAG
 from pipelines.run import LAUNCHER, LAUNCHER_TAG, run_nightly
 from tests.conftest import write_tmp_overlay
 from tests.pipelines.world_copy import relocate_mlflow

@@ -12,9 +12,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from core.schemas import conform
 from pipelines.lib import catalogs
 from pipelines.lib.histories.importer import parse_and_resolve
-from pipelines.lib.schemas import conform
 
 pytestmark = pytest.mark.realdata
 

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 import yaml
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")

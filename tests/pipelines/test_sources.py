@@ -9,10 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from media_gateway import PROJECT_ROOT
-from media_gateway.settings import Settings
+from core import PROJECT_ROOT
+from core.schemas import validate
+from core.settings import Settings
 from pipelines.lib import sources, tmdb
-from pipelines.lib.schemas import validate
 
 RECORDED = PROJECT_ROOT / "data" / "sample" / "recorded"
 
@@ -26,7 +26,7 @@ def with_sources(settings: Settings, **updates) -> Settings:
 
 @pytest.fixture(scope="module")
 def recorded_run(tmp_path_factory) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    from media_gateway.settings import load_settings
+    from core.settings import load_settings
 
     settings = load_settings(
         "configs/sample.yaml",

@@ -11,11 +11,11 @@ import httpx
 import polars as pl
 import pytest
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
+from core.schemas import ALIAS
 from pipelines.fakes.recorded import RECORDED_API_KEY
 from pipelines.fakes.tmdb_server import FakeTMDBServer
 from pipelines.lib import tmdb
-from pipelines.lib.schemas import ALIAS
 
 RECORDED = PROJECT_ROOT / "data" / "sample" / "recorded"
 EXPORT_DAY = date(2026, 11, 28)

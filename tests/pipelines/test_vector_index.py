@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 import numpy as np
 import polars as pl
 
-from pipelines.lib.schemas import conform
-from pipelines.lib.vector_index import (
+from core.schemas import EMBEDDING_DIM, conform
+from core.vector_index import (
     ANN_INDEX,
     ContentIndex,
     build_content_rows,
@@ -39,7 +39,7 @@ def _world(rng: np.random.Generator):
         ),
         "availability",
     )
-    vecs = rng.normal(size=(3, 384)).astype(np.float32)
+    vecs = rng.normal(size=(3, EMBEDDING_DIM)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     emb = pl.DataFrame({"title_id": titles["title_id"], "vector": vecs.tolist()})
     return titles, availability, emb, vecs
@@ -59,7 +59,7 @@ def test_index_round_trip_filters_and_versions(tmp_path, rng):
     rent = index.search(vecs[1], limit=3, where="array_has_any(rent_buy, ['US:itunes'])")
     assert rent["title_id"].to_list() == ["movie:2"]
     ids, matrix = index.vectors()
-    assert matrix.shape == (3, 384) and ids[0] == rows.column("title_id")[0].as_py()
+    assert matrix.shape == (3, EMBEDDING_DIM) and ids[0] == rows.column("title_id")[0].as_py()
 
     v2 = write_content_index(tmp_path, rows.slice(0, 1))
     assert v2 > v1 and ContentIndex(tmp_path).count() == 1
@@ -76,8 +76,8 @@ def test_title_without_vector_is_refused(rng):
 
 def _clustered_rows(rng: np.random.Generator, n: int, clusters: int = 24):
     """``n`` unit vectors in ``clusters`` blobs (embeddings cluster by topic), as content rows."""
-    centres = rng.normal(size=(clusters, 384)).astype(np.float32)
-    vecs = centres[rng.integers(0, clusters, n)] + 0.6 * rng.normal(size=(n, 384)).astype(
+    centres = rng.normal(size=(clusters, EMBEDDING_DIM)).astype(np.float32)
+    vecs = centres[rng.integers(0, clusters, n)] + 0.6 * rng.normal(size=(n, EMBEDDING_DIM)).astype(
         np.float32
     )
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -99,7 +99,7 @@ def test_ann_index_returns_the_exact_top_k(tmp_path, rng):
     write_content_index(tmp_path, rows, index_min_rows=1_000, ann=SMALL_ANN)
     index = ContentIndex(tmp_path, ann=SMALL_ANN)
     assert index.indexed and SMALL_ANN.partitions(2_000) == 7
-    queries = centres[:12] + 0.8 * rng.normal(size=(12, 384)).astype(np.float32)
+    queries = centres[:12] + 0.8 * rng.normal(size=(12, EMBEDDING_DIM)).astype(np.float32)
     recalls = []
     for q in queries / np.linalg.norm(queries, axis=1, keepdims=True):
         exact = {f"movie:{i}" for i in np.argsort(-(vecs @ q))[:10]}

@@ -20,13 +20,13 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from media_gateway.settings import Settings, load_settings, workspace_paths
+from core.content import content_text
+from core.lake import write_table
+from core.settings import Settings, load_settings, workspace_paths
+from core.vector_index import build_content_rows, write_content_index
+from mlops.nightly import register_champion as seed_champion
 from models.collaborative.ease import EASERecommender
 from models.embeddings.encoder import encode_texts
-from models.nightly import register_champion as seed_champion
-from pipelines.lib.content import content_text
-from pipelines.lib.lake import write_table
-from pipelines.lib.vector_index import build_content_rows, write_content_index
 from serving.auth import SECRET_ENV, issue_token
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"

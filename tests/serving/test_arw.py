@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 from starlette.testclient import TestClient
 
-from media_gateway import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
+from core import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
 
 
 def test_manifest_shape(client: TestClient) -> None:

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from media_gateway.settings import load_settings
+from core.settings import load_settings
 from serving.auth import (
     AuthConfigError,
     AuthError,
@@ -222,7 +222,7 @@ def test_client_address_trusts_forwarded_for_only_from_trusted_proxies():
 def test_trusted_proxies_are_validated():
     import pytest
 
-    from media_gateway.settings import ConfigError, load_settings
+    from core.settings import ConfigError, load_settings
 
     with pytest.raises(ConfigError, match="not an address or CIDR"):
         load_settings(overrides={"serving": {"trusted_proxies": ["lb.example"]}})

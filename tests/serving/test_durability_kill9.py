@@ -20,10 +20,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from media_gateway.settings import load_settings
-from models.champion import load_champion
-from pipelines.lib.feedback import read_feedback
-from pipelines.lib.lake import read_table
+from core.feedback import read_feedback
+from core.lake import read_table
+from core.settings import load_settings
+from mlops.champion import load_champion
 from serving.auth import issue_token
 from serving.run import free_port, start_server, stop_server, wait_ready
 from tests.conftest import write_tmp_overlay

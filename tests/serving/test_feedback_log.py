@@ -1,4 +1,4 @@
-"""pipelines.lib.feedback: the SQLite user-state store (durable appends, WATCH_EVENTS view, erasures
+"""core.feedback: the SQLite user-state store (durable appends, WATCH_EVENTS view, erasures
 in one transaction and time-bounded, change counters, concurrency across processes, migration of
 the legacy JSON files, clear errors when the store cannot be written)."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pipelines.lib import feedback as store_module
-from pipelines.lib.feedback import (
+from core import feedback as store_module
+from core.feedback import (
     STORE_FILE,
     FeedbackLogError,
     FeedbackRecord,
@@ -31,7 +31,7 @@ from pipelines.lib.feedback import (
     store_changes,
     user_store,
 )
-from pipelines.lib.schemas import WATCH_EVENTS
+from core.schemas import WATCH_EVENTS
 
 
 def test_append_then_read_as_watch_events(tmp_path: Path) -> None:

@@ -33,8 +33,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from media_gateway import PROJECT_ROOT
-from media_gateway.settings import workspace_paths
+from core import PROJECT_ROOT
+from core.settings import workspace_paths
 from serving.auth import SCOPES, SECRET_ENV
 from serving.run import free_port, start_server, stop_server, wait_ready
 from tests.serving.conftest import HISTORIES, SECRET, TITLES, World, make_token

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from media_gateway.settings import Settings, load_settings
+from core.settings import Settings, load_settings
 from models.ranking.catalog import Catalog
 from models.ranking.hybrid import HybridRanker
 from models.ranking.intent import QueryIntent

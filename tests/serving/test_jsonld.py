@@ -6,7 +6,7 @@ from datetime import date
 
 from starlette.testclient import TestClient
 
-from media_gateway import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
+from core import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
 from serving.jsonld import content_view, iso_duration, watch_action
 
 OFFER = {

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from starlette.testclient import TestClient
 
-from media_gateway.settings import OIDCIssuerSettings, load_settings
+from core.settings import OIDCIssuerSettings, load_settings
 from serving.auth import AuthError, TokenVerifier
 from tests.serving.conftest import SECRET, World, start_client
 from tests.serving.oidc_issuer import LocalIssuer, SigningKey

@@ -19,7 +19,7 @@ import uvicorn
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from pipelines.lib.lake import write_table
+from core.lake import write_table
 from serving.realtime.hub import Hub
 from tests.serving.conftest import World, availability_frame, make_token
 

@@ -29,7 +29,7 @@ def test_bad_values_exit_2(tmp_path, monkeypatch) -> None:
 
 
 def test_host_port_and_workers_reach_the_server(monkeypatch) -> None:
-    from media_gateway.settings import load_settings
+    from core.settings import load_settings
 
     settings = load_settings(overrides={"serving": {"host": "0.0.0.0", "port": 8081, "workers": 2}})
     command = server_command(settings)

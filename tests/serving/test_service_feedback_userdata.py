@@ -6,7 +6,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from pipelines.lib.feedback import (
+from core.feedback import (
     load_profile_payload,
     read_erasures,
     read_feedback,

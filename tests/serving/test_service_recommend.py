@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
-from media_gateway import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
+from core import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
 
 
 def test_built_in_endpoints_and_status(client: TestClient) -> None:

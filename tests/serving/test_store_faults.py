@@ -10,7 +10,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from pipelines.lib.feedback import (
+from core.feedback import (
     STORE_FILE,
     FeedbackRecord,
     StoreUnavailableError,

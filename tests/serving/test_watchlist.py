@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 from starlette.testclient import TestClient
 
-from pipelines.lib.lake import write_partition, write_table
+from core.lake import write_partition, write_table
 from serving.watchlist.store import DB_NAME
 from tests.serving.conftest import ALL_SCOPES, World, availability_frame
 

@@ -3,12 +3,12 @@
 import dagster as dg
 import polars as pl
 
+from core.lake import read_table, write_table
+from core.schemas import conform
 from pipelines.defs.metadata import md_table
 from pipelines.defs.resources import MediaGatewayConfig
 from pipelines.lib import late_resolution, sources
 from pipelines.lib.histories.movielens import movielens_titles
-from pipelines.lib.lake import read_table, write_table
-from pipelines.lib.schemas import conform
 
 GROUP = "catalog"
 

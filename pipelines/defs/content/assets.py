@@ -2,14 +2,14 @@
 
 import dagster as dg
 
+from core.crash import crash_point
+from core.lake import read_table, table_dir, write_table
+from core.vector_index import build_content_rows, write_content_index
 from models.embeddings.encoder import encode_texts
 from pipelines.defs.catalog.assets import availability, titles
 from pipelines.defs.metadata import md_table
 from pipelines.defs.resources import MediaGatewayConfig
-from pipelines.lib.crash import crash_point
 from pipelines.lib.embeddings import update_embeddings
-from pipelines.lib.lake import read_table, table_dir, write_table
-from pipelines.lib.vector_index import build_content_rows, write_content_index
 
 GROUP = "content"
 

@@ -2,10 +2,10 @@
 
 import dagster as dg
 
+from core.lake import read_table
 from pipelines.defs.content.assets import content_embeddings
 from pipelines.defs.resources import MediaGatewayConfig
 from pipelines.lib.embeddings import vector_quality
-from pipelines.lib.lake import read_table
 
 
 @dg.asset_check(asset=content_embeddings, blocking=True, description="one unit vector per title")

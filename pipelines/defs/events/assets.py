@@ -15,14 +15,14 @@ in the CLI summary: a malformed row counts as a miss.
 
 import dagster as dg
 
+from core.crash import crash_point
+from core.feedback import read_erasures, read_feedback
+from core.lake import read_table, write_partition
 from pipelines.defs.catalog.assets import titles
 from pipelines.defs.resources import MediaGatewayConfig
-from pipelines.lib.crash import crash_point
 from pipelines.lib.erasure import drop_erased, erase_users
-from pipelines.lib.feedback import read_erasures, read_feedback
 from pipelines.lib.histories.importer import import_files
 from pipelines.lib.inbox import batch_id, import_item, read_manifest, scan_inbox
-from pipelines.lib.lake import read_table, write_partition
 from pipelines.lib.late_resolution import resolve_waiting
 from pipelines.partitions import daily_imports
 

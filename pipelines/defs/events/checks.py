@@ -3,9 +3,9 @@
 import dagster as dg
 import polars as pl
 
+from core.lake import read_table
+from core.schemas import SchemaError, validate
 from pipelines.defs.resources import MediaGatewayConfig
-from pipelines.lib.lake import read_table
-from pipelines.lib.schemas import SchemaError, validate
 
 
 @dg.asset_check(

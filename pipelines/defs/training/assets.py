@@ -11,7 +11,7 @@ candidate replaces the champion is a decision, not a check: ``champion_model`` e
 inputs unchanged) and materialises nothing, and the run succeeds.
 
 ``champion_model`` then sweeps erased users out of every model store
-(:func:`models.purge.purge_erased_users`): the champion was just replaced by a model trained
+(:func:`mlops.purge.purge_erased_users`): the champion was just replaced by a model trained
 without them when it held them, so older versions naming them can be deleted.
 """
 
@@ -21,11 +21,11 @@ import json
 import dagster as dg
 import polars as pl
 
+from core.feedback import read_erasures
+from core.lake import read_table
 from pipelines.defs.content.assets import content_embeddings
 from pipelines.defs.resources import MediaGatewayConfig
 from pipelines.lib.erasure import drop_erased
-from pipelines.lib.feedback import read_erasures
-from pipelines.lib.lake import read_table
 
 GROUP = "models"
 CHALLENGER_FILE = "challenger.json"
@@ -59,7 +59,7 @@ def challenger_model(
     context: dg.AssetExecutionContext, app: MediaGatewayConfig
 ) -> dg.MaterializeResult:
     """Train tonight's challenger on all watch events; evaluate it and the champion on one split."""
-    from models.nightly import run_training_cycle
+    from mlops.nightly import run_training_cycle
 
     settings = app.settings()
     lake = settings.paths.lake
@@ -118,7 +118,7 @@ def challenger_model(
 def candidate_not_worse_than_popularity(app: MediaGatewayConfig) -> dg.AssetCheckResult:
     import math
 
-    from models.nightly import CycleResult
+    from mlops.nightly import CycleResult
 
     settings = app.settings()
     result = CycleResult.model_validate_json(_challenger_path(settings).read_text())
@@ -141,7 +141,7 @@ def candidate_not_worse_than_popularity(app: MediaGatewayConfig) -> dg.AssetChec
 
 def promotion_decision(settings, result) -> str | None:
     """``None`` when ``result``'s candidate should be promoted, else why nothing is promoted."""
-    from models.champion import champion_version
+    from mlops.champion import champion_version
 
     if (settings.paths.models / UNCHANGED_FILE).is_file():
         current = champion_version(settings)
@@ -165,8 +165,8 @@ def promotion_decision(settings, result) -> str | None:
 def champion_model(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
     """Promote the candidate (MLflow alias `champion` + LanceDB vectors) or skip, saying why;
     then sweep erased users out of the model stores."""
-    from models.nightly import CycleResult, promote
-    from models.purge import purge_erased_users
+    from mlops.nightly import CycleResult, promote
+    from mlops.purge import purge_erased_users
 
     settings = app.settings()
     result = CycleResult.model_validate_json(_challenger_path(settings).read_text())

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.lib.schemas import QUARANTINE, UTC_US
+from core.schemas import QUARANTINE, UTC_US
 
 RAW_EVENTS: dict[str, pl.DataType] = {
     "user_id": pl.String,

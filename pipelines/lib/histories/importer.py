@@ -3,7 +3,7 @@
 :func:`parse_and_resolve` does the pure part (no writes; used by the Dagster asset and by
 :func:`import_files`); :func:`import_files` also appends to the lake tables ``watch_events``,
 ``unresolved_events`` and ``quarantine`` as per-batch partition files
-``<lake>/<table>/batch=<batch_id>.parquet`` (:func:`pipelines.lib.lake.write_partition`).
+``<lake>/<table>/batch=<batch_id>.parquet`` (:func:`core.lake.write_partition`).
 
 Decisions:
 
@@ -58,6 +58,8 @@ from typing import Any
 import polars as pl
 from rich.table import Table
 
+from core.lake import read_columns, read_table, table_dir, write_partition
+from core.schemas import conform
 from pipelines.lib.histories.common import (
     HistoryImportError,
     ParseResult,
@@ -78,9 +80,7 @@ from pipelines.lib.histories.netflix import (
 )
 from pipelines.lib.histories.sniff import check_format
 from pipelines.lib.histories.trakt import parse_trakt
-from pipelines.lib.lake import read_columns, read_table, table_dir, write_partition
 from pipelines.lib.matching import TitleResolver
-from pipelines.lib.schemas import conform
 
 __all__ = [
     "FORMATS",

@@ -12,7 +12,7 @@ A path may be the dataset folder or its ratings file (the other files are its si
 MovieLens is a multi-user dataset: every ``userId`` becomes the user ``"<prefix>-<userId>"``, where
 ``prefix`` is the ``--user`` given on import (it acts as a dataset name, e.g. ``ml-17``).
 
-Title ids (see :mod:`pipelines.lib.schemas`): an ml-latest movie is ``movie:<tmdbId>`` when
+Title ids (see :mod:`core.schemas`): an ml-latest movie is ``movie:<tmdbId>`` when
 ``links.csv`` has a TMDB id, else ``ml:<movieId>``; an ml-100k item is the catalogue's title_id when
 its title and year match the catalogue (:class:`~pipelines.lib.matching.TitleResolver`), else
 ``ml100k:<item>``. Library-style titles are turned around (``"Usual Suspects, The"`` -> ``"The
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.lib.content import content_hash, content_text
+from core.content import content_hash, content_text
+from core.schemas import conform
 from pipelines.lib.histories.common import (
     HistoryImportError,
     ParseResult,
@@ -39,7 +40,6 @@ from pipelines.lib.histories.common import (
     split_bad,
 )
 from pipelines.lib.histories.files import MAX_DATASET_BYTES, read_export
-from pipelines.lib.schemas import conform
 
 SOURCE_LATEST = "movielens"
 SOURCE_100K = "movielens-100k"

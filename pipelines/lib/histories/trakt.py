@@ -27,6 +27,7 @@ from typing import Any
 
 import polars as pl
 
+from core.schemas import UTC_US
 from pipelines.lib.histories.common import (
     HistoryImportError,
     ParseResult,
@@ -34,7 +35,6 @@ from pipelines.lib.histories.common import (
     empty_quarantine,
 )
 from pipelines.lib.histories.files import MAX_EXPORT_ROWS, read_export
-from pipelines.lib.schemas import UTC_US
 
 SOURCE = "trakt"
 _MAX_RAW = 2000

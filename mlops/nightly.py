@@ -21,7 +21,7 @@ Decisions:
   :data:`MIN_STRATIFIED_INTERACTIONS` interactions, or a stratified split with an empty test set,
   which happens when every user has <= 2 interactions) falls back to leave-last-out: each user with
   at least two interactions holds out their latest one. No such user -> :class:`InsufficientDataError`.
-* The champion is evaluated through :class:`models.champion.FoldInView` (its score_history on
+* The champion is evaluated through :class:`mlops.champion.FoldInView` (its score_history on
   tonight's training histories, ranking tonight's training catalogue), so a champion trained on
   other users or items is still scored on exactly the challenger's test set. A champion that
   cannot be loaded fails the cycle (it is never silently treated as "no champion").
@@ -33,7 +33,7 @@ Decisions:
   version (its own MLflow run, tagged ``role=fallback``) and becomes the candidate;
   ``CycleResult.shipped`` and ``.reason`` say which model is the candidate and why (the
   challenger run's tags ``shipped`` and ``serving_reason`` too), the version tags ``serves`` and
-  ``serving_reason`` carry it to ``/status`` (through :class:`models.champion.ChampionHandle`).
+  ``serving_reason`` carry it to ``/status`` (through :class:`mlops.champion.ChampionHandle`).
   A challenger that IS the popularity model skips the comparison.
 * A version is *recorded* (tag :data:`RECORDED_TAG`) once the whole cycle logged it. A nightly
   killed between registering and recording leaves an unrecorded version (and a RUNNING MLflow run):
@@ -59,9 +59,9 @@ import mlflow
 import polars as pl
 from pydantic import BaseModel
 
-from media_gateway.settings import Settings
-from models.base import Recommender
-from models.champion import (
+from core.crash import crash_point
+from core.settings import Settings
+from mlops.champion import (
     CHAMPION_ALIAS,
     ChampionHandle,
     FoldInView,
@@ -70,22 +70,17 @@ from models.champion import (
     load_champion,
     load_version,
 )
-from models.evaluation import plots
-from models.evaluation.evaluate import evaluate_model, metrics_by_activity, recommend_for_test
-from models.evaluation.metrics import METRICS
-from models.evaluation.splits import stratified_split
-from models.purge import mentions_users
-from models.pyfunc import MODEL_DIR_ARTIFACT, SIGNATURE, RecommenderPyfunc, pip_requirements
-from models.registry import create
-from models.tracking import client as tracking_client
-from models.tracking import (
+from mlops.purge import mentions_users
+from mlops.pyfunc import MODEL_DIR_ARTIFACT, SIGNATURE, RecommenderPyfunc, pip_requirements
+from mlops.tracking import client as tracking_client
+from mlops.tracking import (
     configure,
     finite_metrics,
     flatten_params,
     log_dataset,
     metric_key,
 )
-from models.vectors import (
+from mlops.vectors import (
     ITEMS_VERSION_TAG,
     USERS_VERSION_TAG,
     parse_version_tag,
@@ -93,7 +88,12 @@ from models.vectors import (
     restore_versions,
     version_tags,
 )
-from pipelines.lib.crash import crash_point
+from models.base import Recommender
+from models.evaluation import plots
+from models.evaluation.evaluate import evaluate_model, metrics_by_activity, recommend_for_test
+from models.evaluation.metrics import METRICS
+from models.evaluation.splits import stratified_split
+from models.registry import create
 
 log = logging.getLogger(__name__)
 
@@ -755,7 +755,7 @@ def clean_orphans(settings: Settings) -> list[str]:
     """
     from mlflow.entities import RunStatus
 
-    from models.tracking import EXPERIMENT
+    from mlops.tracking import EXPERIMENT
 
     client = tracking_client(settings)
     cleaned: list[str] = []

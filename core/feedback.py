@@ -1,7 +1,7 @@
 """The durable user-state store shared by the API workers (writers) and the nightly run (reader).
 
 One SQLite database, ``<feedback folder>/state.db`` (:data:`STORE_FILE`), in WAL mode with
-``synchronous=FULL`` (see :mod:`pipelines.lib.sqlite_db`): a write is acknowledged only after its
+``synchronous=FULL`` (see :mod:`core.sqlite_db`): a write is acknowledged only after its
 transaction committed, and a committed transaction survives a crash or power loss. Any number of
 processes (BentoML workers, the nightly run, the CLI) read and write it; writers queue on the
 database lock (``busy_timeout``). Tables:
@@ -20,7 +20,7 @@ database lock (``busy_timeout``). Tables:
 deletes the user's feedback rows and profile, so either all of it happens or none (a failure half-
 way leaves nothing recorded and nothing deleted). Everything the user sent up to the erasure time is
 erased; feedback the user sends *afterwards* (a new, consented act with a new token) is kept, served
-and exported (training leaves erased ids out entirely: the model-store sweep in :mod:`models.purge`
+and exported (training leaves erased ids out entirely: the model-store sweep in :mod:`mlops.purge`
 finds erased users by id, so a model naming one must not exist). In the lake, the nightly run
 deletes every row of an erased user except feedback received after their latest erasure
 (:func:`pipelines.lib.erasure.drop_erased`): a history file imported for an erased user id is erased
@@ -56,8 +56,8 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipelines.lib.schemas import conform, empty
-from pipelines.lib.sqlite_db import SQLiteDatabase, StoreUnavailableError
+from core.schemas import conform, empty
+from core.sqlite_db import SQLiteDatabase, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 

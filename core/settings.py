@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from media_gateway import PROJECT_ROOT
+from core import PROJECT_ROOT
 
 CONFIG_ENV = "MEDIA_GATEWAY_CONFIG"
 

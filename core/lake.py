@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.lib.schemas import SCHEMAS, conform, empty
+from core.schemas import SCHEMAS, conform, empty
 
 
 def table_dir(lake: Path, table: str) -> Path:

@@ -39,9 +39,9 @@ from urllib.parse import urlparse
 import lancedb
 from mlflow.exceptions import MlflowException
 
-from media_gateway.settings import Settings
-from models.tracking import client as tracking_client
-from models.vectors import NO_VECTORS, USERS_TABLE, USERS_VERSION_TAG
+from core.settings import Settings
+from mlops.tracking import client as tracking_client
+from mlops.vectors import NO_VECTORS, USERS_TABLE, USERS_VERSION_TAG
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ def _local_dir(uri: str) -> Path:
 
 
 def _purge_logged_models(settings: Settings, users: set[str], report: PurgeReport) -> None:
-    from models.champion import champion_version
-    from models.tracking import EXPERIMENT
+    from mlops.champion import champion_version
+    from mlops.tracking import EXPERIMENT
 
     client = tracking_client(settings)
     roots = {_local_dir(Path(settings.paths.mlflow_artifacts).as_uri()) / "models"}

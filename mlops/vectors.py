@@ -28,7 +28,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
-from media_gateway.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

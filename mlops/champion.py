@@ -33,7 +33,11 @@ from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from tqdm import tqdm
 
-from media_gateway.settings import Settings
+from core.settings import Settings
+from mlops.pyfunc import MODEL_DIR_ARTIFACT
+from mlops.tracking import client as tracking_client
+from mlops.tracking import metric_name
+from mlops.vectors import ITEMS_VERSION_TAG, USERS_VERSION_TAG, parse_version_tag
 from models.base import (
     RECS_SCHEMA,
     Recommender,
@@ -41,11 +45,7 @@ from models.base import (
     check_interactions,
     top_k_frame,
 )
-from models.pyfunc import MODEL_DIR_ARTIFACT
 from models.registry import load_model
-from models.tracking import client as tracking_client
-from models.tracking import metric_name
-from models.vectors import ITEMS_VERSION_TAG, USERS_VERSION_TAG, parse_version_tag
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,9 @@ import polars as pl
 
 UTC_US = pl.Datetime("us", "UTC")
 
+EMBEDDING_DIM = 384
+"""Width of a content vector (all-MiniLM-L6-v2); every table, index and encoder uses this one value."""
+
 ALIAS = pl.Struct({"country": pl.String, "language": pl.String, "title": pl.String})
 """One other name of a title: ISO 3166-1 country and/or ISO 639-1 language (either may be null)."""
 

@@ -30,7 +30,7 @@ import polars as pl
 import pyarrow as pa
 from lancedb.index import HnswSq, IvfFlat, IvfPq
 
-from models.embeddings.encoder import EMBEDDING_DIM
+from core.schemas import EMBEDDING_DIM
 
 CONTENT_TABLE = "content_index"
 SUBSCRIPTION_LIKE = ("FLATRATE", "FREE", "ADS")

@@ -22,7 +22,7 @@ import mlflow
 import polars as pl
 from mlflow.tracking import MlflowClient
 
-from media_gateway.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
