@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import polars as pl
 
+from core.atomic import atomic_path, staged_dir
 from core.schemas import SCHEMAS, conform, empty
 
 
@@ -54,10 +54,8 @@ def read_columns(lake: Path, table: str, columns: list[str]) -> pl.DataFrame:
 
 
 def _atomic_parquet(df: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    df.write_parquet(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.write_parquet(tmp)
 
 
 def write_table(lake: Path, table: str, df: pl.DataFrame) -> Path:
@@ -65,15 +63,8 @@ def write_table(lake: Path, table: str, df: pl.DataFrame) -> Path:
     if table in SCHEMAS:
         df = conform(df, table)
     folder = table_dir(lake, table)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = folder.with_name(f".{table}.{uuid.uuid4().hex}.staging")
-    staging.mkdir()
-    df.write_parquet(staging / "part-0.parquet")
-    old = folder.with_name(f".{table}.{uuid.uuid4().hex}.old")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(staging, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with staged_dir(folder) as staging:
+        df.write_parquet(staging / "part-0.parquet")
     return folder
 
 
