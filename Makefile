@@ -26,12 +26,10 @@ lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 dagster: setup
-	mkdir -p var/dagster && cp dagster.yaml var/dagster/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/var/dagster MEDIA_GATEWAY_CONFIG=configs/sample.yaml \
-		$(BIN)/dagster dev -m pipelines.definitions
+	$(BIN)/media-gateway ui dagster -c configs/sample.yaml --port $(or $(PORT),3001)
 
 mlflow: setup
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///var/mlflow.db --default-artifact-root var/mlartifacts
+	$(BIN)/media-gateway ui mlflow -c configs/sample.yaml --port $(or $(PORT),5000)
 
 serve: setup
 	$(BIN)/media-gateway serve --config configs/sample.yaml

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -202,6 +204,72 @@ def serve(
     except AuthConfigError as exc:
         console.print(f"[red]cannot start the server:[/red] {exc}")
         raise typer.Exit(2) from exc
+    raise typer.Exit(code)
+
+
+UI_EXAMPLES = """
+Examples:
+
+  media-gateway ui mlflow -c configs/sample.yaml --port 5000
+
+  media-gateway ui dagster -c configs/sample.yaml --host 0.0.0.0 --port 3001
+
+Exit codes: 0 stopped cleanly (Ctrl-C); 2 bad configuration; otherwise the UI's own exit code.
+"""
+
+
+class UI(StrEnum):
+    mlflow = "mlflow"
+    dagster = "dagster"
+
+
+def ui_command(which: UI, settings, host: str, port: int, config_files: list[str]) -> list[str]:
+    """The argv that starts ``which`` on this configuration's stores (also sets DAGSTER_HOME)."""
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    if which is UI.mlflow:
+        return [
+            str(bin_dir / "mlflow"), "ui",
+            "--backend-store-uri", settings.paths.mlflow_uri,
+            "--default-artifact-root", str(settings.paths.mlflow_artifacts),
+            "--host", host, "--port", str(port), "--workers", "1",
+        ]  # fmt: skip
+    from pipelines.run import prepare_dagster_home
+
+    prepare_dagster_home(settings)  # the nightly's instance: its runs show in the UI
+    if config_files:
+        os.environ["MEDIA_GATEWAY_CONFIG"] = ",".join(config_files)
+    return [
+        str(bin_dir / "dagster"), "dev", "-m", "pipelines.definitions",
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
+@app.command(epilog=UI_EXAMPLES)
+def ui(
+    which: Annotated[UI, typer.Argument(help="mlflow (experiments, models) or dagster (runs).")],
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="TCP port (default: mlflow 5000, dagster 3001)."),
+    ] = None,
+) -> None:
+    """Open the MLflow or Dagster web UI on this configuration's stores."""
+    import subprocess
+
+    settings = _settings(config)
+    port = port or (5000 if which is UI.mlflow else 3001)
+    argv = ui_command(which, settings, host, port, config or [])
+    # One web worker and no background job runners (MLflow 3 starts 4 workers and 7 huey
+    # consumers by default, which outlive a killed UI): a notebook-side UI on a 2-core machine.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    console.print(f"{which.value} UI on http://{host}:{port} (Ctrl-C stops it)")
+    try:
+        code = subprocess.call(argv)
+    except KeyboardInterrupt:
+        code = 0
     raise typer.Exit(code)
 
 
