@@ -1,22 +1,42 @@
-"""Typed settings: `configs/base.yaml` deep-merged with overlays, validated by pydantic.
+"""Typed settings, layered by pydantic-settings sources and validated by pydantic.
 
-The environment picks *which* files are loaded (``MEDIA_GATEWAY_CONFIG``, a comma-separated list of
-overlay paths, read when :func:`load_settings` is called, never at import time); secrets such as
-``TMDB_API_KEY`` or ``GEMINI_API_KEY`` are only ever read from the environment by the code that needs them.
+Layers, lowest precedence first (nested mappings merge, lists and scalars replace):
+
+1. ``configs/base.yaml``;
+2. the overlays, in order: the arguments of :func:`load_settings` (the CLI's ``--config``), else
+   ``MEDIA_GATEWAY_CONFIG`` (a comma-separated list of paths, read when :func:`load_settings` is
+   called, never at import time);
+3. environment variables ``MEDIA_GATEWAY_<SECTION>__<KEY>`` (``__`` descends one level, e.g.
+   ``MEDIA_GATEWAY_SERVING__PORT=8080``; lists and mappings as JSON);
+4. ``overrides`` passed to :func:`load_settings` (tests, benchmarks).
+
+Each YAML file is one :class:`YamlLayer` source; a validation error names the key and the layer
+(file or variable) that set it. Secrets such as ``TMDB_API_KEY`` or ``GEMINI_API_KEY`` are not
+settings: only the code that needs them reads them from the environment.
 """
 
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from core import PROJECT_ROOT
 
 CONFIG_ENV = "MEDIA_GATEWAY_CONFIG"
+ENV_PREFIX = "MEDIA_GATEWAY_"
+ENV_NESTED_DELIMITER = "__"
 
 
 class _Strict(BaseModel):
@@ -186,13 +206,29 @@ class ServingSettings(_Strict):
         return value
 
 
-class Settings(_Strict):
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER
+    )
+
     paths: PathsSettings
     sources: SourcesSettings = SourcesSettings()
     embeddings: EmbeddingSettings = EmbeddingSettings()
     checks: CheckSettings = CheckSettings()
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest precedence first: overrides, environment, overlays (last first), base."""
+        return (init_settings, env_settings, *reversed(_YAML_LAYERS.get()))
 
     def resolved(self, root: Path) -> Settings:
         """Return a copy whose relative paths are made absolute against ``root``."""
@@ -251,31 +287,87 @@ def workspace_paths(var: Path) -> dict[str, str]:
     }
 
 
-def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``overlay`` into a copy of ``base``; nested mappings merge, everything else replaces."""
-    out = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 class ConfigError(ValueError):
     """A configuration file is missing or invalid (the message names the file)."""
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
-    return data
+class YamlLayer(YamlConfigSettingsSource):
+    """One YAML file of the layering.
+
+    Unlike the stock source, which skips a missing file, a missing file, invalid YAML or a top
+    level that is not a mapping is a :class:`ConfigError` naming the file.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        self.path = path
+        super().__init__(settings_cls, yaml_file=path)
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            data = super()._read_file(file_path)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file_path}: invalid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file_path}: top level must be a mapping")
+        return data
+
+
+_YAML_LAYERS: ContextVar[tuple[YamlLayer, ...]] = ContextVar("yaml_layers", default=())
+"""The YAML layers (lowest precedence first) of the :func:`load_settings` call in progress."""
+
+
+def _set_depth(data: Any, loc: tuple[int | str, ...]) -> int:
+    """How many leading items of ``loc`` one layer's data sets (0: none of it).
+
+    Mappings merge across layers, anything else is replaced whole, so a layer sets ``loc`` when it
+    holds every mapping key on the way down to ``loc`` or to a list or scalar above it.
+    """
+    node = data
+    for depth, key in enumerate(loc):
+        if not isinstance(node, dict):
+            return depth
+        if key not in node:
+            return 0
+        node = node[key]
+    return len(loc)
+
+
+def _origin(
+    loc: tuple[int | str, ...],
+    yaml_layers: tuple[YamlLayer, ...],
+    env: dict[str, Any],
+    overrides: dict[str, Any],
+) -> str:
+    """Name the highest-precedence layer that set ``loc`` (a file, a variable or the overrides)."""
+    if _set_depth(overrides, loc):
+        return "overrides"
+    depth = _set_depth(env, loc)
+    if depth:
+        name = ENV_NESTED_DELIMITER.join(str(k).upper() for k in loc[:depth])
+        return f"environment variable {ENV_PREFIX}{name}"
+    for layer in reversed(yaml_layers):
+        if _set_depth(layer.yaml_data, loc):
+            return str(layer.path)
+    return "no layer sets it"
+
+
+def _explain(
+    exc: ValidationError,
+    yaml_layers: tuple[YamlLayer, ...],
+    overrides: dict[str, Any],
+) -> str:
+    env = EnvSettingsSource(Settings)()
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(map(str, loc)) or "(top level)"
+        origin = _origin(loc, yaml_layers, env, overrides)
+        got = "" if isinstance(err["input"], dict) else f" (got {err['input']!r:.80})"
+        lines.append(f"  {key} ({origin}): {err['msg']}{got}")
+    files = ", ".join(str(layer.path) for layer in yaml_layers)
+    return f"invalid configuration from {files}:\n" + "\n".join(lines)
 
 
 def load_settings(
@@ -283,9 +375,10 @@ def load_settings(
     root: Path = PROJECT_ROOT,
     overrides: dict[str, Any] | None = None,
 ) -> Settings:
-    """Load ``configs/base.yaml`` plus overlays (arguments, else ``$MEDIA_GATEWAY_CONFIG``).
+    """Load ``configs/base.yaml`` plus overlays (arguments, else ``$MEDIA_GATEWAY_CONFIG``), then
+    ``MEDIA_GATEWAY_<SECTION>__<KEY>`` variables, then ``overrides`` (see the module docstring).
 
-    ``overrides`` is a nested mapping merged last (used by tests to point paths at a tmp folder).
+    ``overrides`` is a nested mapping applied last (used by tests to point paths at a tmp folder).
     Relative paths in the result are absolute, resolved against ``root``.
     """
     files: list[Path] = [root / "configs" / "base.yaml"]
@@ -293,17 +386,14 @@ def load_settings(
         p for p in os.environ.get(CONFIG_ENV, "").split(",") if p.strip()
     ]
     for item in chosen:
-        path = Path(item)
+        path = Path(item.strip())
         files.append(path if path.is_absolute() else (root / path))
-    merged: dict[str, Any] = {}
-    for path in files:
-        merged = deep_merge(merged, _read_yaml(path))
-    if overrides:
-        merged = deep_merge(merged, overrides)
+    yaml_layers = tuple(YamlLayer(Settings, path) for path in files)
+    token = _YAML_LAYERS.set(yaml_layers)
     try:
-        settings = Settings.model_validate(merged)
-    except ValueError as exc:
-        raise ConfigError(
-            f"invalid configuration from {', '.join(map(str, files))}:\n{exc}"
-        ) from exc
+        settings = Settings(**(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, yaml_layers, overrides or {})) from exc
+    finally:
+        _YAML_LAYERS.reset(token)
     return settings.resolved(root)

@@ -114,7 +114,6 @@ def test_thirty_percent_failures_complete_and_epsilon_covers_every_contributor(
         if ROUNDS in released:
             last_round_repliers = max(last_round_repliers, eps)
 
-    assert result.privacy is not None
     assert result.privacy.epsilon == pytest.approx(expected, rel=1e-9)
     assert result.privacy.epsilon <= CFG.target_epsilon + 1e-6
     assert result.privacy.clients_contributed == 3
@@ -178,7 +177,7 @@ def test_failures_are_logged_to_mlflow(tmp_path: Path, rng: np.random.Generator)
         simulated_failure_rate=0.3,
         seed=3,
     ).fit(df)
-    assert model.faults is not None and model.faults.failures
+    assert model.faults.failures
     report = model.privacy_report()
     assert report["client_failures"] == len(model.faults.failures)
 

@@ -224,7 +224,7 @@ def second(store, first) -> CycleResult:
 
 
 def test_better_challenger_has_deltas_against_the_champion_on_the_same_split(store, second) -> None:
-    assert second.champion_version == "1" and second.champion_metrics is not None
+    assert second.champion_version == "1" and 0 <= second.champion_metrics["ndcg@10"] <= 1
     assert set(second.deltas) == {
         "ndcg@10",
         "precision@10",
@@ -404,7 +404,7 @@ def test_a_challenger_below_popularity_ships_the_fallback(tmp_path, patched_regi
         "configs/sample.yaml", overrides={"paths": workspace_paths(tmp_path / "var")}
     )
     result = run_training_cycle(settings, skewed_events(), model_name="test-anti-popular")
-    assert result.shipped == "fallback" and result.fallback_version is not None
+    assert result.shipped == "fallback" and result.fallback_version.isdigit()
     assert result.fallback_metrics["ndcg@10"] > result.metrics["ndcg@10"]
     assert result.candidate_version == result.fallback_version != result.model_version
     assert "fallback is shipped" in result.reason and result.better  # no champion yet

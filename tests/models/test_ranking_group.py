@@ -75,7 +75,7 @@ def test_group_explanation_names_only_the_viewers_titles() -> None:
     assert members[0].nearest_title_id == "ha"
     assert members[0].similarity == pytest.approx(0.8944, abs=1e-4)
     # ben's taste is summarised by a similarity only: no title of his, not even whether he saw it
-    assert members[1].similarity is not None
+    assert members[1].similarity == pytest.approx(0.4472, abs=1e-4)  # cosine(ben, p)
     assert (members[1].nearest_title_id, members[1].nearest_title, members[1].watched) == (
         None,
         None,

@@ -46,7 +46,7 @@ def test_cache_is_bounded_by_bytes_least_recently_used_first() -> None:
     cache = PersonalScoreCache(max_bytes=2 * entry_bytes)
     cache.put("ann", _scores(("a",)))
     cache.put("bob", _scores(("b",)))
-    assert cache.get("ann", ("a",), (1.0,)) is not None  # ann is now the most recent
+    assert cache.get("ann", ("a",), (1.0,)).history == ("a",)  # ann is now the most recent
     cache.put("cy", _scores(("c",)))
     assert "bob" not in cache and "ann" in cache and "cy" in cache
     assert cache.nbytes == 2 * entry_bytes

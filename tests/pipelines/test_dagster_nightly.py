@@ -16,9 +16,9 @@ pytestmark = pytest.mark.slow
 
 def test_definitions_load_with_jobs_schedule_and_sensor():
     defs = build_definitions()
-    assert defs.resolve_job_def("nightly") is not None
+    assert defs.resolve_job_def("nightly").tags["dagster/max_runtime"] == str(4 * 3600)
     assert defs.resolve_schedule_def("nightly_schedule").cron_schedule == "30 2 * * *"
-    assert defs.resolve_sensor_def("inbox_sensor") is not None
+    assert defs.resolve_sensor_def("inbox_sensor").job_name == "import_events"
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {
         "tmdb_titles",

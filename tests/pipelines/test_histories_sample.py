@@ -23,7 +23,6 @@ def _script():
         "make_sample_users", PROJECT_ROOT / "scripts" / "make_sample_users.py"
     )
     module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     sys.modules[spec.name] = module  # dataclasses look their module up while it executes
     try:
         spec.loader.exec_module(module)

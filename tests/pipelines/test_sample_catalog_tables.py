@@ -17,7 +17,6 @@ from core import PROJECT_ROOT
 def generator() -> ModuleType:
     path = PROJECT_ROOT / "scripts" / "make_sample_catalog.py"
     spec = importlib.util.spec_from_file_location("make_sample_catalog", path)
-    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve their module while being created
     spec.loader.exec_module(module)

@@ -68,7 +68,7 @@ def test_request_carries_key_schema_and_json_mime_type(fake: FakeGeminiServer) -
     (request,) = fake.requests
     assert request.path == "/v1beta/models/gemini-2.5-flash:generateContent"
     assert request.headers["x-goog-api-key"] == KEY
-    assert request.body is not None
+    assert {"contents", "generationConfig"} <= set(request.body)
     config = request.body["generationConfig"]
     assert config["responseMimeType"] == "application/json"
     assert config["temperature"] == 0

@@ -29,19 +29,19 @@ def test_iso_duration() -> None:
 
 def test_watch_action_categories() -> None:
     sub = watch_action(OFFER)
-    assert sub is not None
+    assert sub["@type"] == "WatchAction" and sub["provider"]["name"] == OFFER["provider_name"]
     req = sub["actionAccessibilityRequirement"]
     assert req["category"] == "subscription"
     assert req["requiresSubscription"] == {"@type": "MediaSubscription", "name": "Netflix"}
     assert req["eligibleRegion"] == [{"@type": "Country", "name": "US"}]
     assert sub["target"]["urlTemplate"] == OFFER["deep_link"]
     rent = watch_action({**OFFER, "monetization": "RENT", "price": 3.99, "currency": "USD"})
-    assert rent is not None
+    assert rent["@type"] == "WatchAction"
     assert rent["actionAccessibilityRequirement"]["category"] == "rent"
     offer = rent["actionAccessibilityRequirement"]["expectsAcceptanceOf"]
     assert offer["@type"] == "Offer" and offer["price"] == 3.99 and offer["priceCurrency"] == "USD"
     free = watch_action({**OFFER, "monetization": "ADS"})
-    assert free is not None and free["actionAccessibilityRequirement"]["category"] == "free"
+    assert free["actionAccessibilityRequirement"]["category"] == "free"
     assert watch_action({**OFFER, "monetization": "CINEMA"}) is None
     assert watch_action({**OFFER, "deep_link": None}) is None
 
