@@ -92,7 +92,7 @@ def _query(row: dict[str, Any]) -> list[tuple[str, str, int | None]]:
 
 
 def _ask(
-    client: tmdb.TMDBClient, query_id: str, call: str, year: int | None
+    client: tmdb.TMDBSource, query_id: str, call: str, year: int | None
 ) -> dict[tmdb.Kind, list[int]]:
     """TMDB ids one query finds, per kind (at most :data:`SEARCH_KEEP` of a search or find)."""
     out: dict[tmdb.Kind, list[int]] = {"movie": [], "tv": []}
@@ -118,7 +118,7 @@ def waiting_for_lookup(unresolved: pl.DataFrame) -> pl.DataFrame:
 
 
 def lookup_missing_titles(
-    client: tmdb.TMDBClient,
+    client: tmdb.TMDBSource,
     unresolved: pl.DataFrame,
     lookups: pl.DataFrame | None = None,
     now: datetime | None = None,
