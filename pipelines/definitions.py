@@ -1,32 +1,32 @@
-"""Dagster code location: `dagster dev -m pipelines.definitions` shows the whole graph."""
+"""Dagster code location: `dagster dev -m pipelines.definitions` shows the whole graph.
+
+Everything under :mod:`pipelines.defs` (assets, asset checks, jobs, schedules and sensors defined
+at module level) is found by Dagster's ``defs/`` folder loader: :class:`dagster.ComponentTree` of
+the ``pipelines.defs`` package, what ``dg.load_from_defs_folder`` builds from a ``[tool.dg]``
+project table (``dg.load_defs`` is deprecated), so a new module there needs no registration
+here. The resources are bound here because they carry the settings overlays of the run
+(:func:`pipelines.defs.resources.resources_for`).
+"""
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
-from pipelines.defs.catalog import assets as catalog_assets
-from pipelines.defs.catalog import checks as catalog_checks
-from pipelines.defs.content import assets as content_assets
-from pipelines.defs.content import checks as content_checks
-from pipelines.defs.events import assets as event_assets
-from pipelines.defs.events import checks as event_checks
-from pipelines.defs.jobs import import_events_job, inbox_sensor, nightly_job, nightly_schedule
-from pipelines.defs.resources import MediaGatewayConfig
-from pipelines.defs.training import assets as training_assets
+import pipelines.defs
+from core import PROJECT_ROOT
+from pipelines.defs.resources import resources_for
 
 
 def build_definitions(overlays: str = "") -> dg.Definitions:
     """All assets, checks, jobs, the schedule and the sensor, with settings from ``overlays``."""
-    modules = [catalog_assets, content_assets, event_assets, training_assets]
-    check_modules = [catalog_checks, content_checks, event_checks, training_assets]
-    return dg.Definitions(
-        assets=dg.load_assets_from_modules(modules),
-        asset_checks=dg.load_asset_checks_from_modules(check_modules),
-        jobs=[nightly_job, import_events_job],
-        schedules=[nightly_schedule],
-        sensors=[inbox_sensor],
-        resources={"app": MediaGatewayConfig(overlays=overlays)},
-    )
+    with warnings.catch_warnings():
+        # the loader's own internals are marked "preview"; the loader itself is Dagster's
+        # documented way to load a defs folder
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        loaded = dg.ComponentTree.from_module(pipelines.defs, PROJECT_ROOT).build_defs()
+    return dg.Definitions.merge(loaded, dg.Definitions(resources=resources_for(overlays)))
 
 
 defs = build_definitions()

@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python scripts/make_sample_catalog.py [--seed-csv PATH] [--out DIR] [--seed N]
 
-The output folder (default ``data/sample/recorded``, layout in :mod:`pipelines.fakes.recorded`) is
+The output folder (default ``data/sample/recorded``, layout in :mod:`pipelines.lib.recorded`) is
 rebuilt in a staging folder and swapped in at the end, so a rerun is atomic and removes stale
 files. Everything is deterministic: each title draws from its own ``random.Random`` keyed on
 ``(seed, kind, tmdb id)``, JSON is written compactly in a fixed key order and gzip headers carry
@@ -25,10 +25,8 @@ import gzip
 import hashlib
 import logging
 import math
-import os
 import random
 import re
-import shutil
 import string
 import sys
 import uuid
@@ -40,15 +38,15 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipelines.fakes.recorded import (
+from core.atomic import atomic_write_bytes, staged_dir
+from pipelines.lib.matching import normalize_title
+from pipelines.lib.recorded import (
     EXPORT_PREFIX,
     RECORDED_COUNTRIES,
     RecordedLayout,
     dump_json,
     query_key,
-    write_bytes_atomic,
 )
-from pipelines.lib.matching import normalize_title
 
 logger = logging.getLogger("make_sample_catalog")
 
@@ -852,7 +850,7 @@ def build(
     counts: dict[str, int] = {}
 
     def write(path: Path, obj: Any) -> None:
-        write_bytes_atomic(path, dump_json(obj).encode("utf-8"))
+        atomic_write_bytes(path, dump_json(obj).encode("utf-8"))
         counts[path.relative_to(out).parts[0]] = counts.get(path.relative_to(out).parts[0], 0) + 1
 
     used_object_ids: set[int] = set()
@@ -911,7 +909,7 @@ def build(
             lines.append(dump_json(rec))
         name = f"{EXPORT_PREFIX[kind]}_{RECORDED_ON:%m_%d_%Y}.json.gz"
         data = gzip.compress("".join(lines).encode("utf-8"), mtime=0)
-        write_bytes_atomic(layout.tmdb_exports / name, data)
+        atomic_write_bytes(layout.tmdb_exports / name, data)
         counts["tmdb"] = counts.get("tmdb", 0) + 1
 
     # JustWatch: one GetTitleOffers response per node, GetSearchTitles per (country, title query).
@@ -1026,19 +1024,8 @@ def rebuild(
         raise SeedError(f"{search_only_csv}: titles already in the seed: {sorted(clash)}")
     known = {(s.kind, s.tmdb_id) for s in [*seeds, *search_only]}
     aliases = read_aliases(aliases_csv, known)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.{uuid.uuid4().hex}.staging")
-    staging.mkdir()
-    try:
+    with staged_dir(out) as staging:
         counts = build(seeds, staging, seed, aliases, search_only)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    old = out.with_name(f".{out.name}.{uuid.uuid4().hex}.old")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
     logger.info("wrote %d titles to %s (%s)", len(seeds), out, counts)
     return counts
 

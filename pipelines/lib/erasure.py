@@ -14,14 +14,13 @@ feedback sent before the erasure) is erased. :func:`drop_erased` applies that ru
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
+from core.atomic import atomic_path
 from core.lake import table_dir
 
 log = logging.getLogger(__name__)
@@ -110,8 +109,7 @@ def erase_users(
             if keep.height == 0:
                 path.unlink()
                 continue
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-            keep.write_parquet(tmp)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                keep.write_parquet(tmp)
     log.info("erasure removed %d rows for %d users", removed, len(erasures))
     return removed

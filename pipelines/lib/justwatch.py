@@ -11,8 +11,9 @@ query}`` POSTed as JSON, no key):
 Country (``^[A-Z]{2}$``) and language (``^[a-z]{2}(-[0-9A-Z]+)?$``) are checked before any request
 (:class:`JustWatchInputError`): they are interpolated into the query text and JustWatch silently
 falls back to English for unknown languages. GraphQL ``errors`` become
-:class:`JustWatchGraphQLError`; HTTP errors :class:`JustWatchHTTPError` (429 and 5xx are retried
-``max_retries`` times first, honouring ``Retry-After``). JustWatch's terms forbid commercial use,
+:class:`JustWatchGraphQLError`; HTTP errors :class:`JustWatchHTTPError` (429, 5xx and network
+errors are retried ``max_retries`` times first by the shared :mod:`pipelines.lib.http_retry`
+transport, honouring ``Retry-After``). JustWatch's terms forbid commercial use,
 and showing its data requires attribution to JustWatch.
 """
 
@@ -24,13 +25,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import httpx
 import polars as pl
 
 from core.schemas import AVAILABILITY, conform
-from pipelines.lib.tmdb import retry_after_seconds
+from pipelines.lib.http_retry import RetriesExhausted, RetryPolicy, RetryTransport
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ LANGUAGE_RE = re.compile(r"^[a-z]{2}(-[0-9A-Z]+)?$")
 NODE_ID_RE = re.compile(r"^t[ms]\d+$")
 MAX_FIRST = 100
 """``first`` above ~100 hits JustWatch's query-complexity limit."""
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 OFFER_FRAGMENT = """fragment TitleOffer on Offer {
   id
@@ -173,12 +173,48 @@ def check_language(language: str) -> str:
     return language
 
 
+def check_search(query: str, country: str, first: int) -> str:
+    """The stripped query of a valid ``search_titles`` call; :class:`JustWatchInputError` else."""
+    check_country(country)
+    if not isinstance(first, int) or not 1 <= first <= MAX_FIRST:
+        raise JustWatchInputError(f"first must be an int in 1..{MAX_FIRST}, got {first!r}")
+    if not query or not query.strip():
+        raise JustWatchInputError("search query is empty")
+    return query.strip()
+
+
+def check_offers(node_id: str, countries: Iterable[str]) -> list[str]:
+    """The distinct countries of a valid ``title_offers`` call; :class:`JustWatchInputError` else."""
+    wanted = list(dict.fromkeys(check_country(c) for c in countries))
+    if not wanted:
+        raise JustWatchInputError("title_offers needs at least one country")
+    if not isinstance(node_id, str) or not NODE_ID_RE.match(node_id):
+        raise JustWatchInputError(f"node id must look like 'tm123' or 'ts123', got {node_id!r}")
+    return wanted
+
+
+class JustWatchSource(Protocol):
+    """What the catalogue needs of JustWatch: :class:`JustWatchClient` (live) and
+    :class:`pipelines.lib.replay.RecordedJustWatchClient` (recorded) both provide it."""
+
+    def search_titles(self, query: str, country: str, first: int = 5) -> list[dict[str, Any]]: ...
+
+    def title_offers(self, node_id: str, countries: Iterable[str]) -> TitleOffers: ...
+
+
 @dataclass(frozen=True)
 class TitleOffers:
     """A node (id, objectType, content) and its offers per country."""
 
     node: dict[str, Any]
     offers: dict[str, list[dict[str, Any]]]
+
+    @classmethod
+    def from_node(cls, node: Mapping[str, Any], countries: list[str]) -> TitleOffers:
+        """Split a ``GetTitleOffers`` node with one offer list per country alias."""
+        offers = {c: list(node.get(c) or []) for c in countries}
+        bare = {k: v for k, v in node.items() if k not in countries}
+        return cls(node=bare, offers=offers)
 
 
 # ---- client ---------------------------------------------------------------------------------------
@@ -195,18 +231,24 @@ class JustWatchClient:
         sleep: Callable[[float], None] = time.sleep,
         backoff_base: float = 1.0,
         max_wait: float = 60.0,
+        jitter: float = 0.5,
         max_connections: int = 8,
     ) -> None:
         self.url = url
         self.language = check_language(language)
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.max_wait = max_wait
-        self._sleep = sleep
+        self.retry = RetryPolicy(
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            max_wait=max_wait,
+            jitter=jitter,
+            sleep=sleep,
+        )
         self._http = httpx.Client(
             timeout=timeout,
             headers={"Accept": "application/json"},
-            limits=httpx.Limits(max_connections=max_connections),
+            transport=RetryTransport(
+                self.retry, name="JustWatch", limits=httpx.Limits(max_connections=max_connections)
+            ),
         )
 
     def close(self) -> None:
@@ -220,31 +262,17 @@ class JustWatchClient:
 
     def _post(self, operation: str, variables: dict[str, Any], query: str) -> dict[str, Any]:
         body = {"operationName": operation, "variables": variables, "query": query}
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
+        try:
+            response = self._http.post(self.url, json=body)
+        except RetriesExhausted as exc:
+            if exc.response is None:
+                raise JustWatchHTTPError(operation, None, str(exc)) from exc
             try:
-                response = self._http.post(self.url, json=body)
-            except httpx.TransportError as exc:
-                if last:
-                    raise JustWatchHTTPError(
-                        operation, None, f"{type(exc).__name__}: {exc}"
-                    ) from exc
-                self._sleep(min(self.max_wait, self.backoff_base * 2**attempt))
-                continue
-            if response.status_code in RETRYABLE_STATUS and not last:
-                header = retry_after_seconds(response.headers.get("Retry-After"))
-                wait = header if header is not None else self.backoff_base * 2**attempt
-                logger.warning(
-                    "JustWatch %s: HTTP %d; retry %d in %.1fs",
-                    operation,
-                    response.status_code,
-                    attempt + 1,
-                    wait,
-                )
-                self._sleep(min(self.max_wait, wait))
-                continue
-            return self._parse(operation, response)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                self._parse(operation, exc.response)
+            except JustWatchError as error:
+                raise error from exc  # the retryable answer's typed error, after the give-up
+            raise AssertionError("unreachable: a retried status is an error answer") from exc
+        return self._parse(operation, response)
 
     @staticmethod
     def _parse(operation: str, response: httpx.Response) -> dict[str, Any]:
@@ -264,13 +292,9 @@ class JustWatchClient:
 
     def search_titles(self, query: str, country: str, first: int = 5) -> list[dict[str, Any]]:
         """Nodes (``id, objectId, objectType, content``) matching ``query`` in ``country``."""
-        check_country(country)
-        if not isinstance(first, int) or not 1 <= first <= MAX_FIRST:
-            raise JustWatchInputError(f"first must be an int in 1..{MAX_FIRST}, got {first!r}")
-        if not query or not query.strip():
-            raise JustWatchInputError("search query is empty")
+        text = check_search(query, country, first)
         variables = {
-            "searchTitlesFilter": {"searchQuery": query.strip()},
+            "searchTitlesFilter": {"searchQuery": text},
             "country": country,
             "language": self.language,
             "first": first,
@@ -283,19 +307,13 @@ class JustWatchClient:
 
     def title_offers(self, node_id: str, countries: Iterable[str]) -> TitleOffers:
         """Offers of one node in each of ``countries`` (one request, per-country aliases)."""
-        wanted = list(dict.fromkeys(check_country(c) for c in countries))
-        if not wanted:
-            raise JustWatchInputError("title_offers needs at least one country")
-        if not isinstance(node_id, str) or not NODE_ID_RE.match(node_id):
-            raise JustWatchInputError(f"node id must look like 'tm123' or 'ts123', got {node_id!r}")
+        wanted = check_offers(node_id, countries)
         variables = {"nodeId": node_id, "language": self.language, "platform": "WEB"}
         data = self._post("GetTitleOffers", variables, offers_query(wanted))
         node = data.get("node")
         if node is None:
             raise JustWatchNotFound(f"JustWatch has no title with node id {node_id!r}")
-        offers = {c: list(node.get(c) or []) for c in wanted}
-        bare = {k: v for k, v in node.items() if k not in wanted}
-        return TitleOffers(node=bare, offers=offers)
+        return TitleOffers.from_node(node, wanted)
 
 
 # ---- normalisation --------------------------------------------------------------------------------

@@ -29,12 +29,9 @@ never who watched it; logs carry counts only.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +42,7 @@ import polars as pl
 from core.lake import read_table, table_dir, write_partition, write_table
 from core.schemas import UNRESOLVED_EVENTS, conform, empty
 from pipelines.lib import tmdb
-from pipelines.lib.histories.common import implicit_weight
+from pipelines.lib.histories.common import implicit_weight, imports_lock
 from pipelines.lib.matching import TitleResolver
 
 logger = logging.getLogger(__name__)
@@ -92,7 +89,7 @@ def _query(row: dict[str, Any]) -> list[tuple[str, str, int | None]]:
 
 
 def _ask(
-    client: tmdb.TMDBClient, query_id: str, call: str, year: int | None
+    client: tmdb.TMDBSource, query_id: str, call: str, year: int | None
 ) -> dict[tmdb.Kind, list[int]]:
     """TMDB ids one query finds, per kind (at most :data:`SEARCH_KEEP` of a search or find)."""
     out: dict[tmdb.Kind, list[int]] = {"movie": [], "tv": []}
@@ -118,7 +115,7 @@ def waiting_for_lookup(unresolved: pl.DataFrame) -> pl.DataFrame:
 
 
 def lookup_missing_titles(
-    client: tmdb.TMDBClient,
+    client: tmdb.TMDBSource,
     unresolved: pl.DataFrame,
     lookups: pl.DataFrame | None = None,
     now: datetime | None = None,
@@ -223,19 +220,6 @@ def merge_late_titles(lake: Path, new: pl.DataFrame) -> pl.DataFrame:
     return merged
 
 
-@contextmanager
-def _imports_lock(lake: Path) -> Iterator[None]:
-    """The importer's exclusive lock file ``<lake>/.imports.lock`` (imports and late resolution
-    both rewrite ``unresolved_events``)."""
-    lake.mkdir(parents=True, exist_ok=True)
-    with (lake / ".imports.lock").open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def resolve_waiting(lake: Path, catalogue: pl.DataFrame, batch: str) -> dict[str, int]:
     """Resolve every waiting row of ``unresolved_events`` against ``catalogue``; resolved rows
     move to ``watch_events`` (partition ``batch=<batch>-<hash of their ids>``, their
@@ -243,7 +227,7 @@ def resolve_waiting(lake: Path, catalogue: pl.DataFrame, batch: str) -> dict[str
     the table gained its late-resolution columns are rewritten in the current schema). Returns
     ``{"waiting", "resolved", "still_unresolved"}`` counts."""
     lake = Path(lake)
-    with _imports_lock(lake):
+    with imports_lock(lake):
         folder = table_dir(lake, "unresolved_events")
         files = sorted(folder.glob("**/*.parquet")) if folder.is_dir() else []
         if not files or catalogue.is_empty():

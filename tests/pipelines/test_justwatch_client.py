@@ -9,8 +9,8 @@ import pytest
 
 from core import PROJECT_ROOT
 from core.schemas import validate
-from pipelines.fakes.justwatch_server import FakeJustWatchServer
 from pipelines.lib import justwatch as jw
+from tests.fakes.justwatch_server import FakeJustWatchServer
 
 RECORDED = PROJECT_ROOT / "data" / "sample" / "recorded"
 
@@ -24,6 +24,7 @@ def fake():
 def make_client(
     fake: FakeJustWatchServer, sleeps: list[float] | None = None, **kw
 ) -> jw.JustWatchClient:
+    kw.setdefault("jitter", 0.0)
     return jw.JustWatchClient(
         fake.url, sleep=(sleeps.append if sleeps is not None else lambda s: None), **kw
     )

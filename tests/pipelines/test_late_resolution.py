@@ -1,9 +1,10 @@
 """Late resolution: waiting history rows looked up on TMDB (search by title and year, find by IMDb
-id) through the real client and the fake TMDB server, then moved to ``watch_events``."""
+id) through the recorded TMDB source (the catalogue's in the sample), then moved to ``watch_events``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +15,7 @@ from core.lake import read_table
 from core.schemas import conform
 from core.settings import Settings
 from pipelines.defs.catalog.assets import tmdb_late_titles
-from pipelines.defs.resources import MediaGatewayConfig
+from pipelines.defs.resources import resources_for
 from pipelines.lib import late_resolution, sources
 from pipelines.lib.histories.importer import import_files
 from tests.conftest import write_tmp_overlay
@@ -42,7 +43,8 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
     settings = load_settings(
         "configs/sample.yaml", overrides={"paths": workspace_paths(root / "var")}
     )
-    return sources.fetch_tmdb_titles(settings)
+    with sources.tmdb_client(settings) as client:
+        return sources.fetch_tmdb_titles(client, settings.sources.tmdb.discover_pages)
 
 
 def _import_waiting_rows(lake: Path, folder: Path, catalogue: pl.DataFrame) -> None:
@@ -63,7 +65,7 @@ def test_tmdb_finds_what_the_catalogue_lacks_and_waiting_rows_resolve(
     waiting = read_table(lake, "unresolved_events")
     assert set(waiting["reason"]) == {"no title match", "no title match (ids not in catalogue)"}
 
-    found = sources.fetch_late_titles(settings, waiting, None)
+    found = sources.fetch_late_titles(partial(sources.tmdb_client, settings), waiting, None)
     assert sorted(found.titles["title_id"]) == ["movie:426063", "movie:653", "tv:80968"]
     assert found.rows_waiting == 4 and found.queries_asked == 6  # a bare title: film and series
     late = late_resolution.merge_late_titles(lake, found.titles)
@@ -93,7 +95,7 @@ def test_tmdb_finds_what_the_catalogue_lacks_and_waiting_rows_resolve(
     assert not set(left["event_id"]) & set(events["event_id"])
 
     # the next night does not ask again (logged), and nothing moves twice
-    again = sources.fetch_late_titles(settings, left, found.lookups)
+    again = sources.fetch_late_titles(partial(sources.tmdb_client, settings), left, found.lookups)
     assert (again.queries_asked, again.queries_skipped, again.titles.height) == (0, 2, 0)
     with sources.tmdb_client(settings) as client:
         month_later = late_resolution.lookup_missing_titles(
@@ -114,7 +116,7 @@ def test_the_late_titles_asset_asks_tmdb_in_a_dagster_run(
     overlay = write_tmp_overlay(tmp_path)
     settings = load_settings("configs/sample.yaml", str(overlay))
     _import_waiting_rows(settings.paths.lake, tmp_path, catalogue)
-    resources = {"app": MediaGatewayConfig(overlays=f"configs/sample.yaml,{overlay}")}
+    resources = resources_for(f"configs/sample.yaml,{overlay}")
     result = dg.materialize([tmdb_late_titles], resources=resources)
     assert result.success
     meta = result.asset_materializations_for_node("tmdb_late_titles")[0].metadata

@@ -1,5 +1,5 @@
-"""Localised titles of real exports resolve through TMDB aliases fetched by the real client from
-the fake TMDB server (recorded mode), as the nightly's ``tmdb_titles`` asset fetches them."""
+"""Localised titles of real exports resolve through TMDB aliases fetched from
+the recorded TMDB source (recorded mode), as the nightly's ``tmdb_titles`` asset fetches them."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ EXPORT = """Title,Date
 def test_a_localised_netflix_export_resolves_like_the_english_one(
     settings: Settings, tmp_path: Path
 ) -> None:
-    titles = sources.fetch_tmdb_titles(settings)
+    with sources.tmdb_client(settings) as client:
+        titles = sources.fetch_tmdb_titles(client, settings.sources.tmdb.discover_pages)
     with_aliases = titles.filter(pl.col("aliases").list.len() > 0)
     assert with_aliases.height >= 8
     path = tmp_path / "NetflixViewingHistory.csv"

@@ -13,9 +13,9 @@ import pytest
 
 from core import PROJECT_ROOT
 from core.schemas import ALIAS
-from pipelines.fakes.recorded import RECORDED_API_KEY
-from pipelines.fakes.tmdb_server import FakeTMDBServer
 from pipelines.lib import tmdb
+from pipelines.lib.http_retry import retry_after_seconds
+from tests.fakes.tmdb_server import RECORDED_API_KEY, FakeTMDBServer
 
 RECORDED = PROJECT_ROOT / "data" / "sample" / "recorded"
 EXPORT_DAY = date(2026, 11, 28)
@@ -31,6 +31,7 @@ def make_client(
     fake: FakeTMDBServer, sleeps: list[float] | None = None, **kwargs
 ) -> tmdb.TMDBClient:
     kwargs.setdefault("api_key", RECORDED_API_KEY)
+    kwargs.setdefault("jitter", 0.0)
     return tmdb.TMDBClient(
         fake.base_url,
         exports_url=fake.exports_url,
@@ -80,8 +81,8 @@ def test_429_honours_retry_after(fake):
 def test_429_with_http_date_retry_after():
     later = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
     now = later - timedelta(seconds=7)
-    assert tmdb.retry_after_seconds(format_datetime(later, usegmt=True), now=now) == 7.0
-    assert tmdb.retry_after_seconds("soon") is None
+    assert retry_after_seconds(format_datetime(later, usegmt=True), now=now) == 7.0
+    assert retry_after_seconds("soon") is None
 
 
 def test_429_without_retry_after_backs_off_exponentially(fake):

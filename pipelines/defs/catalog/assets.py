@@ -6,7 +6,7 @@ import polars as pl
 from core.lake import read_table, write_table
 from core.schemas import conform
 from pipelines.defs.metadata import md_table
-from pipelines.defs.resources import MediaGatewayConfig
+from pipelines.defs.resources import JustWatchResource, MediaGatewayConfig, TMDBResource
 from pipelines.lib import late_resolution, sources
 from pipelines.lib.histories.movielens import movielens_titles
 
@@ -33,10 +33,11 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
 
 
 @dg.asset(group_name=GROUP, retry_policy=RETRY, kinds={"polars", "parquet"})
-def tmdb_titles(app: MediaGatewayConfig) -> dg.MaterializeResult:
+def tmdb_titles(app: MediaGatewayConfig, tmdb: TMDBResource) -> dg.MaterializeResult:
     """Movies and series from TMDB (discover + details with credits and keywords)."""
     settings = app.settings()
-    df = sources.fetch_tmdb_titles(settings)
+    with tmdb.open() as client:
+        df = sources.fetch_tmdb_titles(client, settings.sources.tmdb.discover_pages)
     write_table(settings.paths.lake, "tmdb_titles", df)
     return dg.MaterializeResult(
         metadata={
@@ -50,17 +51,21 @@ def tmdb_titles(app: MediaGatewayConfig) -> dg.MaterializeResult:
 
 
 @dg.asset(group_name=GROUP, retry_policy=RETRY, deps=[tmdb_titles], kinds={"polars", "parquet"})
-def justwatch_offers(app: MediaGatewayConfig) -> dg.MaterializeResult:
+def justwatch_offers(
+    app: MediaGatewayConfig, tmdb: TMDBResource, justwatch: JustWatchResource
+) -> dg.MaterializeResult:
     """Where each TMDB title can be watched per country (JustWatch offers and TMDB providers)."""
     settings = app.settings()
+    countries = settings.sources.countries
     titles = read_table(settings.paths.lake, "tmdb_titles")
-    offers = pl.concat(
-        [
-            sources.fetch_justwatch_offers(settings, titles),
-            sources.fetch_tmdb_providers(settings, titles),
-        ],
-        how="vertical",
-    )
+    with justwatch.open() as jw_client, tmdb.open() as tmdb_client:
+        offers = pl.concat(
+            [
+                sources.fetch_justwatch_offers(jw_client, titles, countries),
+                sources.fetch_tmdb_providers(tmdb_client, titles, countries),
+            ],
+            how="vertical",
+        )
     write_table(settings.paths.lake, "justwatch_offers", offers)
     return dg.MaterializeResult(
         metadata={
@@ -92,7 +97,7 @@ def platform_catalogs(app: MediaGatewayConfig) -> dg.MaterializeResult:
 
 
 @dg.asset(group_name=GROUP, retry_policy=RETRY, deps=[tmdb_titles], kinds={"polars", "parquet"})
-def tmdb_late_titles(app: MediaGatewayConfig) -> dg.MaterializeResult:
+def tmdb_late_titles(app: MediaGatewayConfig, tmdb: TMDBResource) -> dg.MaterializeResult:
     """TMDB titles found by search / find for history rows earlier runs left unresolved
     (late resolution, :mod:`pipelines.lib.late_resolution`); the ``watch_events`` step then
     resolves those rows."""
@@ -100,7 +105,7 @@ def tmdb_late_titles(app: MediaGatewayConfig) -> dg.MaterializeResult:
     lake = settings.paths.lake
     lookups_dir = lake / "tmdb_lookups"
     lookups = read_table(lake, "tmdb_lookups") if lookups_dir.is_dir() else None
-    found = sources.fetch_late_titles(settings, read_table(lake, "unresolved_events"), lookups)
+    found = sources.fetch_late_titles(tmdb.open, read_table(lake, "unresolved_events"), lookups)
     merged = late_resolution.merge_late_titles(lake, found.titles)
     if found.queries_asked or not lookups_dir.is_dir():
         write_table(lake, "tmdb_lookups", found.lookups)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
+from filelock import FileLock
 
 from core.schemas import QUARANTINE, UTC_US
 
@@ -399,3 +400,16 @@ def with_event_ids(events: pl.DataFrame) -> pl.DataFrame:
         )
     ]
     return events.with_columns(pl.Series("event_id", ids, dtype=pl.String))
+
+
+IMPORTS_LOCK = ".imports.lock"
+"""Lock file in the lake root held while ``unresolved_events`` / ``watch_events`` are rewritten."""
+
+
+def imports_lock(lake: Path) -> FileLock:
+    """The exclusive lock of ``<lake>/.imports.lock`` (``with imports_lock(lake): ...``), held by
+    the importer's read-dedupe-write and by late resolution, which both rewrite
+    ``unresolved_events``. An OS file lock (``flock`` on POSIX), so it also excludes other
+    processes; the file is kept between runs."""
+    lake.mkdir(parents=True, exist_ok=True)
+    return FileLock(lake / IMPORTS_LOCK, preserve_lock_file=True)

@@ -44,13 +44,10 @@ Decisions:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +61,7 @@ from pipelines.lib.histories.common import (
     HistoryImportError,
     ParseResult,
     implicit_weight,
+    imports_lock,
     with_event_ids,
 )
 from pipelines.lib.histories.imdb import parse_imdb
@@ -426,17 +424,6 @@ def _log_counts(s: ImportSummary) -> str:
     )
 
 
-@contextmanager
-def _lake_lock(lake: Path) -> Iterator[None]:
-    lake.mkdir(parents=True, exist_ok=True)
-    with (lake / ".imports.lock").open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _append(lake: Path, table: str, batch: str, rows: pl.DataFrame) -> None:
     """Write ``rows`` as the batch's partition file, merged into it if it already exists (a rerun
     with the same batch id): rows already written are never replaced. No rows, no file."""
@@ -513,7 +500,7 @@ def import_files(
             logger.warning("lake %s has no titles table: every event will be unresolved", lake)
     out = _run(fmt, user_id, paths, titles, batch_id, date_format, profile)
     summary, batch = out.summary, out.summary.batch_id
-    with _lake_lock(lake):
+    with imports_lock(lake):
         if out.movielens_titles is not None:
             _write_movielens_titles(lake, fmt, out.movielens_titles)
         known = read_columns(lake, "watch_events", ["event_id"])

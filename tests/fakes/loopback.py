@@ -1,130 +1,26 @@
-"""Shared helpers of the recorded sample: file layout, JSON I/O and the loopback HTTP server.
-
-The recorded responses live under ``data/sample/recorded`` (written by
-``scripts/make_sample_catalog.py``)::
-
-    tmdb/{movie|tv}/{id}.json                    details with credits, keywords, external_ids,
-                                                 alternative_titles, translations appended
-    tmdb/search/{movie|tv}/{query key}.json      /search first pages (every year; the fake filters)
-    tmdb/find/{imdb id}.json                     /find answers (external_source=imdb_id)
-    tmdb/discover/{movie|tv}/page-{n}.json       discover pages, 20 results each
-    tmdb/genre/{movie|tv}.json                   genre lists
-    tmdb/watch_providers/{movie|tv}/{id}.json    watch providers per country
-    tmdb/exports/{movie_ids|tv_series_ids}_MM_DD_YYYY.json.gz
-    justwatch/search/{COUNTRY}/{query key}.json  GetSearchTitles responses
-    justwatch/offers/{node id}.json              GetTitleOffers responses (every recorded country)
+"""The loopback HTTP server the fake TMDB and JustWatch servers build on.
 
 :class:`LoopbackServer` runs a ``ThreadingHTTPServer`` on ``127.0.0.1`` (port 0) in a background
 thread; the fakes subclass it and implement :meth:`LoopbackServer.handle`. It counts requests in
-flight (so tests can check a client's concurrency bound) and keeps a request log.
+flight (so tests can check a client's concurrency bound) and keeps a request log. The recordings
+they replay, and the replay rules, are :mod:`pipelines.lib.recorded`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import re
 import threading
 import time
-import unicodedata
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+from pipelines.lib.recorded import RecordingError
+
 logger = logging.getLogger(__name__)
-
-RECORDED_API_KEY = "recorded-sample-key"
-"""The fixed key the fake TMDB server accepts in ``recorded`` mode (not a secret)."""
-
-RECORDED_COUNTRIES = ("US", "GB", "DE")
-"""Countries the JustWatch and TMDB provider recordings cover."""
-
-TMDB_KINDS = ("movie", "tv")
-EXPORT_PREFIX = {"movie": "movie_ids", "tv": "tv_series_ids"}
-"""TMDB daily-export file prefix per kind."""
-
-
-class RecordingError(RuntimeError):
-    """A recorded response is missing or unreadable (the message names the file)."""
-
-
-def query_key(query: str) -> str:
-    """File-name key of a search query: accents stripped, casefolded, non-alphanumerics -> ``-``.
-
-    Queries with no Latin letters or digits left (e.g. Japanese titles) use ``q-<sha256 prefix>``.
-    """
-    text = unicodedata.normalize("NFKD", query)
-    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
-    key = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
-    if not key:
-        key = "q-" + hashlib.sha256(query.strip().casefold().encode("utf-8")).hexdigest()[:16]
-    return key[:120]
-
-
-@dataclass(frozen=True)
-class RecordedLayout:
-    """Paths of the recorded responses under ``root``."""
-
-    root: Path
-
-    def tmdb_details(self, kind: str, tmdb_id: int) -> Path:
-        return self.root / "tmdb" / kind / f"{tmdb_id}.json"
-
-    def tmdb_discover(self, kind: str, page: int) -> Path:
-        return self.root / "tmdb" / "discover" / kind / f"page-{page}.json"
-
-    def tmdb_genres(self, kind: str) -> Path:
-        return self.root / "tmdb" / "genre" / f"{kind}.json"
-
-    def tmdb_search(self, kind: str, query: str) -> Path:
-        return self.root / "tmdb" / "search" / kind / f"{query_key(query)}.json"
-
-    def tmdb_find(self, imdb_id: str) -> Path:
-        return self.root / "tmdb" / "find" / f"{imdb_id}.json"
-
-    def tmdb_providers(self, kind: str, tmdb_id: int) -> Path:
-        return self.root / "tmdb" / "watch_providers" / kind / f"{tmdb_id}.json"
-
-    @property
-    def tmdb_exports(self) -> Path:
-        return self.root / "tmdb" / "exports"
-
-    def jw_search(self, country: str, query: str) -> Path:
-        return self.root / "justwatch" / "search" / country / f"{query_key(query)}.json"
-
-    def jw_offers(self, node_id: str) -> Path:
-        return self.root / "justwatch" / "offers" / f"{node_id}.json"
-
-
-def read_json(path: Path) -> Any:
-    """Parse one recorded JSON file; a missing or malformed file raises :class:`RecordingError`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise RecordingError(f"recorded response not found: {path}") from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordingError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
-
-
-def dump_json(obj: Any) -> str:
-    """Canonical text of a recording: compact, UTF-8, stable key order as built, final newline."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary sibling and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 @dataclass

@@ -23,7 +23,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pipelines.fakes.recorded import LoopbackServer, RecordedLayout, Request, Response, read_json
+from pipelines.lib.recorded import RecordedLayout
+from tests.fakes.loopback import LoopbackServer, Request, Response
 
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2}(-[0-9A-Z]+)?$")
@@ -43,10 +44,7 @@ class FakeJustWatchServer(LoopbackServer):
     def __init__(self, recorded_dir: Path, latency: float = 0.0) -> None:
         super().__init__(latency=latency)
         self.layout = RecordedLayout(Path(recorded_dir))
-        if not (self.layout.root / "justwatch").is_dir():
-            raise FileNotFoundError(
-                f"no JustWatch recordings under {self.layout.root / 'justwatch'}"
-            )
+        self.layout.require("justwatch")
         self._fail_lock = threading.Lock()
         self._fail_left = 0
         self._fail_status = 500
@@ -131,12 +129,7 @@ class FakeJustWatchServer(LoopbackServer):
             )
         if problems:
             return graphql_errors(*problems)
-        path = self.layout.jw_search(country, search)
-        if path.is_file():
-            data = read_json(path)
-            edges = data["data"]["popularTitles"]["edges"][:first]
-        else:
-            edges = []
+        edges = self.layout.jw_search_edges(country, search, first)
         return Response(
             200,
             {"data": {"popularTitles": {"totalCount": len(edges), "edges": edges}}},
@@ -161,15 +154,5 @@ class FakeJustWatchServer(LoopbackServer):
                 )
         if problems:
             return graphql_errors(*problems)
-        path = self.layout.jw_offers(node_id)
-        if not path.is_file():
-            return Response(200, {"data": {"node": None}})
-        recorded = read_json(path)["data"]["node"]
-        node = {
-            key: recorded[key]
-            for key in ("id", "objectId", "objectType", "content", "__typename")
-            if key in recorded
-        }
-        for alias, country in aliases:
-            node[alias] = recorded.get(country, [])
+        node = self.layout.jw_node(node_id, aliases)
         return Response(200, {"data": {"node": node}})

@@ -27,20 +27,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from pipelines.fakes.recorded import (
-    RECORDED_API_KEY,
-    LoopbackServer,
-    RecordedLayout,
-    Request,
-    Response,
-    read_json,
-)
+from pipelines.lib.recorded import RecordedLayout, read_json
+from tests.fakes.loopback import LoopbackServer, Request, Response
 
 logger = logging.getLogger(__name__)
 
+RECORDED_API_KEY = "recorded-sample-key"
+"""The fixed key the fake TMDB server accepts by default (not a secret)."""
+
 MAX_PAGE = 500
-APPENDABLE = ("credits", "keywords", "external_ids", "alternative_titles", "translations")
-"""Appended objects stored in the recordings (others are ignored, as TMDB ignores unknown ones)."""
 
 _DETAILS = re.compile(r"^/3/(movie|tv)/(\d+)$")
 _PROVIDERS = re.compile(r"^/3/(movie|tv)/(\d+)/watch/providers$")
@@ -48,8 +43,7 @@ _DISCOVER = re.compile(r"^/3/discover/(movie|tv)$")
 _GENRES = re.compile(r"^/3/genre/(movie|tv)/list$")
 _SEARCH = re.compile(r"^/3/search/(movie|tv)$")
 _FIND = re.compile(r"^/3/find/([^/]+)$")
-_YEAR_FIELD = {"movie": ("primary_release_year", "release_date"), "tv": ("first_air_date_year",
-               "first_air_date")}  # fmt: skip
+_YEAR_PARAM = {"movie": "primary_release_year", "tv": "first_air_date_year"}
 _EXPORT = re.compile(r"^/p/exports/([A-Za-z0-9_]+\.json\.gz)$")
 
 
@@ -77,8 +71,7 @@ class FakeTMDBServer(LoopbackServer):
     ) -> None:
         super().__init__(latency=latency)
         self.layout = RecordedLayout(Path(recorded_dir))
-        if not (self.layout.root / "tmdb").is_dir():
-            raise FileNotFoundError(f"no TMDB recordings under {self.layout.root / 'tmdb'}")
+        self.layout.require("tmdb")
         self.api_key = api_key
         self.discover_total_pages = discover_total_pages
         self._throttle_lock = threading.Lock()
@@ -184,13 +177,8 @@ class FakeTMDBServer(LoopbackServer):
         )
 
     def _search(self, kind: str, query: dict[str, str]) -> Response:
-        text = query.get("query", "").strip()
-        path = self.layout.tmdb_search(kind, text) if text else None
-        results = read_json(path)["results"] if path is not None and path.is_file() else []
-        param, field = _YEAR_FIELD[kind]
-        year = query.get(param, "").strip()
-        if year:
-            results = [r for r in results if str(r.get(field) or "")[:4] == year]
+        year = query.get(_YEAR_PARAM[kind], "").strip() or None
+        results = self.layout.search_results(kind, query.get("query", ""), year)
         return Response(
             200,
             {
@@ -204,28 +192,12 @@ class FakeTMDBServer(LoopbackServer):
     def _find(self, external_id: str, query: dict[str, str]) -> Response:
         if query.get("external_source") != "imdb_id":
             return tmdb_error(400, 5, "Invalid parameters: Your request parameters are incorrect.")
-        path = self.layout.tmdb_find(external_id)
-        if path.is_file():
-            return Response(200, read_json(path))
-        empty: dict[str, list[Any]] = {
-            "movie_results": [],
-            "person_results": [],
-            "tv_results": [],
-            "tv_episode_results": [],
-            "tv_season_results": [],
-        }
-        return Response(200, empty)
+        return Response(200, self.layout.find_answer(external_id))
 
     def _details(self, kind: str, tmdb_id: int, query: dict[str, str]) -> Response:
-        path = self.layout.tmdb_details(kind, tmdb_id)
-        if not path.is_file():
-            return not_found()
-        details = read_json(path)
-        wanted = {p.strip() for p in query.get("append_to_response", "").split(",") if p.strip()}
-        for key in APPENDABLE:
-            if key not in wanted:
-                details.pop(key, None)
-        return Response(200, details)
+        append = query.get("append_to_response", "").split(",")
+        details = self.layout.details_answer(kind, tmdb_id, append)
+        return not_found() if details is None else Response(200, details)
 
     def _export(self, name: str) -> Response:
         path = self.layout.tmdb_exports / name
