@@ -92,7 +92,7 @@ class SourcesSettings(_Strict):
     tmdb: TMDBSettings = TMDBSettings()
     justwatch: JustWatchSettings = JustWatchSettings()
     recorded_dir: Path = Path("data/sample/recorded")
-    """Recorded TMDB/JustWatch responses replayed by the fake servers in ``recorded`` mode."""
+    """Recorded TMDB/JustWatch responses read by the recorded sources in ``recorded`` mode."""
     platform_catalogs_dir: Path | None = None
     """Folder with ``{netflix,amazon_prime,disney_plus,hulu}_titles.csv`` (second availability source)."""
     countries: list[str] = ["US"]
