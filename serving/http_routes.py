@@ -29,7 +29,8 @@ from starlette.routing import get_route_path
 from core import JUSTWATCH_ATTRIBUTION
 from serving import auth
 from serving.arw import build_manifest, content_markdown, llms_txt
-from serving.gateway import ApiError, Gateway
+from serving.gateway import Gateway
+from serving.guard import ApiError
 from serving.jsonld import JSONLD_MEDIA_TYPE
 from serving.openapi import build_openapi, error_responses
 from serving.ratelimit import client_address

@@ -1,7 +1,7 @@
 """The BentoML service: POST APIs with pydantic bodies, GET/PUT/DELETE routes mounted at ``/``.
 
 Thin on purpose: each API authenticates and rate-limits through the gateway's guard, calls one
-:class:`serving.gateway.Gateway` operation and maps :class:`serving.gateway.ApiError` to a JSON
+:class:`serving.gateway.Gateway` operation and maps :class:`serving.guard.ApiError` to a JSON
 ``{"error": reason}`` with its status and headers. Start-up reads settings from
 ``MEDIA_GATEWAY_CONFIG`` (:func:`core.settings.load_settings`), the JWT secret from
 ``MEDIA_GATEWAY_JWT_SECRET`` (refuses to start without it, see :mod:`serving.auth`), and
@@ -24,8 +24,9 @@ with bentoml.importing():
     from core.settings import load_settings
     from serving import auth
     from serving.arw import ArwHeadersMiddleware
-    from serving.gateway import ApiError, Gateway, build_gateway
+    from serving.gateway import Gateway, build_gateway
     from serving.graphql.app import app as graphql_app
+    from serving.guard import ApiError
     from serving.http_routes import app as http_app
     from serving.json_http import JsonBodyMiddleware, JsonErrorsMiddleware
     from serving.metrics import RequestMetricsMiddleware, RouteTemplates, observe_model

@@ -30,9 +30,10 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from serving.gateway import ApiError, Gateway
+from serving.gateway import Gateway
 from serving.graphql.limits import limit_extensions
 from serving.graphql.schema import Mutation, Query
+from serving.guard import ApiError
 from serving.ratelimit import client_address
 
 OPERATIONS_FILE = Path(__file__).with_name("operations.graphql")

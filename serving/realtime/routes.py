@@ -31,7 +31,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from serving import auth
-from serving.gateway import ApiError, Gateway, canonical_content_id
+from serving.gateway import Gateway, canonical_content_id
+from serving.guard import ApiError
 from serving.ratelimit import client_address
 from serving.realtime.hub import OVERFLOW_CLOSE_CODE, Connection, Hub
 from serving.realtime.watch import Watcher

@@ -11,7 +11,8 @@ import bentoml
 from fastapi import APIRouter, Path, Query, Request
 
 from serving import auth
-from serving.gateway import ApiError, Gateway
+from serving.gateway import Gateway
+from serving.guard import ApiError
 from serving.openapi import error_responses
 from serving.ratelimit import client_address
 from serving.watchlist import service
