@@ -27,10 +27,11 @@ from core.vector_index import build_content_rows, write_content_index
 from mlops.nightly import register_champion as seed_champion
 from models.collaborative.ease import EASERecommender
 from models.embeddings.encoder import encode_texts
-from serving.auth import SECRET_ENV, issue_token
+from serving.auth import SCOPES, SECRET_ENV, issue_token
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
-ALL_SCOPES = ["read:recommendations", "write:feedback", "read:preferences", "write:preferences"]
+ALL_SCOPES = list(SCOPES)
+"""Every scope the service defines (:data:`serving.auth.SCOPES`): a default test token has them all."""
 
 # (title_id, type, title, year, genres, keywords, runtime, popularity, overview)
 TITLES: list[tuple[Any, ...]] = [
