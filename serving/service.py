@@ -33,8 +33,8 @@ with bentoml.importing():
     from serving.ratelimit import (
         MAX_BODY_BYTES,
         BodySizeLimitMiddleware,
-        client_address,
-        disable_server_proxy_rewrite,
+        client_ip,
+        configure_server_proxy_headers,
     )
     from serving.run import die_with_parent, workers_from_env
     from serving.schemas import (
@@ -51,7 +51,9 @@ with bentoml.importing():
     )
     from serving.state import DEFAULT_POLL_S
 
-disable_server_proxy_rewrite()  # the limiter must see the real peer (serving/ratelimit.py)
+# uvicorn (started by BentoML after this import) trusts X-Forwarded-For only from
+# serving.trusted_proxies, none by default: the limiter sees the real peer (serving/ratelimit.py).
+configure_server_proxy_headers(load_settings().serving.trusted_proxies)
 
 POLL_ENV = "MEDIA_GATEWAY_POLL_S"
 MAX_CONCURRENCY = 32
@@ -111,11 +113,7 @@ class MediaGateway:
 
     def _answer(self, ctx: bentoml.Context, scope: str | None, action: Callable[[Any], Any]) -> Any:
         request = ctx.request
-        client = client_address(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            self.gateway.settings.serving.trusted_proxies,
-        )
+        client = client_ip(request)
         try:
             principal = self.gateway.guard.check(
                 request.headers.get("authorization"), client, scope

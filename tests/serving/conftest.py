@@ -417,3 +417,52 @@ def read_only_dir() -> Iterator[Callable[[Path], Path]]:
             subprocess.run(["umount", str(path)], check=True)
         else:
             path.chmod(0o755)
+
+
+def client_seen_by_app(
+    trusted_proxies: list[str],
+    peer: str,
+    headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[str, str]:
+    """(client host, scheme) the app sees for a request from ``peer`` with ``headers``, in a uvicorn
+    configured as the service configures it: ``configure_server_proxy_headers`` at import, then a
+    ``uvicorn.Config`` that, like BentoML's worker, passes no ``forwarded_allow_ips`` of its own."""
+    import asyncio
+
+    import uvicorn
+
+    from serving.ratelimit import FORWARDED_ALLOW_ENV, configure_server_proxy_headers
+
+    monkeypatch.setenv(FORWARDED_ALLOW_ENV, "127.0.0.1")  # uvicorn's default, restored afterwards
+    configure_server_proxy_headers(trusted_proxies)
+    seen: dict[str, Any] = {}
+
+    async def probe(scope: dict, receive: Any, send: Any) -> None:
+        seen.update(client=scope["client"][0], scheme=scope["scheme"])
+
+    config = uvicorn.Config(app=probe, log_config=None)
+    config.load()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": (peer, 50000),
+        "server": ("127.0.0.1", 3000),
+    }
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        return None
+
+    asyncio.run(config.loaded_app(scope, receive, send))
+    return seen["client"], seen["scheme"]
