@@ -275,7 +275,11 @@ class ValidationIssue(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every answer other than 2xx: ``{"error": reason}``; validation errors add ``detail``."""
+    """Every answer other than 2xx: ``{"error": reason}``; validation errors add ``detail``.
+
+    Not dead code: :mod:`serving.openapi` generates the ``ErrorBody`` component of ``/docs.json``
+    from it, which every documented error response references.
+    """
 
     error: str
     """Short, human-readable reason."""
