@@ -274,12 +274,10 @@ class ValidationIssue(BaseModel):
     """pydantic's page about this kind of error, when known."""
 
 
+# Not dead code: serving.openapi generates the ErrorBody component of /docs.json from this model
+# (every documented error response references it); its docstring is that schema's description.
 class ErrorBody(BaseModel):
-    """Every answer other than 2xx: ``{"error": reason}``; validation errors add ``detail``.
-
-    Not dead code: :mod:`serving.openapi` generates the ``ErrorBody`` component of ``/docs.json``
-    from it, which every documented error response references.
-    """
+    """Every answer other than 2xx: ``{"error": reason}``; validation errors add ``detail``."""
 
     error: str
     """Short, human-readable reason."""
