@@ -8,7 +8,7 @@ these calls and :class:`ApiError` back to a status, a reason and headers. Search
 
 Decisions:
 
-* Anonymous callers may search (stricter per-IP bucket); everything personal needs a token whose
+* Anonymous callers may search (stricter per-address limit); everything personal needs a token whose
   subject is the user named in the request (403 otherwise). A group request needs the caller to be
   one of the members, and every other member must have consented to group with the caller
   (friends, or an accepted invitation: :mod:`serving.social.store`); otherwise 403 naming the

@@ -6,11 +6,11 @@ a JSON ``{"error": reason}`` and headers.
 
 Decisions:
 
-* Anonymous callers are charged to their client address (``ip:<address>``, the stricter bucket);
+* Anonymous callers are charged to their client address (``ip:<address>``, the stricter limit);
   a verified token to its subject (``sub:<subject>``). The address is the request's client as the
   server sees it: the socket peer, or the client a trusted proxy names (:mod:`serving.ratelimit`,
   uvicorn's proxy-header handling).
-* A request with an invalid token is charged to the caller's address bucket before the 401, so
+* A request with an invalid token is charged to the caller's address before the 401, so
   guessing tokens is rate-limited too.
 * A token acts only for its own subject (:func:`require_self`): 403 otherwise.
 * A rate-limit store that cannot be written answers 503 (:func:`store_errors_as_503`), never a
