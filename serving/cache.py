@@ -1,20 +1,26 @@
-"""In-process TTL caches for availability lookups and search results.
+"""In-process TTL caches for availability lookups, search results and ``/recommend`` answers.
 
-Each entry may carry a ``tag`` (the user id a personalised result belongs to) so feedback from that
-user drops exactly their entries; a champion swap clears everything. Entries expire ``ttl_s``
-seconds after they were stored; the least recently stored entry is evicted beyond ``max_entries``.
-A named cache counts its hits and misses in Prometheus (:mod:`serving.metrics`). Caches are per
-worker process: a hit in one worker says nothing about another, which is why every cached answer
-is keyed by (or invalidated with) what it depends on, including the user's history from the store.
+The store is :class:`cachetools.TTLCache` (per-entry expiry ``ttl_s`` seconds after it was stored,
+least recently used entry evicted beyond ``max_entries``), behind a lock: cachetools' caches are
+not thread-safe and BentoML answers from several threads. On top of it:
+
+* Each entry may carry a ``tag`` (the user id a personalised result belongs to) so feedback from
+  that user drops exactly their entries; a champion swap clears everything.
+* A named cache counts its hits and misses in Prometheus (:mod:`serving.metrics`).
+
+Caches are per worker process: a hit in one worker says nothing about another, which is why every
+cached answer is keyed by (or invalidated with) what it depends on, including the user's history
+from the store.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+import cachetools
 
 from serving.metrics import count_cache_lookup
 
@@ -42,35 +48,29 @@ class TTLCache(Generic[V]):
             raise ValueError("max_entries must be >= 1")
         self.ttl_s = ttl_s
         self.max_entries = max_entries
-        self._clock = clock
         self.name = name
-        self._data: OrderedDict[Hashable, tuple[float, str | None, V]] = OrderedDict()
+        self._data: cachetools.TTLCache[Hashable, tuple[str | None, V]] = cachetools.TTLCache(
+            max_entries, ttl_s, timer=clock
+        )
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def get(self, key: Hashable) -> V | None:
         """The cached value, or None when absent or expired."""
-        now = self._clock()
         with self._lock:
             item = self._data.get(key)
-            hit = item is not None and item[0] > now
-            if item is not None and not hit:
-                del self._data[key]
-            if hit:
-                self.hits += 1
-            else:
+            if item is None:
                 self.misses += 1
+            else:
+                self.hits += 1
         if self.name is not None:
-            count_cache_lookup(self.name, hit)
-        return item[2] if hit and item is not None else None
+            count_cache_lookup(self.name, item is not None)
+        return None if item is None else item[1]
 
     def put(self, key: Hashable, value: V, *, tag: str | None = None) -> None:
         with self._lock:
-            self._data[key] = (self._clock() + self.ttl_s, tag, value)
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
+            self._data[key] = (tag, value)
 
     def get_or_compute(
         self, key: Hashable, compute: Callable[[], V], *, tag: str | None = None
@@ -83,9 +83,9 @@ class TTLCache(Generic[V]):
         return value
 
     def invalidate_tag(self, tag: str) -> int:
-        """Drop every entry stored with ``tag``; returns how many."""
-        with self._lock:
-            doomed = [k for k, (_, t, _) in self._data.items() if t == tag]
+        """Drop every live entry stored with ``tag``; returns how many."""
+        with self._lock, self._data.timer:  # one instant for the scan and the deletes
+            doomed = [key for key, (t, _) in self._data.items() if t == tag]
             for key in doomed:
                 del self._data[key]
             return len(doomed)
@@ -95,4 +95,6 @@ class TTLCache(Generic[V]):
             self._data.clear()
 
     def __len__(self) -> int:
-        return len(self._data)
+        """Live (unexpired) entries."""
+        with self._lock:
+            return len(self._data)

@@ -1,22 +1,21 @@
-"""The API's operations, free of any web framework: guard (auth + rate limits), then act on state.
+"""The API's operations, free of any web framework: each runs behind the request guard
+(:mod:`serving.guard`: authentication, scopes, rate limits, :class:`~serving.guard.ApiError`), then
+acts on the serving state.
 
 ``service.py`` (BentoML POST APIs) and ``http_routes.py`` (GET/PUT/DELETE) only translate HTTP to
-these calls and :class:`ApiError` back to a status, a reason and headers.
+these calls and :class:`ApiError` back to a status, a reason and headers. Search cursors are
+:mod:`serving.pagination`'s.
 
 Decisions:
 
-* Anonymous callers may search (stricter per-IP bucket); everything personal needs a token whose
+* Anonymous callers may search (stricter per-address limit); everything personal needs a token whose
   subject is the user named in the request (403 otherwise). A group request needs the caller to be
   one of the members, and every other member must have consented to group with the caller
   (friends, or an accepted invitation: :mod:`serving.social.store`); otherwise 403 naming the
   members, the same for an unknown id (whether a user exists is not revealed). The answer shows
   each member's score (what consenting members plan together), but its evidence names only the
   caller's own titles (:func:`models.ranking.group.recommend_group` with ``viewer``).
-* A request with an invalid token is charged to the caller's IP bucket before the 401, so guessing
-  tokens is rate-limited too.
 * Users without stored preferences get the default profile (US, any service, subscription or free).
-* Search pages: ``next_cursor`` is an opaque base64url token of the next offset bound to a hash of
-  the query, filters and user, so a cursor cannot be replayed against another query (400).
 * Caches: search pages and availability are cached with TTLs; both are cleared on a champion swap,
   and a user's cached search pages are dropped when that user sends feedback or is erased.
   ``/recommend`` and ``/explain`` reuse the user's personal scores cached in the state's ranker
@@ -45,13 +44,9 @@ Decisions:
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
-import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from core import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
-from core.feedback import FeedbackRecord, StoreUnavailableError, store_feedback
+from core.feedback import FeedbackRecord, store_feedback
 from core.settings import Settings
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog, Offer
@@ -67,10 +62,11 @@ from models.ranking.explain import explain, with_friends
 from models.ranking.group import MemberProfile, recommend_group
 from models.ranking.intent import QueryIntent
 from serving import auth
-from serving.auth import AuthError, Principal, TokenVerifier
+from serving.auth import AuthError, Principal
 from serving.cache import AVAILABILITY_TTL_S, SEARCH_TTL_S, TTLCache
+from serving.guard import ApiError, Guard, require_self, store_errors_as_503
 from serving.jsonld import content_view
-from serving.ratelimit import Limiter, build_limiters
+from serving.pagination import decode_cursor, encode_cursor, query_hash
 from serving.schemas import (
     Attribution,
     ExplainRequest,
@@ -113,104 +109,6 @@ SERVING_BLAS_THREADS = 1
 """BLAS threads per call in the serving process (see module docstring)."""
 
 
-class ApiError(Exception):
-    """An answer other than 200: HTTP ``status``, a ``reason`` and extra ``headers``."""
-
-    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.headers = headers or {}
-
-    @classmethod
-    def from_auth(cls, exc: AuthError) -> ApiError:
-        return cls(exc.status, exc.reason, {"WWW-Authenticate": exc.www_authenticate()})
-
-
-@dataclass
-class Guard:
-    """Authentication, scope checks and token-bucket rate limits for one request."""
-
-    verifier: TokenVerifier
-    anonymous: Limiter
-    authenticated: Limiter
-    rate_limits: str = "per-process"
-    """Where the buckets live (shared by all workers, or per process as a fallback)."""
-
-    @classmethod
-    def from_settings(cls, settings: Settings, secret: bytes) -> Guard:
-        anonymous, authenticated, where = build_limiters(
-            settings.serving.anonymous_per_minute,
-            settings.serving.authenticated_per_minute,
-            settings.paths.feedback,
-        )
-        return cls(TokenVerifier.from_settings(settings, secret), anonymous, authenticated, where)
-
-    def _charge(self, limiter: Limiter, key: str) -> None:
-        with store_errors_as_503():
-            decision = limiter.acquire(key)
-        if not decision.allowed:
-            raise ApiError(
-                429,
-                "rate limit exceeded; retry later",
-                {"Retry-After": decision.retry_after_header},
-            )
-
-    def check(
-        self, authorization: str | None, client_ip: str | None, scope: str | None
-    ) -> Principal | None:
-        """The verified caller (``None`` = anonymous); raises :class:`ApiError` 401/403/429."""
-        ip_key = f"ip:{client_ip or 'unknown'}"
-        try:
-            token = auth.bearer_token(authorization)
-        except AuthError as exc:
-            self._charge(self.anonymous, ip_key)
-            raise ApiError.from_auth(exc) from exc
-        if token is None:
-            self._charge(self.anonymous, ip_key)
-            if scope is not None:
-                raise ApiError(
-                    401,
-                    f"a bearer token with scope {scope} is required",
-                    {"WWW-Authenticate": f'Bearer scope="{scope}"'},
-                )
-            return None
-        try:
-            principal = self.verifier.verify(token)
-        except AuthError as exc:
-            self._charge(self.anonymous, ip_key)
-            raise ApiError.from_auth(exc) from exc
-        self._charge(self.authenticated, f"sub:{principal.subject}")
-        if scope is not None:
-            try:
-                principal.require(scope)
-            except AuthError as exc:
-                raise ApiError.from_auth(exc) from exc
-        return principal
-
-
-@contextlib.contextmanager
-def store_errors_as_503() -> Iterator[None]:
-    """Turn "the user-state store cannot be written" into 503: nothing was acknowledged."""
-    try:
-        yield
-    except StoreUnavailableError as exc:
-        log.error("user-state store unavailable: %s", exc)
-        raise ApiError(
-            503, "storage unavailable: nothing was saved; retry later", {"Retry-After": "5"}
-        ) from exc
-
-
-def require_self(principal: Principal | None, user: str) -> Principal:
-    if principal is None:
-        raise ApiError(401, "a bearer token is required for personal data")
-    try:
-        principal.require_self(user)
-    except AuthError as exc:
-        raise ApiError.from_auth(exc) from exc
-    return principal
-
-
 def canonical_content_id(catalog: Catalog, raw: str) -> str:
     """The catalogue id for ``raw``; ``movie-27205`` is accepted for ``movie:27205`` (404 if none)."""
     if raw in catalog:
@@ -227,29 +125,6 @@ def availability_filter(prefs: PreferencesBody) -> AvailabilityFilter:
         services=list(prefs.services),
         monetization=frozenset(prefs.monetization),
     )
-
-
-def _cursor_hash(payload: dict[str, Any]) -> str:
-    raw = json.dumps(payload, sort_keys=True, default=str).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def encode_cursor(offset: int, bound_to: str) -> str:
-    raw = json.dumps({"o": offset, "h": bound_to}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, bound_to: str) -> int:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        offset = int(data["o"])
-        owner = str(data["h"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ApiError(400, "cursor is not valid") from exc
-    if owner != bound_to or offset < 0:
-        raise ApiError(400, "cursor belongs to another query")
-    return offset
 
 
 @dataclass
@@ -338,7 +213,7 @@ class Gateway:
                 principal.require(auth.READ_RECOMMENDATIONS)  # type: ignore[union-attr]
             except AuthError as exc:
                 raise ApiError.from_auth(exc) from exc
-        query_key = _cursor_hash(
+        query_key = query_hash(
             {"q": req.query, "f": req.filters.model_dump(mode="json"), "u": req.user}
         )
         offset = decode_cursor(req.cursor, query_key) if req.cursor else 0

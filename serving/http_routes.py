@@ -29,10 +29,11 @@ from starlette.routing import get_route_path
 from core import JUSTWATCH_ATTRIBUTION
 from serving import auth
 from serving.arw import build_manifest, content_markdown, llms_txt
-from serving.gateway import ApiError, Gateway
+from serving.gateway import Gateway
+from serving.guard import ApiError
 from serving.jsonld import JSONLD_MEDIA_TYPE
 from serving.openapi import build_openapi, error_responses
-from serving.ratelimit import client_address
+from serving.ratelimit import client_ip
 from serving.realtime.routes import router as realtime_router
 from serving.schemas import (
     AvailabilityResponse,
@@ -82,11 +83,7 @@ def _base_url(request: Request) -> str:
 
 def _guard(request: Request, scope: str | None) -> auth.Principal | None:
     gateway = _gateway()
-    client = client_address(
-        request.client.host if request.client else None,
-        request.headers.get("x-forwarded-for"),
-        gateway.settings.serving.trusted_proxies,
-    )
+    client = client_ip(request)
     return gateway.guard.check(request.headers.get("authorization"), client, scope)
 
 

@@ -1,27 +1,33 @@
-"""Request limits: token buckets per caller identity, and a request-body size cap.
+"""Request limits: requests per minute per caller identity, and a request-body size cap.
 
-Buckets: capacity ``per_minute`` tokens, refilled continuously at ``per_minute / 60`` tokens per
-second, one token per request. An empty bucket answers with the seconds until the next token
-(sent as ``Retry-After``, rounded up). Identities are ``sub:<subject>`` for verified tokens and
-``ip:<client address>`` for anonymous calls. The client address is the socket peer, unless the
-peer is one of ``serving.trusted_proxies`` (addresses or CIDR blocks, e.g. the load balancer's
-network): then it is the right-most ``X-Forwarded-For`` hop that is not itself a trusted proxy
-(:func:`client_address`). An untrusted peer's ``X-Forwarded-For`` is ignored, so clients cannot
-pick their own bucket.
+Limits come from the `limits <https://limits.readthedocs.io>`_ package, moving-window strategy: at
+most ``per_minute`` requests per identity in any 60 s, one entry per request. A refused request is
+told when the oldest request in its window leaves it (``Retry-After``, whole seconds, rounded up).
+Identities are ``sub:<subject>`` for verified tokens and ``ip:<client address>`` for anonymous calls
+(:mod:`serving.guard`). This replaced a hand-made token bucket (burst ``per_minute``, then one
+request every ``60 / per_minute`` s): the moving window grants the same ``per_minute`` in any
+minute, never more (the bucket granted up to twice that in the first minute), and a client that
+spent its window at once waits until the window slides past it.
 
-Idle full buckets are evicted once ``max_keys`` identities are tracked, bounding memory under a
-spray of client addresses.
+Across processes: with several BentoML workers (or replicas on one host) the windows must be shared,
+or each worker would grant its own ``per_minute``. limits ships Redis, Memcached, MongoDB and etcd
+storages, each a server to run next to a single-host service; :class:`SQLiteStorage` is a limits
+``Storage`` over a small SQLite file instead (:class:`core.sqlite_db.SQLiteDatabase`: WAL,
+``synchronous=OFF``, since losing limit state in a power cut is harmless) next to the user-state
+store. One ``BEGIN IMMEDIATE`` transaction per request checks and records the entry, so two workers
+cannot both take the last place in a window. Windows use wall-clock time (``time.time``), which all
+processes share. Expired entries are deleted as their identity is seen again and swept for all
+identities every :data:`SWEEP_EVERY` writes, bounding the file under a spray of client addresses.
+When the file cannot be opened at start-up, limits fall back to limits' per-process
+``MemoryStorage``, loudly (:func:`build_limiters`).
 
-Across processes: with several BentoML workers (or replicas on one host) the buckets must be
-shared, or each worker would grant its own ``per_minute``. :class:`SharedTokenBucketLimiter` keeps
-them in a small SQLite file (WAL, ``synchronous=OFF``: losing bucket state in a power cut is
-harmless; one ``BEGIN IMMEDIATE`` upsert per request, about 0.1 ms) next to the user-state store.
-Buckets are refilled from wall-clock time (``time.time``), which all processes share.
-
-Proxies: uvicorn (under BentoML) rewrites the socket peer from ``X-Forwarded-For`` for peers in
-its ``FORWARDED_ALLOW_IPS``, which defaults to 127.0.0.1: 60 forged headers from loopback were 60
-fresh buckets. :func:`disable_server_proxy_rewrite` sets it to trust nobody in the serving process,
-so the peer the limiter sees is the real one and only ``serving.trusted_proxies`` decides.
+Client address and proxies: the address is the request's client as uvicorn (under BentoML) reports
+it. uvicorn's ``ProxyHeadersMiddleware`` rewrites it from ``X-Forwarded-For`` (right-most hop that
+is not itself trusted) and the scheme from ``X-Forwarded-Proto``, only for peers in its
+``FORWARDED_ALLOW_IPS``. uvicorn's own default trusts 127.0.0.1, so 60 forged headers from loopback
+were 60 fresh identities; :func:`configure_server_proxy_headers` sets it from
+``serving.trusted_proxies`` instead (addresses or CIDR blocks; default none: the client is always
+the socket peer and an ``X-Forwarded-For`` is ignored, so clients cannot pick their own identity).
 """
 
 from __future__ import annotations
@@ -29,98 +35,226 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import logging
 import math
 import os
-import threading
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage, MovingWindowSupport, Storage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.sqlite_db import SQLiteDatabase, StoreUnavailableError
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest accepted request body; bigger ones get 413 before any parsing."""
+RATE_LIMIT_FILE = "ratelimit.db"
+SWEEP_EVERY = 1_000
+"""Writes (per process and storage) between sweeps of every identity's expired entries."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS window_entries (key TEXT NOT NULL, expires REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS window_entries_by_key ON window_entries (key, expires);
+CREATE TABLE IF NOT EXISTS window_counters (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL,
+    expires REAL NOT NULL
+) WITHOUT ROWID;
+DROP TABLE IF EXISTS buckets
+"""
+"""Moving windows (one row per request, kept until it leaves the window), fixed-window counters,
+and the drop of the former token buckets' table."""
+
+
+class SQLiteStorage(Storage, MovingWindowSupport):
+    """A limits storage in a SQLite file, shared by every process that opens the same file.
+
+    Supports limits' moving-window strategy (what the service uses) and fixed-window strategy.
+    ``clock`` gives the current time in seconds (wall clock: it must agree across processes).
+    Errors writing the file raise :class:`core.sqlite_db.StoreUnavailableError`.
+    """
+
+    STORAGE_SCHEME = None  # built directly (a path, not a URI): registers no scheme
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.clock = clock
+        self._db = SQLiteDatabase(self.path, SCHEMA, synchronous="OFF")
+        self._db.connection()  # fail at start-up, not on the first request
+        self._writes = itertools.count(1)
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return (StoreUnavailableError, sqlite3.Error)
+
+    # ---- moving window -----------------------------------------------------------------------
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        """Record ``amount`` entries for ``key`` if the window has room for them (atomically)."""
+        if amount > limit:
+            return False
+        now = self.clock()
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM window_entries WHERE key = ? AND expires <= ?", (key, now))
+            (used,) = conn.execute(
+                "SELECT count(*) FROM window_entries WHERE key = ?", (key,)
+            ).fetchone()
+            granted = used + amount <= limit
+            if granted:
+                conn.executemany(
+                    "INSERT INTO window_entries (key, expires) VALUES (?, ?)",
+                    [(key, now + expiry)] * amount,
+                )
+            self._sweep(conn, now)
+        return granted
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        """(start of the window: time of its oldest entry, entries in it)."""
+        now = self.clock()
+        with self._db.read() as conn:
+            oldest, count = conn.execute(
+                "SELECT min(expires), count(*) FROM window_entries WHERE key = ? AND expires > ?",
+                (key, now),
+            ).fetchone()
+        return (now, 0) if count == 0 else (oldest - expiry, count)
+
+    # ---- fixed window ------------------------------------------------------------------------
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        """Add ``amount`` to ``key``'s counter (a new window of ``expiry`` s if none is running)."""
+        now = self.clock()
+        with self._db.write() as conn:
+            (value,) = conn.execute(
+                "INSERT INTO window_counters (key, value, expires) VALUES (:k, :a, :now + :e) "
+                "ON CONFLICT (key) DO UPDATE SET "
+                "value = CASE WHEN expires <= :now THEN :a ELSE value + :a END, "
+                "expires = CASE WHEN expires <= :now THEN :now + :e ELSE expires END "
+                "RETURNING value",
+                {"k": key, "a": amount, "now": now, "e": expiry},
+            ).fetchone()
+            self._sweep(conn, now)
+        return int(value)
+
+    def get(self, key: str) -> int:
+        """``key``'s counter in its running window (0 if none)."""
+        row = self._counter(key)
+        return 0 if row is None else int(row[0])
+
+    def get_expiry(self, key: str) -> float:
+        """When ``key``'s running window ends (now if none)."""
+        row = self._counter(key)
+        return self.clock() if row is None else float(row[1])
+
+    def _counter(self, key: str) -> tuple[int, float] | None:
+        with self._db.read() as conn:
+            return conn.execute(
+                "SELECT value, expires FROM window_counters WHERE key = ? AND expires > ?",
+                (key, self.clock()),
+            ).fetchone()
+
+    # ---- housekeeping ------------------------------------------------------------------------
+    def check(self) -> bool:
+        """True when the file can be read (limits' health check; a failure is logged)."""
+        try:
+            with self._db.read() as conn:
+                conn.execute("SELECT 1 FROM window_entries LIMIT 1").fetchall()
+        except (StoreUnavailableError, sqlite3.Error) as exc:
+            log.error("rate-limit storage unhealthy: %s", exc)
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        """Delete every limit of every identity; returns how many rows went."""
+        with self._db.write() as conn:
+            gone = conn.execute("DELETE FROM window_entries").rowcount
+            gone += conn.execute("DELETE FROM window_counters").rowcount
+        return gone
+
+    def clear(self, key: str) -> None:
+        """Forget ``key``'s entries and counter."""
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM window_entries WHERE key = ?", (key,))
+            conn.execute("DELETE FROM window_counters WHERE key = ?", (key,))
+
+    def identities(self, prefix: str) -> int:
+        """Keys starting with ``prefix`` that hold a live entry or counter."""
+        now = self.clock()
+        with self._db.read() as conn:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM ("
+                "SELECT key FROM window_entries WHERE expires > :now "
+                "UNION SELECT key FROM window_counters WHERE expires > :now"
+                ") WHERE substr(key, 1, length(:p)) = :p",
+                {"now": now, "p": prefix},
+            ).fetchone()
+        return int(count)
+
+    def _sweep(self, conn: sqlite3.Connection, now: float) -> None:
+        if next(self._writes) % SWEEP_EVERY == 0:
+            conn.execute("DELETE FROM window_entries WHERE expires <= ?", (now,))
+            conn.execute("DELETE FROM window_counters WHERE expires <= ?", (now,))
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    remaining: int
     retry_after_s: float
-    """Seconds until a token is available (0 when allowed)."""
+    """Seconds until a request would be granted again (0 when allowed)."""
 
     @property
     def retry_after_header(self) -> str:
         return str(max(1, math.ceil(self.retry_after_s)))
 
 
-class TokenBucketLimiter:
-    """Thread-safe token buckets keyed by identity."""
+class RateLimiter:
+    """``per_minute`` requests per identity in any 60 s (limits' moving window over ``storage``).
+
+    ``name`` separates limiters kept in one storage; ``clock`` must be the storage's clock (used to
+    turn the window's reset time into a ``Retry-After``; ``None``: ``time.time``, what limits' own
+    storages use).
+    """
 
     def __init__(
         self,
         per_minute: int,
+        storage: Storage,
         *,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 100_000,
+        name: str = "default",
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if per_minute < 1:
             raise ValueError("per_minute must be >= 1")
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
+        self.per_minute = per_minute
+        self.name = name
+        self.storage = storage
+        self._item = RateLimitItemPerMinute(per_minute)
+        self._strategy = MovingWindowRateLimiter(storage)
         self._clock = clock
-        self._max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill time)
-        self._lock = threading.Lock()
 
     def acquire(self, key: str) -> Decision:
-        """Take one token for ``key`` if there is one."""
-        now = self._clock()
-        with self._lock:
-            tokens, last = self._buckets.get(key, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                tokens -= 1.0
-                self._buckets[key] = (tokens, now)
-                if len(self._buckets) > self._max_keys:
-                    self._evict(now)
-                return Decision(True, int(tokens), 0.0)
-            self._buckets[key] = (tokens, now)
-            return Decision(False, 0, (1.0 - tokens) / self.rate)
+        """Count one request of ``key`` if its window has room."""
+        if self._strategy.hit(self._item, self.name, key):
+            return Decision(True, 0.0)
+        stats = self._strategy.get_window_stats(self._item, self.name, key)
+        now = self._clock() if self._clock is not None else time.time()
+        return Decision(False, max(0.0, stats.reset_time - now))
 
-    def _evict(self, now: float) -> None:
-        full = [
-            k
-            for k, (tokens, last) in self._buckets.items()
-            if tokens + (now - last) * self.rate >= self.capacity
-        ]
-        for key in full:
-            del self._buckets[key]
-
-    def __len__(self) -> int:
-        return len(self._buckets)
+    @property
+    def key_prefix(self) -> str:
+        """The start of every storage key of this limiter's identities."""
+        return f"LIMITER/{self.name}/"
 
 
-BUCKETS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS buckets (
-    name TEXT NOT NULL,
-    key TEXT NOT NULL,
-    tokens REAL NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (name, key)
-) WITHOUT ROWID
-"""
-EVICT_EVERY = 1_000
-"""Acquires (per process and limiter) between sweeps of idle full buckets."""
-
-
-class SharedTokenBucketLimiter:
-    """Token buckets shared by every process using the same SQLite file (see module docstring).
-
-    ``name`` separates limiters kept in one file. Raises
-    :class:`core.sqlite_db.StoreUnavailableError` when the file cannot be written.
-    """
+class SharedRateLimiter(RateLimiter):
+    """A limiter whose windows live in the SQLite file ``path`` (every worker opening it shares
+    them). Raises :class:`core.sqlite_db.StoreUnavailableError` when the file cannot be written."""
 
     def __init__(
         self,
@@ -130,83 +264,47 @@ class SharedTokenBucketLimiter:
         name: str = "default",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        from core.sqlite_db import SQLiteDatabase
-
-        if per_minute < 1:
-            raise ValueError("per_minute must be >= 1")
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0
-        self.name = name
-        self._clock = clock
-        self._db = SQLiteDatabase(path, BUCKETS_SCHEMA, synchronous="OFF")
-        self._db.connection()  # fail at start-up, not on the first request
-        self._acquires = itertools.count(1)
-
-    def acquire(self, key: str) -> Decision:
-        """Take one token for ``key`` if there is one (one write transaction)."""
-        now = self._clock()
-        with self._db.write() as conn:
-            row = conn.execute(
-                "INSERT INTO buckets (name, key, tokens, at) VALUES (:n, :k, :cap - 1, :now) "
-                "ON CONFLICT (name, key) DO UPDATE SET "
-                "tokens = min(:cap, tokens + max(0, :now - at) * :rate) - 1, at = :now "
-                "WHERE min(:cap, tokens + max(0, :now - at) * :rate) >= 1 "
-                "RETURNING tokens",
-                {"n": self.name, "k": key, "cap": self.capacity, "now": now, "rate": self.rate},
-            ).fetchone()
-            if row is None:
-                tokens, at = conn.execute(
-                    "SELECT tokens, at FROM buckets WHERE name = ? AND key = ?", (self.name, key)
-                ).fetchone()
-                available = min(self.capacity, tokens + max(0.0, now - at) * self.rate)
-                decision = Decision(False, 0, (1.0 - available) / self.rate)
-            else:
-                decision = Decision(True, int(row[0]), 0.0)
-            if next(self._acquires) % EVICT_EVERY == 0:
-                conn.execute(
-                    "DELETE FROM buckets WHERE name = ? AND tokens + (? - at) * ? >= ?",
-                    (self.name, now, self.rate, self.capacity),
-                )
-        return decision
+        self.sqlite = SQLiteStorage(path, clock=clock)
+        super().__init__(per_minute, self.sqlite, name=name, clock=clock)
 
     def __len__(self) -> int:
-        with self._db.read() as conn:
-            return conn.execute(
-                "SELECT count(*) FROM buckets WHERE name = ?", (self.name,)
-            ).fetchone()[0]
+        """Identities with a request still in their window."""
+        return self.sqlite.identities(self.key_prefix)
 
 
-RATE_LIMIT_FILE = "ratelimit.db"
+class ProcessRateLimiter(RateLimiter):
+    """A limiter in this process's memory (limits' ``MemoryStorage``; it expires idle windows)."""
 
-Limiter = TokenBucketLimiter | SharedTokenBucketLimiter
+    def __init__(self, per_minute: int, *, name: str = "default") -> None:
+        self.memory = MemoryStorage()
+        super().__init__(per_minute, self.memory, name=name)
+
+
+Limiter = RateLimiter
 
 
 def build_limiters(
     anonymous_per_minute: int, authenticated_per_minute: int, folder: Path
 ) -> tuple[Limiter, Limiter, str]:
-    """(anonymous, authenticated, description): shared buckets in ``folder/ratelimit.db``.
+    """(anonymous, authenticated, description): shared windows in ``folder/ratelimit.db``.
 
     When that file cannot be opened at start-up (read-only or full disk), the limits fall back to
-    per-process buckets, loudly: logged as an error and described in the returned text (each
+    per-process windows, loudly: logged as an error and described in the returned text (each
     worker then grants its own ``per_minute``). Reads keep being served; the user-state store
     answers 503 for writes on that folder anyway.
     """
-    import logging
-
-    from core.sqlite_db import StoreUnavailableError
-
     path = Path(folder) / RATE_LIMIT_FILE
     try:
         return (
-            SharedTokenBucketLimiter(anonymous_per_minute, path, name="anonymous"),
-            SharedTokenBucketLimiter(authenticated_per_minute, path, name="authenticated"),
+            SharedRateLimiter(anonymous_per_minute, path, name="anonymous"),
+            SharedRateLimiter(authenticated_per_minute, path, name="authenticated"),
             f"shared ({path})",
         )
     except StoreUnavailableError as exc:
-        logging.getLogger(__name__).error("rate limits fall back to per-process buckets: %s", exc)
+        log.error("rate limits fall back to per-process windows: %s", exc)
         return (
-            TokenBucketLimiter(anonymous_per_minute),
-            TokenBucketLimiter(authenticated_per_minute),
+            ProcessRateLimiter(anonymous_per_minute, name="anonymous"),
+            ProcessRateLimiter(authenticated_per_minute, name="authenticated"),
             f"per-process (shared store unavailable: {exc})",
         )
 
@@ -214,11 +312,27 @@ def build_limiters(
 FORWARDED_ALLOW_ENV = "FORWARDED_ALLOW_IPS"
 
 
-def disable_server_proxy_rewrite() -> None:
-    """Make uvicorn trust no proxy (an empty ``FORWARDED_ALLOW_IPS`` matches no peer): the
-    request's client stays the socket peer and :func:`client_address` alone applies
-    ``serving.trusted_proxies``. Must run before uvicorn builds its config (service import)."""
-    os.environ[FORWARDED_ALLOW_ENV] = ""
+def forwarded_allow_ips(trusted_proxies: Sequence[str]) -> str:
+    """uvicorn's ``FORWARDED_ALLOW_IPS`` for ``serving.trusted_proxies``: the networks, normalised
+    (``10.0.0.5/8`` -> ``10.0.0.0/8``; uvicorn would take a network with host bits as a literal
+    name that never matches), comma-separated; ``""`` (trust no peer) for none."""
+    return ",".join(str(ipaddress.ip_network(p.strip(), strict=False)) for p in trusted_proxies)
+
+
+def configure_server_proxy_headers(trusted_proxies: Sequence[str]) -> str:
+    """Set ``FORWARDED_ALLOW_IPS`` for this process's uvicorn (see module docstring); returns it.
+
+    Must run before uvicorn builds its config: BentoML's worker imports the service first, so the
+    service module calls this at import.
+    """
+    value = forwarded_allow_ips(trusted_proxies)
+    os.environ[FORWARDED_ALLOW_ENV] = value
+    return value
+
+
+def client_ip(conn: HTTPConnection) -> str | None:
+    """The request's client address as the server reports it (after trusted proxies' rewrite)."""
+    return conn.client.host if conn.client else None
 
 
 class BodySizeLimitMiddleware:
@@ -276,7 +390,6 @@ class BodySizeLimitMiddleware:
 
 
 async def _reject(send: Send, status: int, reason: str) -> None:
-
     body = json.dumps({"error": reason}).encode()
     await send(
         {
@@ -289,27 +402,3 @@ async def _reject(send: Send, status: int, reason: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def _parse_networks(trusted: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(t, strict=False) for t in trusted]
-
-
-def _is_trusted(address: str, networks: list) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.strip())
-    except ValueError:
-        return False
-    return any(ip in net for net in networks if ip.version == net.version)
-
-
-def client_address(peer: str | None, forwarded_for: str | None, trusted: list[str]) -> str | None:
-    """The rate-limit address of a request (see module docstring)."""
-    networks = _parse_networks(trusted) if trusted else []
-    if peer is None or not forwarded_for or not _is_trusted(peer, networks):
-        return peer
-    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, networks):
-            return hop
-    return hops[0] if hops else peer

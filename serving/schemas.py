@@ -274,6 +274,8 @@ class ValidationIssue(BaseModel):
     """pydantic's page about this kind of error, when known."""
 
 
+# Not dead code: serving.openapi generates the ErrorBody component of /docs.json from this model
+# (every documented error response references it); its docstring is that schema's description.
 class ErrorBody(BaseModel):
     """Every answer other than 2xx: ``{"error": reason}``; validation errors add ``detail``."""
 

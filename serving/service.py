@@ -1,7 +1,7 @@
 """The BentoML service: POST APIs with pydantic bodies, GET/PUT/DELETE routes mounted at ``/``.
 
 Thin on purpose: each API authenticates and rate-limits through the gateway's guard, calls one
-:class:`serving.gateway.Gateway` operation and maps :class:`serving.gateway.ApiError` to a JSON
+:class:`serving.gateway.Gateway` operation and maps :class:`serving.guard.ApiError` to a JSON
 ``{"error": reason}`` with its status and headers. Start-up reads settings from
 ``MEDIA_GATEWAY_CONFIG`` (:func:`core.settings.load_settings`), the JWT secret from
 ``MEDIA_GATEWAY_JWT_SECRET`` (refuses to start without it, see :mod:`serving.auth`), and
@@ -24,16 +24,17 @@ with bentoml.importing():
     from core.settings import load_settings
     from serving import auth
     from serving.arw import ArwHeadersMiddleware
-    from serving.gateway import ApiError, Gateway, build_gateway
+    from serving.gateway import Gateway, build_gateway
     from serving.graphql.app import app as graphql_app
+    from serving.guard import ApiError
     from serving.http_routes import app as http_app
     from serving.json_http import JsonBodyMiddleware, JsonErrorsMiddleware
     from serving.metrics import RequestMetricsMiddleware, RouteTemplates, observe_model
     from serving.ratelimit import (
         MAX_BODY_BYTES,
         BodySizeLimitMiddleware,
-        client_address,
-        disable_server_proxy_rewrite,
+        client_ip,
+        configure_server_proxy_headers,
     )
     from serving.run import die_with_parent, workers_from_env
     from serving.schemas import (
@@ -50,7 +51,9 @@ with bentoml.importing():
     )
     from serving.state import DEFAULT_POLL_S
 
-disable_server_proxy_rewrite()  # the limiter must see the real peer (serving/ratelimit.py)
+# uvicorn (started by BentoML after this import) trusts X-Forwarded-For only from
+# serving.trusted_proxies, none by default: the limiter sees the real peer (serving/ratelimit.py).
+configure_server_proxy_headers(load_settings().serving.trusted_proxies)
 
 POLL_ENV = "MEDIA_GATEWAY_POLL_S"
 MAX_CONCURRENCY = 32
@@ -110,11 +113,7 @@ class MediaGateway:
 
     def _answer(self, ctx: bentoml.Context, scope: str | None, action: Callable[[Any], Any]) -> Any:
         request = ctx.request
-        client = client_address(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            self.gateway.settings.serving.trusted_proxies,
-        )
+        client = client_ip(request)
         try:
             principal = self.gateway.guard.check(
                 request.headers.get("authorization"), client, scope

@@ -17,16 +17,17 @@ Decisions:
   champion swap builds a new ranker and so starts from an empty cache; scores of two models never
   mix.
 * Bounded by bytes, not entries (an entry is two float64 arrays over the catalogue), evicting the
-  least recently used user. Entries are read-only arrays shared between threads.
+  least recently used user (:class:`cachetools.LRUCache` sized by ``nbytes``). Entries are
+  read-only arrays shared between threads.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
+import cachetools
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -68,14 +69,19 @@ class PersonalScores:
 
 
 class PersonalScoreCache:
-    """Thread-safe LRU of :class:`PersonalScores` per user, bounded by ``max_bytes``."""
+    """Thread-safe LRU of :class:`PersonalScores` per user, bounded by ``max_bytes``.
+
+    A :class:`cachetools.LRUCache` sized by each entry's ``nbytes``, behind a lock (cachetools'
+    caches are not thread-safe; the ranker serves several request threads).
+    """
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         self.max_bytes = max_bytes
-        self._data: OrderedDict[str, PersonalScores] = OrderedDict()
-        self._bytes = 0
+        self._data: cachetools.LRUCache[str, PersonalScores] = cachetools.LRUCache(
+            max_bytes, getsizeof=_entry_bytes
+        )
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -85,51 +91,44 @@ class PersonalScoreCache:
     ) -> PersonalScores | None:
         """The user's scores if they were computed from this exact history, else ``None``."""
         with self._lock:
-            entry = self._data.get(user)
+            entry = self._data.get(user)  # a lookup marks the user as recently used
             if entry is None or not entry.matches(history, weights):
                 self.misses += 1
                 return None
-            self._data.move_to_end(user)
             self.hits += 1
             return entry
 
     def put(self, user: str, scores: PersonalScores) -> None:
         """Store (replacing the user's previous entry), evicting least recently used users."""
-        size = scores.nbytes
         with self._lock:
-            self._drop(user)
-            if size > self.max_bytes:
+            self._data.pop(user, None)
+            if scores.nbytes > self.max_bytes:
                 log.debug("personal scores larger than the cache budget are not cached")
                 return
             self._data[user] = scores
-            self._bytes += size
-            while self._bytes > self.max_bytes:
-                oldest = next(iter(self._data))
-                self._drop(oldest)
 
     def forget(self, user: str) -> bool:
         """Drop the user's entry; True if there was one."""
         with self._lock:
-            return self._drop(user)
+            return self._data.pop(user, None) is not None
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
-            self._bytes = 0
-
-    def _drop(self, user: str) -> bool:
-        entry = self._data.pop(user, None)
-        if entry is None:
-            return False
-        self._bytes -= entry.nbytes
-        return True
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        with self._lock:
+            return int(self._data.currsize)
 
     def __len__(self) -> int:
-        return len(self._data)
+        with self._lock:
+            return len(self._data)
 
     def __contains__(self, user: object) -> bool:
-        return user in self._data
+        with self._lock:
+            return user in self._data
+
+
+def _entry_bytes(scores: PersonalScores) -> int:
+    return scores.nbytes

@@ -30,10 +30,11 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
-from serving.gateway import ApiError, Gateway
+from serving.gateway import Gateway
 from serving.graphql.limits import limit_extensions
 from serving.graphql.schema import Mutation, Query
-from serving.ratelimit import client_address
+from serving.guard import ApiError
+from serving.ratelimit import client_ip
 
 OPERATIONS_FILE = Path(__file__).with_name("operations.graphql")
 _NAME = re.compile(r"^(?:query|mutation)\s+(\w+)", re.MULTILINE)
@@ -86,11 +87,7 @@ class GraphQLEndpoint:
             return
         request = Request(scope, receive)
         gateway = _gateway()
-        client = client_address(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            gateway.settings.serving.trusted_proxies,
-        )
+        client = client_ip(request)
         try:
             principal = await run_in_threadpool(
                 gateway.guard.check, request.headers.get("authorization"), client, None

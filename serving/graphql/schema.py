@@ -2,7 +2,7 @@
 
 Every resolver runs the same :class:`~serving.gateway.Gateway` call as its REST route, in a worker
 thread (ranking is CPU work; the event loop stays free). Scopes are checked per field exactly as
-on the corresponding route; an :class:`~serving.gateway.ApiError` becomes a GraphQL error whose
+on the corresponding route; an :class:`~serving.guard.ApiError` becomes a GraphQL error whose
 ``extensions`` carry the HTTP ``status`` the REST route would have answered. Nested evidence and
 context objects are ``JSON`` scalars with the REST shapes.
 """
@@ -21,7 +21,8 @@ from strawberry.types import Info
 
 from serving import auth
 from serving.auth import AuthError, Principal
-from serving.gateway import ApiError, Gateway, require_self
+from serving.gateway import Gateway
+from serving.guard import ApiError, require_self
 from serving.schemas import (
     ExplainRequest,
     FeedbackRequest,

@@ -31,8 +31,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from serving import auth
-from serving.gateway import ApiError, Gateway, canonical_content_id
-from serving.ratelimit import client_address
+from serving.gateway import Gateway, canonical_content_id
+from serving.guard import ApiError
+from serving.ratelimit import client_ip
 from serving.realtime.hub import OVERFLOW_CLOSE_CODE, Connection, Hub
 from serving.realtime.watch import Watcher
 
@@ -68,11 +69,7 @@ def _authenticate(ws: WebSocket, gateway: Gateway) -> auth.Principal:
     token = ws.query_params.get("access_token")
     if header is None and token:
         header = f"Bearer {token}"
-    client = client_address(
-        ws.client.host if ws.client else None,
-        ws.headers.get("x-forwarded-for"),
-        gateway.settings.serving.trusted_proxies,
-    )
+    client = client_ip(ws)
     principal = gateway.guard.check(header, client, auth.READ_RECOMMENDATIONS)
     if principal is None or principal.client:
         raise ApiError(403, "a user token is required")

@@ -16,7 +16,8 @@ import threading
 from typing import Any
 
 from serving.auth import READ_RECOMMENDATIONS, Principal
-from serving.gateway import ApiError, Gateway
+from serving.gateway import Gateway
+from serving.guard import ApiError
 from serving.realtime.hub import Hub
 from serving.schemas import RecommendRequest
 from serving.state import ServingState

@@ -13,9 +13,10 @@ import bentoml
 from fastapi import APIRouter, Path, Request
 
 from serving import auth
-from serving.gateway import ApiError, Gateway
+from serving.gateway import Gateway
+from serving.guard import ApiError
 from serving.openapi import error_responses
-from serving.ratelimit import client_address
+from serving.ratelimit import client_ip
 from serving.social import views
 from serving.social.schemas import ActivityResponse, FeedResponse, InviteBody, PrivacyBody
 from serving.social.store import Privacy, SocialError, SocialStore
@@ -34,11 +35,7 @@ def _gateway() -> Gateway:
 def _actor(request: Request, scope: str) -> tuple[str, Gateway]:
     """The verified subject (a token with ``scope`` is required) and the gateway."""
     gateway = _gateway()
-    client = client_address(
-        request.client.host if request.client else None,
-        request.headers.get("x-forwarded-for"),
-        gateway.settings.serving.trusted_proxies,
-    )
+    client = client_ip(request)
     principal = gateway.guard.check(request.headers.get("authorization"), client, scope)
     if principal is None:  # check() already refuses a missing token when a scope is required
         raise ApiError(401, "a bearer token is required")

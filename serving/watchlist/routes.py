@@ -11,9 +11,10 @@ import bentoml
 from fastapi import APIRouter, Path, Query, Request
 
 from serving import auth
-from serving.gateway import ApiError, Gateway
+from serving.gateway import Gateway
+from serving.guard import ApiError
 from serving.openapi import error_responses
-from serving.ratelimit import client_address
+from serving.ratelimit import client_ip
 from serving.watchlist import service
 
 # A token for ``{user}`` itself (401/403; 503 when the identity provider is down); path and query
@@ -31,11 +32,7 @@ def _gateway() -> Gateway:
 def _owner(request: Request, user: str, scope: str) -> Gateway:
     """Authenticate (``scope`` required) and check the token is ``user``'s own."""
     gateway = _gateway()
-    client = client_address(
-        request.client.host if request.client else None,
-        request.headers.get("x-forwarded-for"),
-        gateway.settings.serving.trusted_proxies,
-    )
+    client = client_ip(request)
     principal = gateway.guard.check(request.headers.get("authorization"), client, scope)
     if principal is None:
         raise ApiError(401, "a bearer token is required")

@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from serving.gateway import ApiError, Gateway, availability_filter, canonical_content_id
+from serving.gateway import Gateway, availability_filter, canonical_content_id
+from serving.guard import ApiError
 from serving.userdata import effective_profile
 from serving.watchlist.progress import continue_watching, user_events
 from serving.watchlist.store import Alert, Providers, WatchlistFull

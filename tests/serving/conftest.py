@@ -27,10 +27,11 @@ from core.vector_index import build_content_rows, write_content_index
 from mlops.nightly import register_champion as seed_champion
 from models.collaborative.ease import EASERecommender
 from models.embeddings.encoder import encode_texts
-from serving.auth import SECRET_ENV, issue_token
+from serving.auth import SCOPES, SECRET_ENV, issue_token
 
 SECRET = "test-secret-0123456789abcdef0123456789abcdef"
-ALL_SCOPES = ["read:recommendations", "write:feedback", "read:preferences", "write:preferences"]
+ALL_SCOPES = list(SCOPES)
+"""Every scope the service defines (:data:`serving.auth.SCOPES`): a default test token has them all."""
 
 # (title_id, type, title, year, genres, keywords, runtime, popularity, overview)
 TITLES: list[tuple[Any, ...]] = [
@@ -416,3 +417,52 @@ def read_only_dir() -> Iterator[Callable[[Path], Path]]:
             subprocess.run(["umount", str(path)], check=True)
         else:
             path.chmod(0o755)
+
+
+def client_seen_by_app(
+    trusted_proxies: list[str],
+    peer: str,
+    headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[str, str]:
+    """(client host, scheme) the app sees for a request from ``peer`` with ``headers``, in a uvicorn
+    configured as the service configures it: ``configure_server_proxy_headers`` at import, then a
+    ``uvicorn.Config`` that, like BentoML's worker, passes no ``forwarded_allow_ips`` of its own."""
+    import asyncio
+
+    import uvicorn
+
+    from serving.ratelimit import FORWARDED_ALLOW_ENV, configure_server_proxy_headers
+
+    monkeypatch.setenv(FORWARDED_ALLOW_ENV, "127.0.0.1")  # uvicorn's default, restored afterwards
+    configure_server_proxy_headers(trusted_proxies)
+    seen: dict[str, Any] = {}
+
+    async def probe(scope: dict, receive: Any, send: Any) -> None:
+        seen.update(client=scope["client"][0], scheme=scope["scheme"])
+
+    config = uvicorn.Config(app=probe, log_config=None)
+    config.load()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": (peer, 50000),
+        "server": ("127.0.0.1", 3000),
+    }
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        return None
+
+    asyncio.run(config.loaded_app(scope, receive, send))
+    return seen["client"], seen["scheme"]

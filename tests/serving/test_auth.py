@@ -206,17 +206,33 @@ def test_token_for_one_user_cannot_touch_another(client: TestClient, bearer) -> 
     assert len(export["watch_events"]) == 3
 
 
-def test_client_address_trusts_forwarded_for_only_from_trusted_proxies():
-    from serving.ratelimit import client_address
+@pytest.mark.parametrize(
+    ("trusted", "peer", "forwarded_for", "client"),
+    [
+        # a direct client cannot choose its identity
+        (["10.0.0.0/8"], "203.0.113.9", "1.2.3.4", "203.0.113.9"),
+        # behind the load balancer: the right-most untrusted hop is the client
+        (["10.0.0.0/8"], "10.0.0.5", "1.2.3.4, 198.51.100.7", "198.51.100.7"),
+        (["10.0.0.0/8"], "10.0.0.5", "198.51.100.7, 10.0.0.9", "198.51.100.7"),
+        (["10.0.0.0/8"], "10.0.0.5", None, "10.0.0.5"),
+        (["10.0.0.5/8"], "10.0.0.5", "1.2.3.4", "1.2.3.4"),  # host bits: still the network
+        (["10.0.0.5"], "10.0.0.5", "1.2.3.4", "1.2.3.4"),
+        ([], "10.0.0.5", "1.2.3.4", "10.0.0.5"),
+        ([], "127.0.0.1", "1.2.3.4", "127.0.0.1"),  # uvicorn alone would trust loopback
+    ],
+)
+def test_forwarded_for_counts_only_from_trusted_proxies(
+    trusted: list[str],
+    peer: str,
+    forwarded_for: str | None,
+    client: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The address the service sees is uvicorn's, configured from ``serving.trusted_proxies``."""
+    from tests.serving.conftest import client_seen_by_app
 
-    trusted = ["10.0.0.0/8"]
-    # a direct client cannot choose its bucket
-    assert client_address("203.0.113.9", "1.2.3.4", trusted) == "203.0.113.9"
-    # behind the load balancer: the right-most untrusted hop is the client
-    assert client_address("10.0.0.5", "1.2.3.4, 198.51.100.7", trusted) == "198.51.100.7"
-    assert client_address("10.0.0.5", "198.51.100.7, 10.0.0.9", trusted) == "198.51.100.7"
-    assert client_address("10.0.0.5", None, trusted) == "10.0.0.5"
-    assert client_address("10.0.0.5", "1.2.3.4", []) == "10.0.0.5"
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    assert client_seen_by_app(trusted, peer, headers, monkeypatch)[0] == client
 
 
 def test_trusted_proxies_are_validated():

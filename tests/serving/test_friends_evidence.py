@@ -11,13 +11,13 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from tests.serving.conftest import HISTORIES, TITLES
-from tests.serving.test_social_service import SOCIAL, Bearer, befriend
+from tests.serving.conftest import ALL_SCOPES, HISTORIES, TITLES
+from tests.serving.test_social_service import Bearer, befriend
 
 NAMES = {tid: title for tid, _, title, *_ in TITLES}
 CALLER = "alice"
 TARGET = "movie:329865"  # in sf1..sf4's histories, not in alice's
-EVERY = [*SOCIAL, "read:watchlist", "write:watchlist"]
+EVERY = ALL_SCOPES
 
 
 def _h(bearer: Bearer, user: str) -> dict[str, str]:

@@ -18,7 +18,8 @@ from models.ranking.catalog import Catalog
 from models.ranking.hybrid import HybridRanker
 from models.ranking.intent import QueryIntent
 from serving.auth import SCOPES, Principal
-from serving.gateway import Gateway, Guard
+from serving.gateway import Gateway
+from serving.guard import Guard
 from serving.schemas import FeedbackRequest, PreferencesBody, RecommendRequest
 from serving.state import ServingState, StateHolder, UserHistories
 

@@ -1,5 +1,6 @@
 """A real `bentoml serve` with 2 worker processes: shared state, shared limits, no proxy bypass,
-and no orphan worker when `media-gateway serve` is killed with SIGKILL."""
+forwarded addresses from a configured proxy, and no orphan worker when `media-gateway serve` is
+killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -147,6 +148,41 @@ def test_two_workers_share_state_and_limits(fresh_world: World, tmp_path: Path) 
                 )
             ),
         )
+    finally:
+        stop_server(proc)
+
+
+@pytest.mark.slow
+def test_forwarded_for_from_a_configured_proxy_names_the_client(
+    fresh_world: World, tmp_path: Path
+) -> None:
+    """With ``serving.trusted_proxies`` set, uvicorn takes the client (and scheme) from the proxy's
+    headers: each forwarded client has its own window, and a hop forged in front of the proxy's
+    entry does not choose it."""
+    proc, base = _start(
+        fresh_world,
+        tmp_path,
+        workers=1,
+        anonymous_per_minute=3,
+        authenticated_per_minute=1000,
+        trusted_proxies=["127.0.0.1"],
+    )
+    try:
+        with httpx.Client(base_url=base, timeout=30) as http:
+
+            def status(forwarded_for: str) -> int:
+                return http.get("/status", headers={"X-Forwarded-For": forwarded_for}).status_code
+
+            for i in range(4):  # 4 clients x 3 requests: more than one window, all granted
+                assert [status(f"203.0.113.{i}") for _ in range(3)] == [200] * 3
+            assert status("203.0.113.0") == 429
+            assert status("198.51.100.1, 203.0.113.0") == 429, "the proxy's hop is the client"
+            r = http.get(
+                "/content/movie:603",
+                headers={"X-Forwarded-For": "203.0.113.50", "X-Forwarded-Proto": "https"},
+            )
+            assert r.status_code == 200, r.text
+            assert f"https://{base.removeprefix('http://')}/content/movie:603" in r.text
     finally:
         stop_server(proc)
 

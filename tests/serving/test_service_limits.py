@@ -7,19 +7,31 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from serving.ratelimit import TokenBucketLimiter
+from serving.ratelimit import ProcessRateLimiter
 
 
-def test_token_bucket_refills_over_time() -> None:
-    now = [0.0]
-    limiter = TokenBucketLimiter(60, clock=lambda: now[0])
+def test_per_process_window_slides_over_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback limiter (limits' MemoryStorage): 60 per minute, then Retry-After until the
+    oldest request leaves the window."""
+    import types
+
+    import limits.storage.memory
+
+    import serving.ratelimit
+
+    now = [1000.0]
+    fake_time = types.SimpleNamespace(time=lambda: now[0])
+    monkeypatch.setattr(limits.storage.memory, "time", fake_time)
+    monkeypatch.setattr(serving.ratelimit, "time", fake_time)
+    limiter = ProcessRateLimiter(60)
     assert all(limiter.acquire("k").allowed for _ in range(60))
     denied = limiter.acquire("k")
-    assert not denied.allowed and denied.retry_after_header == "1"
+    assert not denied.allowed and denied.retry_after_header == "60"
     assert limiter.acquire("other").allowed
-    now[0] = 1.0
+    now[0] = 1030.0
+    assert limiter.acquire("k").retry_after_header == "30"
+    now[0] = 1060.5
     assert limiter.acquire("k").allowed
-    assert not limiter.acquire("k").allowed
 
 
 def test_anonymous_limit_is_per_ip_and_answers_retry_after(strict_client: TestClient) -> None:

@@ -13,7 +13,8 @@ from core.lake import write_partition, write_table
 from serving.watchlist.store import DB_NAME
 from tests.serving.conftest import ALL_SCOPES, World, availability_frame
 
-WL = [*ALL_SCOPES, "read:watchlist", "write:watchlist"]
+WL = ALL_SCOPES
+NOT_WL = [s for s in ALL_SCOPES if not s.endswith(":watchlist")]
 
 
 def test_watchlist_add_list_remove(client: TestClient, bearer) -> None:
@@ -37,7 +38,7 @@ def test_watchlist_add_list_remove(client: TestClient, bearer) -> None:
 def test_watchlist_is_private_and_validated(client: TestClient, bearer) -> None:
     assert client.get("/users/alice/watchlist").status_code == 401
     assert client.get("/users/alice/watchlist", headers=bearer("bob", WL)).status_code == 403
-    r = client.put("/users/alice/watchlist/movie:27205", headers=bearer("alice", ALL_SCOPES))
+    r = client.put("/users/alice/watchlist/movie:27205", headers=bearer("alice", NOT_WL))
     assert r.status_code == 403
     r = client.put("/users/alice/watchlist/movie:1", headers=bearer("alice", WL))
     assert r.status_code == 404
