@@ -19,8 +19,9 @@ SQLite files after the commit; the service must not run on both at once). Tables
 
 ``feedback``
     One row per ``POST /feedback``: ``seq`` (a change counter growing in commit order, SQLite
-    ``AUTOINCREMENT`` or a PostgreSQL identity), ``event_id`` (unique), user, title, weight, ``event_us`` (server time of
-    receipt, epoch microseconds, taken inside the write transaction) and the full record as JSON.
+    ``AUTOINCREMENT`` or a PostgreSQL identity), ``event_id`` (unique), user, title, weight,
+    ``event_us`` (server time of receipt, epoch microseconds, taken inside the write transaction)
+    and the full record as JSON.
     :func:`read_feedback` turns it into ``WATCH_EVENTS`` rows (``source = "feedback"``).
 ``erasures``
     One row per right-to-erasure request (``seq``, user, ``requested_us``).
@@ -632,8 +633,7 @@ def _import_legacy(conn: Any, folder: Path) -> Callable[[], None] | None:
                     f"{erasures_file}:{number}: requested_at is not an ISO time"
                 ) from exc
             imported["erasures"] += conn.execute(
-                "INSERT INTO erasures (user_id, requested_us) VALUES (?, ?) "
-                "ON CONFLICT DO NOTHING",
+                "INSERT INTO erasures (user_id, requested_us) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (user, _to_us(when)),
             ).rowcount
         done.append(erasures_file)

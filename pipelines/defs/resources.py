@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from core.feedback import configure_state
 from core.settings import Settings, load_settings
 
 
@@ -18,4 +19,6 @@ class MediaGatewayConfig(dg.ConfigurableResource):
 
     def settings(self) -> Settings:
         files = [p.strip() for p in self.overlays.split(",") if p.strip()]
-        return load_settings(*files)
+        settings = load_settings(*files)
+        configure_state(settings)  # feedback and erasures from the store the service writes
+        return settings
