@@ -145,7 +145,7 @@ class PostgresDatabase:
 
     @property
     def initialised(self) -> bool:
-        """True once some thread connected and applied the schema."""
+        """True once some thread connected and applied the schema (never on a read-only server)."""
         return self._initialised
 
     def connection(self) -> QmarkConnection:
@@ -158,8 +158,7 @@ class PostgresDatabase:
             try:
                 with self._init_lock:
                     if not self._initialised:
-                        self._initialise(conn)
-                        self._initialised = True
+                        self._initialised = self._initialise(conn)
             except BaseException:
                 conn.raw.close()
                 raise
@@ -169,9 +168,15 @@ class PostgresDatabase:
     def _lock(self, conn: QmarkConnection) -> None:
         conn.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
 
-    def _initialise(self, conn: QmarkConnection) -> None:
+    def _initialise(self, conn: QmarkConnection) -> bool:
+        """Apply the schema and ``on_create``; False (try again on the next connection) when the
+        server is read-only (a standby): reads of existing tables go on, writes fail as
+        unavailable."""
         after: Callable[[], None] | None = None
         with self._guard(conn):
+            row = conn.raw.execute("SHOW transaction_read_only").fetchone()
+            if row is not None and row[0] == "on":
+                return False
             with conn.raw.transaction():
                 self._lock(conn)
                 for statement in self.schema.split(";"):
@@ -183,6 +188,7 @@ class PostgresDatabase:
                 with conn.raw.transaction():
                     self._lock(conn)
                     after()
+        return True
 
     @contextlib.contextmanager
     def _guard(self, conn: QmarkConnection) -> Iterator[None]:
