@@ -8,7 +8,8 @@ Same interface and guarantees, so a store written against one runs on the other:
   serialised, so a read-modify-write cannot be overtaken, the ``seq`` counters grow in commit order
   (a reader that saw row *n* has seen every row before it) and a time taken inside the
   transaction (:meth:`PostgresDatabase.clock_us`, the server's clock, so machines' clocks never
-  mix) follows commit order. ``lock_timeout`` plays ``busy_timeout``.
+  mix) follows commit order. ``lock_timeout`` plays ``busy_timeout`` (10 s unless the URL's
+  ``options`` or the role set one).
 * The session runs with ``synchronous_commit = on`` whatever the server default: a transaction is
   committed, and acknowledged, only once its WAL record is flushed (and, with synchronous
   replication, on the standby).
@@ -135,7 +136,9 @@ class PostgresDatabase:
                 self.url, autocommit=True, connect_timeout=self.connect_timeout_s, **extra
             )
             raw.execute("SET synchronous_commit = on")
-            raw.execute(f"SET lock_timeout = {int(self.lock_timeout_ms)}")
+            row = raw.execute("SHOW lock_timeout").fetchone()
+            if row is not None and row[0] == "0":  # keep a timeout the URL or the role set
+                raw.execute(f"SET lock_timeout = {int(self.lock_timeout_ms)}")
         except psycopg.Error as exc:
             err = self._unavailable(exc)
             if err is not None:
