@@ -12,6 +12,7 @@ front, so a read-modify-write cannot be overtaken); reads through :meth:`SQLiteD
 consistent snapshot). Errors that mean "this store cannot take writes now" (read-only folder or
 file, disk full, I/O error, lock still held after ``busy_timeout``) are raised as
 :class:`StoreUnavailableError` naming the file, so callers can answer 503 instead of acknowledging.
+:mod:`core.postgres_db` has the same interface for PostgreSQL (and raises the same error).
 """
 
 from __future__ import annotations
