@@ -1,15 +1,27 @@
 """The durable user-state store shared by the API workers (writers) and the nightly run (reader).
 
-One SQLite database, ``<feedback folder>/state.db`` (:data:`STORE_FILE`), in WAL mode with
-``synchronous=FULL`` (see :mod:`core.sqlite_db`): a write is acknowledged only after its
+By default one SQLite database, ``<feedback folder>/state.db`` (:data:`STORE_FILE`), in WAL mode
+with ``synchronous=FULL`` (see :mod:`core.sqlite_db`): a write is acknowledged only after its
 transaction committed, and a committed transaction survives a crash or power loss. Any number of
-processes (BentoML workers, the nightly run, the CLI) read and write it; writers queue on the
-database lock (``busy_timeout``). Tables:
+processes on one machine (BentoML workers, the nightly run, the CLI) read and write it; writers
+queue on the database lock (``busy_timeout``).
+
+**PostgreSQL** (machines that share no filesystem): with ``state.database_url:
+postgresql://...`` in the settings, :func:`configure_state` binds the feedback folder to that
+database (:mod:`core.postgres_db`: writers serialised by an advisory lock, ``synchronous_commit =
+on``, the server's clock), and every function here, still called with the folder, uses it. The
+tables, the SQL and so the semantics are the same; only the key declaration and the clock are the
+dialect's. Every process that touches the state must load the same settings (the service, the
+Dagster resource and the notebook helpers call :func:`configure_state`). On first use the
+PostgreSQL store imports what the folder still holds, in one transaction: the legacy files below and
+an SQLite ``state.db`` (switching backends moves the state, erasures included, and deletes the
+SQLite files after the commit; the service must not run on both at once). Tables:
 
 ``feedback``
-    One row per ``POST /feedback``: ``seq`` (a strictly increasing change counter, SQLite
-    ``AUTOINCREMENT``), ``event_id`` (unique), user, title, weight, ``event_us`` (server time of
-    receipt, epoch microseconds, taken inside the write transaction) and the full record as JSON.
+    One row per ``POST /feedback``: ``seq`` (a change counter growing in commit order, SQLite
+    ``AUTOINCREMENT`` or a PostgreSQL identity), ``event_id`` (unique), user, title, weight,
+    ``event_us`` (server time of receipt, epoch microseconds, taken inside the write transaction)
+    and the full record as JSON.
     :func:`read_feedback` turns it into ``WATCH_EVENTS`` rows (``source = "feedback"``).
 ``erasures``
     One row per right-to-erasure request (``seq``, user, ``requested_us``).
@@ -29,7 +41,7 @@ imported every night) from a new one.
 
 **Migration.** The store replaced ``feedback.jsonl``, ``erasures.jsonl`` and
 ``profiles/<hash>.json``. When a process first opens the store it imports any of those files it
-finds inside one write transaction (``INSERT OR IGNORE`` on the unique keys, so an import repeated
+finds inside one write transaction (``ON CONFLICT DO NOTHING`` on the unique keys, so an import repeated
 after a crash adds nothing), applies every recorded erasure to what it imported, commits, and only
 then deletes the files (they must not keep erased users' data).
 
@@ -46,12 +58,12 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -59,12 +71,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from core.schemas import conform, empty
 from core.sqlite_db import SQLiteDatabase, StoreUnavailableError
 
+if TYPE_CHECKING:
+    from core.postgres_db import PostgresDatabase
+    from core.settings import Settings
+
+    StateDatabase = SQLiteDatabase | PostgresDatabase
+
 log = logging.getLogger(__name__)
 
 STORE_FILE = "state.db"
 LEGACY_FEEDBACK_FILE = "feedback.jsonl"
 LEGACY_ERASURES_FILE = "erasures.jsonl"
 LEGACY_PROFILES_DIR = "profiles"
+DEFAULT_SQLITE_TIMEOUT_S = 10.0
 RATING_SCALE = 5.0
 MIN_WEIGHT = 0.05
 
@@ -79,6 +98,8 @@ __all__ = [
     "StoreUnavailableError",
     "append_erasure",
     "append_feedback",
+    "bind_database",
+    "configure_state",
     "delete_profile",
     "erase_user_data",
     "load_profile_payload",
@@ -93,28 +114,30 @@ __all__ = [
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial},
     event_id TEXT NOT NULL UNIQUE,
     user_id TEXT NOT NULL,
     title_id TEXT NOT NULL,
-    weight REAL NOT NULL,
-    event_us INTEGER NOT NULL,
+    weight DOUBLE PRECISION NOT NULL,
+    event_us BIGINT NOT NULL,
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_user ON feedback(user_id);
 CREATE TABLE IF NOT EXISTS erasures (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial},
     user_id TEXT NOT NULL,
-    requested_us INTEGER NOT NULL,
+    requested_us BIGINT NOT NULL,
     UNIQUE (user_id, requested_us)
 );
 CREATE INDEX IF NOT EXISTS erasures_user ON erasures(user_id);
 CREATE TABLE IF NOT EXISTS profiles (
     user_id TEXT PRIMARY KEY,
-    updated_us INTEGER NOT NULL,
+    updated_us BIGINT NOT NULL,
     preferences TEXT NOT NULL
 )
 """
+"""Shared by both backends; ``{serial}`` is the dialect's increasing integer key (SQLite gives
+``BIGINT`` and ``DOUBLE PRECISION`` the INTEGER and REAL affinities it had before)."""
 
 
 class FeedbackLogError(ValueError):
@@ -170,22 +193,71 @@ def _from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1_000
-
-
 def _event_id(user_id: str, title_id: str, when: datetime, nonce: str) -> str:
     raw = f"{user_id}\x1ffeedback\x1f{title_id}\x1f{when.isoformat()}\x1f{nonce}"
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
 
 # ---- opening the store ------------------------------------------------------------------------
-_stores: dict[Path, SQLiteDatabase] = {}
+_stores: dict[Path, StateDatabase] = {}
+_bindings: dict[Path, str] = {}
+"""Resolved feedback folder -> PostgreSQL URL (:func:`bind_database`); absent = SQLite."""
 _stores_lock = threading.Lock()
 
 
-def user_store(folder: Path) -> SQLiteDatabase:
-    """The process-wide handle on ``<folder>/state.db`` (legacy files imported on first use)."""
+def bind_database(folder: Path, url: str | None) -> None:
+    """Keep ``folder``'s state in the PostgreSQL database at ``url`` (``None``: SQLite in the
+    folder, the default), for this process. Handles already opened on the folder are dropped."""
+    if url is not None:
+        from core.postgres_db import check_url
+
+        check_url(url)
+    folder = Path(folder).resolve()
+    with _stores_lock:
+        if _bindings.get(folder) == url:
+            return
+        if url is None:
+            _bindings.pop(folder, None)
+        else:
+            _bindings[folder] = url
+        for key in [k for k in _stores if k.resolve() == folder]:
+            del _stores[key]
+
+
+def configure_state(settings: Settings) -> None:
+    """Bind ``settings.paths.feedback`` to ``settings.state.database_url`` (unset: SQLite)."""
+    bind_database(settings.paths.feedback, settings.state.database_url)
+
+
+def _open(folder: Path) -> StateDatabase:
+    url = _bindings.get(folder)
+    if url is None:
+        return SQLiteDatabase(
+            folder / STORE_FILE,
+            SCHEMA.format(serial=SQLiteDatabase.SERIAL_KEY),
+            synchronous="FULL",
+            on_create=lambda conn: _import_legacy(conn, folder),
+        )
+    from core.postgres_db import PostgresDatabase
+
+    def on_create(conn: Any) -> Callable[[], None] | None:
+        steps = [_import_sqlite_state(conn, folder), _import_legacy(conn, folder)]
+        todo = [step for step in steps if step is not None]
+
+        def after() -> None:
+            for step in todo:
+                step()
+
+        return after if todo else None
+
+    return PostgresDatabase(
+        url, SCHEMA.format(serial=PostgresDatabase.SERIAL_KEY), on_create=on_create
+    )
+
+
+def user_store(folder: Path) -> StateDatabase:
+    """The process-wide handle on ``folder``'s store (``<folder>/state.db``, or the PostgreSQL
+    database it is bound to); whatever the folder still holds is imported on first use."""
     known = _stores.get(Path(folder))  # fast path: no syscalls once opened
     if known is not None:
         return known
@@ -194,28 +266,25 @@ def user_store(folder: Path) -> SQLiteDatabase:
     with _stores_lock:
         db = _stores.get(folder)
         if db is None:
-            db = SQLiteDatabase(
-                folder / STORE_FILE,
-                SCHEMA,
-                synchronous="FULL",
-                on_create=lambda conn: _import_legacy(conn, folder),
-            )
+            db = _open(folder)
             _stores[folder] = db
         _stores.setdefault(raw, db)
         return db
 
 
-def _remember(raw: Path, db: SQLiteDatabase) -> None:
+def _remember(raw: Path, db: StateDatabase) -> None:
     with _stores_lock:
         _stores.setdefault(Path(raw), db)
 
 
-def _store_if_exists(folder: Path) -> SQLiteDatabase | None:
+def _store_if_exists(folder: Path) -> StateDatabase | None:
     """The store, or None when neither it nor legacy files exist (reads never create a folder)."""
     folder = Path(folder)
     known = _stores.get(folder)
     if known is not None and known.initialised:
         return known
+    if folder.resolve() in _bindings:
+        return user_store(folder)
     legacy = (
         folder / LEGACY_FEEDBACK_FILE,
         folder / LEGACY_ERASURES_FILE,
@@ -229,11 +298,11 @@ def _store_if_exists(folder: Path) -> SQLiteDatabase | None:
 
 
 # ---- feedback --------------------------------------------------------------------------------
-def _insert_feedback(conn: sqlite3.Connection, record: FeedbackRecord) -> tuple[str, bool]:
+def _insert_feedback(conn: Any, record: FeedbackRecord) -> tuple[str, bool]:
     assert record.event_id is not None and record.event_time is not None
     cur = conn.execute(
-        "INSERT OR IGNORE INTO feedback (event_id, user_id, title_id, weight, event_us, record) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO feedback (event_id, user_id, title_id, weight, event_us, record) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (
             record.event_id,
             record.user_id,
@@ -261,7 +330,7 @@ def store_feedback(folder: Path, record: FeedbackRecord) -> FeedbackRecord:
     """
     db = user_store(folder)
     with db.write() as conn:
-        when = record.event_time or _from_us(_now_us())
+        when = record.event_time or _from_us(db.clock_us(conn))
         event_id = record.event_id or _event_id(
             record.user_id, record.title_id, when, uuid.uuid4().hex
         )
@@ -376,9 +445,10 @@ def erase_user_data(folder: Path, user_id: str) -> ErasureOutcome:
         raise ValueError("user_id must not be empty")
     db = user_store(folder)
     with db.write() as conn:
-        now = _now_us()
+        now = db.clock_us(conn)
         conn.execute(
-            "INSERT OR IGNORE INTO erasures (user_id, requested_us) VALUES (?, ?)", (user_id, now)
+            "INSERT INTO erasures (user_id, requested_us) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (user_id, now),
         )
         removed = conn.execute(
             "DELETE FROM feedback WHERE user_id = ? AND event_us <= ?", (user_id, now)
@@ -409,12 +479,13 @@ def read_erasures(folder: Path) -> dict[str, datetime]:
 def save_profile_payload(folder: Path, user_id: str, preferences: dict[str, Any]) -> None:
     """Store (replace) ``user_id``'s preferences, committed before returning."""
     payload = json.dumps(preferences, sort_keys=True)
-    with user_store(folder).write() as conn:
+    db = user_store(folder)
+    with db.write() as conn:
         conn.execute(
             "INSERT INTO profiles (user_id, updated_us, preferences) VALUES (?, ?, ?) "
             "ON CONFLICT(user_id) DO UPDATE SET updated_us = excluded.updated_us, "
             "preferences = excluded.preferences",
-            (user_id, _now_us(), payload),
+            (user_id, db.clock_us(conn), payload),
         )
 
 
@@ -460,9 +531,81 @@ def _legacy_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
-def _import_legacy(conn: sqlite3.Connection, folder: Path) -> None:
+def _apply_erasures(conn: Any) -> None:
+    """An erasure (imported or already in the store) wins over anything sent before it."""
+    conn.execute(
+        "DELETE FROM feedback WHERE EXISTS (SELECT 1 FROM erasures e "
+        "WHERE e.user_id = feedback.user_id AND e.requested_us >= feedback.event_us)"
+    )
+    conn.execute(
+        "DELETE FROM profiles WHERE EXISTS (SELECT 1 FROM erasures e "
+        "WHERE e.user_id = profiles.user_id AND e.requested_us >= profiles.updated_us)"
+    )
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _import_sqlite_state(conn: Any, folder: Path) -> Callable[[], None] | None:
+    """Copy ``<folder>/state.db`` into the PostgreSQL store (inside the caller's write
+    transaction, unique keys making a repeat harmless), apply every erasure; the returned step
+    deletes the SQLite files once that is committed."""
+    path = folder / STORE_FILE
+    if not path.is_file():
+        return None
+    source = sqlite3.connect(path, timeout=DEFAULT_SQLITE_TIMEOUT_S)
+    try:
+        feedback = source.execute(
+            "SELECT event_id, user_id, title_id, weight, event_us, record FROM feedback "
+            "ORDER BY seq"
+        ).fetchall()
+        erasures = source.execute(
+            "SELECT user_id, requested_us FROM erasures ORDER BY seq"
+        ).fetchall()
+        profiles = source.execute(
+            "SELECT user_id, updated_us, preferences FROM profiles ORDER BY user_id"
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise FeedbackLogError(f"{path}: cannot read the SQLite store to import it: {exc}") from exc
+    finally:
+        source.close()
+    for row in feedback:
+        conn.execute(
+            "INSERT INTO feedback (event_id, user_id, title_id, weight, event_us, record) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            row,
+        )
+    for row in erasures:
+        conn.execute(
+            "INSERT INTO erasures (user_id, requested_us) VALUES (?, ?) ON CONFLICT DO NOTHING", row
+        )
+    for row in profiles:
+        conn.execute(
+            "INSERT INTO profiles (user_id, updated_us, preferences) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            row,
+        )
+    _apply_erasures(conn)
+    counts = {"feedback": len(feedback), "erasures": len(erasures), "profiles": len(profiles)}
+
+    def delete_sqlite_files() -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        _fsync_dir(folder)
+        log.info("SQLite state imported into PostgreSQL and deleted", extra=counts)
+
+    return delete_sqlite_files
+
+
+def _import_legacy(conn: Any, folder: Path) -> Callable[[], None] | None:
     """Import ``feedback.jsonl``, ``erasures.jsonl`` and ``profiles/*.json`` (inside the caller's
-    write transaction), apply every erasure to the result; delete the files after commit."""
+    write transaction), apply every erasure to the result; the returned step deletes the files
+    (run by the database after the commit, under the write lock)."""
     feedback_file = folder / LEGACY_FEEDBACK_FILE
     erasures_file = folder / LEGACY_ERASURES_FILE
     profiles_dir = folder / LEGACY_PROFILES_DIR
@@ -490,7 +633,7 @@ def _import_legacy(conn: sqlite3.Connection, folder: Path) -> None:
                     f"{erasures_file}:{number}: requested_at is not an ISO time"
                 ) from exc
             imported["erasures"] += conn.execute(
-                "INSERT OR IGNORE INTO erasures (user_id, requested_us) VALUES (?, ?)",
+                "INSERT INTO erasures (user_id, requested_us) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (user, _to_us(when)),
             ).rowcount
         done.append(erasures_file)
@@ -503,31 +646,21 @@ def _import_legacy(conn: sqlite3.Connection, folder: Path) -> None:
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise FeedbackLogError(f"{path}: unreadable legacy profile: {exc}") from exc
             imported["profiles"] += conn.execute(
-                "INSERT OR IGNORE INTO profiles (user_id, updated_us, preferences) "
-                "VALUES (?, ?, ?)",
+                "INSERT INTO profiles (user_id, updated_us, preferences) "
+                "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (user, updated, json.dumps(prefs, sort_keys=True)),
             ).rowcount
             done.append(path)
     if not done:
-        return
-    # an erasure (legacy or already in the store) wins over anything sent before it
-    conn.execute(
-        "DELETE FROM feedback WHERE EXISTS (SELECT 1 FROM erasures e "
-        "WHERE e.user_id = feedback.user_id AND e.requested_us >= feedback.event_us)"
-    )
-    conn.execute(
-        "DELETE FROM profiles WHERE EXISTS (SELECT 1 FROM erasures e "
-        "WHERE e.user_id = profiles.user_id AND e.requested_us >= profiles.updated_us)"
-    )
-    conn.execute("COMMIT")
-    conn.execute("BEGIN IMMEDIATE")  # the caller commits an empty transaction
-    for path in done:
-        path.unlink(missing_ok=True)
-    if profiles_dir.is_dir() and not any(profiles_dir.iterdir()):
-        profiles_dir.rmdir()
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    log.info("legacy feedback files imported into %s", STORE_FILE, extra=imported)
+        return None
+    _apply_erasures(conn)
+
+    def delete_files() -> None:
+        for path in done:
+            path.unlink(missing_ok=True)
+        if profiles_dir.is_dir() and not any(profiles_dir.iterdir()):
+            profiles_dir.rmdir()
+        _fsync_dir(folder)
+        log.info("legacy feedback files imported into the user-state store", extra=imported)
+
+    return delete_files

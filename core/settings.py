@@ -206,6 +206,21 @@ class ServingSettings(_Strict):
         return value
 
 
+class StateSettings(_Strict):
+    """Where the user-state store lives (:mod:`core.feedback`)."""
+
+    database_url: str | None = None
+    """Unset: SQLite in ``paths.feedback``. ``postgresql://user@host:5432/db``: that PostgreSQL
+    database (password from ``MEDIA_GATEWAY_STATE_DB_PASSWORD``, never in a config file)."""
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("state.database_url must be a postgresql:// URL (or unset)")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER
@@ -217,6 +232,7 @@ class Settings(BaseSettings):
     checks: CheckSettings = CheckSettings()
     training: TrainingSettings = TrainingSettings()
     serving: ServingSettings = ServingSettings()
+    state: StateSettings = StateSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,7 @@ front, so a read-modify-write cannot be overtaken); reads through :meth:`SQLiteD
 consistent snapshot). Errors that mean "this store cannot take writes now" (read-only folder or
 file, disk full, I/O error, lock still held after ``busy_timeout``) are raised as
 :class:`StoreUnavailableError` naming the file, so callers can answer 503 instead of acknowledging.
+:mod:`core.postgres_db` has the same interface for PostgreSQL (and raises the same error).
 """
 
 from __future__ import annotations
@@ -69,8 +70,12 @@ class SQLiteDatabase:
     """Per-thread connections to one SQLite file; ``schema`` (SQL script) is applied on first use.
 
     ``on_create(connection)`` runs once per process after the schema, inside a write transaction
-    (e.g. a one-off import of legacy files).
+    (e.g. a one-off import of legacy files); it may return a callable that runs after the commit,
+    under the write lock again (e.g. deleting the imported files).
     """
+
+    SERIAL_KEY = "INTEGER PRIMARY KEY AUTOINCREMENT"
+    """Declaration of an increasing integer primary key (the dialect's part of a shared schema)."""
 
     def __init__(
         self,
@@ -79,7 +84,7 @@ class SQLiteDatabase:
         *,
         synchronous: str = "FULL",
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
-        on_create: Callable[[sqlite3.Connection], None] | None = None,
+        on_create: Callable[[sqlite3.Connection], Callable[[], None] | None] | None = None,
     ) -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous={synchronous!r} is not an SQLite level")
@@ -136,6 +141,7 @@ class SQLiteDatabase:
         return conn
 
     def _initialise(self, conn: sqlite3.Connection) -> None:
+        after: Callable[[], None] | None = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -143,11 +149,17 @@ class SQLiteDatabase:
                     if statement.strip():
                         conn.execute(statement)
                 if self._on_create is not None:
-                    self._on_create(conn)
+                    after = self._on_create(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            if after is not None:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    after()
+                finally:
+                    conn.execute("COMMIT")
         except sqlite3.Error as exc:
             err = _unavailable(self.path, exc)
             if err is not None:
@@ -202,6 +214,12 @@ class SQLiteDatabase:
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")
+
+    @staticmethod
+    def clock_us(conn: sqlite3.Connection) -> int:
+        """Epoch microseconds from this machine's clock (taken inside a write transaction, it
+        follows commit order as far as the clock does)."""
+        return time.time_ns() // 1_000
 
     def close(self) -> None:
         """Close this thread's connection (other threads' connections close with the objects)."""

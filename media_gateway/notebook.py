@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from core import PROJECT_ROOT
-from core.feedback import read_erasures
+from core.feedback import configure_state, read_erasures
 from core.lake import read_table
 from core.settings import Settings, load_settings
 from models.ranking.hybrid import COMPONENTS
@@ -157,7 +157,9 @@ def config_files(config: str | None = None) -> list[str]:
 
 def workspace(config: str | None = None) -> Settings:
     """Settings of ``configs/base.yaml`` plus the overlays of :func:`config_files`."""
-    return load_settings(*config_files(config))
+    settings = load_settings(*config_files(config))
+    configure_state(settings)  # erasures from the store the service writes (SQLite or PostgreSQL)
+    return settings
 
 
 @functools.cache

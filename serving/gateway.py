@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from core import JUSTWATCH_ATTRIBUTION, TMDB_ATTRIBUTION
-from core.feedback import FeedbackRecord, store_feedback
+from core.feedback import FeedbackRecord, configure_state, store_feedback
 from core.settings import Settings
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog, Offer
@@ -503,6 +503,7 @@ def limit_blas_threads(threads: int = SERVING_BLAS_THREADS) -> None:
 def build_gateway(settings: Settings, *, poll_s: float, secret: bytes) -> Gateway:
     """A gateway whose holder starts loading in the background (BLAS capped for serving)."""
     limit_blas_threads()
+    configure_state(settings)  # the user-state store: SQLite in paths.feedback, or PostgreSQL
     holder = StateHolder(settings, poll_s=poll_s)
     gateway = Gateway(
         settings=settings,

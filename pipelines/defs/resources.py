@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 
 import dagster as dg
 
+from core.feedback import configure_state
 from core.settings import Settings, load_settings
 from pipelines.lib import sources
 from pipelines.lib.justwatch import JustWatchSource
@@ -35,7 +36,9 @@ class MediaGatewayConfig(dg.ConfigurableResource):
 
     def settings(self) -> Settings:
         files = [p.strip() for p in self.overlays.split(",") if p.strip()]
-        return load_settings(*files)
+        settings = load_settings(*files)
+        configure_state(settings)  # feedback and erasures from the store the service writes
+        return settings
 
 
 class TMDBResource(dg.ConfigurableResource):

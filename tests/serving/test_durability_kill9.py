@@ -2,7 +2,9 @@
 server, SIGKILL of the whole server mid-load, restart; then the nightly run on the same world.
 
 Counts (printed): acknowledged events, acknowledged events missing after the restart (must be 0),
-and each acknowledged event in ``watch_events`` after the nightly run (exactly once)."""
+and each acknowledged event in ``watch_events`` after the nightly run (exactly once). Run with the
+state store in SQLite and in PostgreSQL (``state.database_url``: the workers and the nightly run
+must both use it)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,13 +23,14 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.feedback import read_feedback
+from core.feedback import bind_database, configure_state, read_feedback
 from core.lake import read_table
 from core.settings import load_settings
 from mlops.champion import load_champion
 from serving.auth import issue_token
 from serving.run import free_port, start_server, stop_server, wait_ready
 from tests.conftest import write_tmp_overlay
+from tests.postgres_server import drop_schema, new_schema_url
 from tests.serving.conftest import ALL_SCOPES, SECRET
 
 LOAD_THREADS = 4
@@ -39,8 +43,20 @@ def _server_env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    url = new_schema_url()
+    yield url
+    drop_schema(url)
+
+
 @pytest.mark.slow
-def test_sigkill_under_load_loses_no_acknowledged_feedback(sample_world, tmp_path: Path) -> None:
+def test_sigkill_under_load_loses_no_acknowledged_feedback(
+    sample_world, tmp_path: Path, state_url: str | None
+) -> None:
     from pipelines.run import run_nightly
 
     settings, _, ok = sample_world
@@ -48,13 +64,13 @@ def test_sigkill_under_load_loses_no_acknowledged_feedback(sample_world, tmp_pat
     shutil.copytree(settings.paths.lake.parent, tmp_path / "var")
     port = free_port()
     serving = tmp_path / "serving.yaml"
-    serving.write_text(
-        yaml.safe_dump(
-            {"serving": {"port": port, "workers": 2, "authenticated_per_minute": 100_000}}
-        )
-    )
+    overlay: dict = {"serving": {"port": port, "workers": 2, "authenticated_per_minute": 100_000}}
+    if state_url is not None:
+        overlay["state"] = {"database_url": state_url}
+    serving.write_text(yaml.safe_dump(overlay))
     files = ["configs/sample.yaml", str(write_tmp_overlay(tmp_path)), str(serving)]
     copy = load_settings(*files)
+    configure_state(copy)  # this process reads the store the server writes
     events = read_table(copy.paths.lake, "watch_events")
     users = sorted(events["user_id"].unique())[:4]
     titles = sorted(events["title_id"].unique())[:20]
@@ -65,7 +81,7 @@ def test_sigkill_under_load_loses_no_acknowledged_feedback(sample_world, tmp_pat
     proc = start_server(copy, files, env=_server_env(), log_file=log_file)
     wait_ready(proc, base, timeout_s=300)
     acknowledged: list[str] = []
-    refused: Counter[int] = Counter()  # answers other than 200: not acknowledged
+    refused: Counter[tuple[int, str]] = Counter()  # answers other than 200: not acknowledged
     stop = threading.Event()
     lock = threading.Lock()
 
@@ -86,7 +102,7 @@ def test_sigkill_under_load_loses_no_acknowledged_feedback(sample_world, tmp_pat
                         assert r.json()["durable"] is True
                         acknowledged.append(r.json()["event_id"])
                     else:
-                        refused[r.status_code] += 1
+                        refused[(r.status_code, r.text[:80])] += 1
 
     threads = [threading.Thread(target=load, args=(n,)) for n in range(LOAD_THREADS)]
     for t in threads:
@@ -141,3 +157,6 @@ def test_sigkill_under_load_loses_no_acknowledged_feedback(sample_world, tmp_pat
     print(f"in_watch_events={counts.height} duplicated={counts.filter(pl.col('len') > 1).height}")
     assert counts.height == len(acked)
     assert counts["len"].max() == 1
+    if state_url is not None:
+        assert not (copy.paths.feedback / "state.db").exists()  # it was PostgreSQL throughout
+        bind_database(copy.paths.feedback, None)
