@@ -135,7 +135,3 @@ def log_dataset(df: pl.DataFrame, name: str, context: str, source: Path) -> None
         dataset = mlflow.data.from_polars(df, source=Path(source).as_uri(), name=name)
     mlflow.log_input(dataset, context=context)
 
-
-def log_json(data: Any, artifact_file: str) -> None:
-    """Write ``data`` as a JSON artifact of the active run."""
-    mlflow.log_dict(data, artifact_file)
