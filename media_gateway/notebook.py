@@ -48,7 +48,7 @@ from core import PROJECT_ROOT
 from core.feedback import read_erasures
 from core.lake import read_table
 from core.settings import Settings, load_settings
-from models.ranking.hybrid import COMPONENTS
+from models.ranking.ranker import COMPONENTS
 from pipelines.lib.erasure import drop_erased
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from mlops.champion import ChampionHandle
     from models.base import Recommender
     from models.ranking.catalog import Offer
-    from models.ranking.hybrid import Recommendation
+    from models.ranking.ranker import Recommendation
     from models.ranking.search import SearchResults
 
 log = logging.getLogger(__name__)

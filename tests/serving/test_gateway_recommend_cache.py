@@ -15,7 +15,7 @@ import pytest
 
 from core.settings import Settings, load_settings
 from models.ranking.catalog import Catalog
-from models.ranking.hybrid import HybridRanker
+from models.ranking.ranker import HybridRanker
 from models.ranking.intent import QueryIntent
 from serving.auth import SCOPES, Principal
 from serving.gateway import Gateway, Guard
