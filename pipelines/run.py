@@ -12,8 +12,9 @@ by native code or child processes -- goes to ONE log file, ``<var>/logs/nightly-
 is written once: the root logger has the file as its only handler and library loggers that bring
 their own console handler (Flower) are made to propagate to it instead.
 
-Crash safety, before the job starts (one nightly at a time, enforced by an exclusive lock on
-``<dagster_home>/nightly.lock``, which the kernel releases when the process dies):
+Crash safety, before the job starts (one nightly at a time, enforced by an exclusive
+:class:`filelock.FileLock` on ``<dagster_home>/nightly.lock``: an OS lock, which the kernel
+releases when the process dies, never a lock file a killed run would leave behind):
 
 * lake leftovers of a killed write are repaired (:func:`core.lake.recover_lake`);
 * Dagster runs started by this function whose process died (status still ``STARTED``) are
@@ -26,7 +27,6 @@ Crash safety, before the job starts (one nightly at a time, enforced by an exclu
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO
 
 import dagster as dg
+from filelock import FileLock, Timeout
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -93,15 +94,16 @@ def nightly_lock(settings: Settings) -> Iterator[None]:
     """Exclusive, non-blocking lock for the duration of one nightly run."""
     path = Path(settings.paths.dagster_home) / "nightly.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise NightlyBusyError(f"another nightly run holds {path}") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # no soft (lock-file-exists) fallback: a killed run must not keep the lock
+    lock = FileLock(path, fallback_to_soft=False)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout as exc:
+        raise NightlyBusyError(f"another nightly run holds {path}") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager
