@@ -27,9 +27,9 @@ def _settings(home: Path) -> SimpleNamespace:
 
 def test_a_second_nightly_is_refused_while_the_first_holds_the_lock(tmp_path: Path) -> None:
     settings = _settings(tmp_path / "home")
-    with nightly_lock(settings), pytest.raises(NightlyBusyError, match="another nightly run holds"):
-        with nightly_lock(settings):
-            pass
+    busy = pytest.raises(NightlyBusyError, match="another nightly run holds")
+    with nightly_lock(settings), busy, nightly_lock(settings):
+        pass
     with nightly_lock(settings):  # released on exit
         pass
 
