@@ -21,7 +21,7 @@ releases when the process dies, never a lock file a killed run would leave behin
   reported failed through the instance API; runs launched by a Dagster daemon are not touched
   (the daemon's run monitoring owns them);
 * MLflow runs left ``RUNNING`` and model versions registered but never recorded are cleaned
-  (:func:`mlops.nightly.clean_orphans`).
+  (:func:`mlops.tracking.clean_orphans`).
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ def run_nightly(
         out.print(f"nightly {day}: library logs go to {logfile}", soft_wrap=True)
         # imported here so that their import-time warnings land in the log file
         from core.lake import recover_lake
-        from mlops.nightly import clean_orphans
+        from mlops.tracking import clean_orphans
         from pipelines.definitions import build_definitions
 
         instance = prepare_dagster_home(settings)
@@ -297,7 +297,8 @@ def run_nightly(
 
 
 def summary_table(result: dg.ExecuteInProcessResult, day: str) -> Table:
-    """One row per materialised asset, observed skip and check, with the key figures."""
+    """One row per materialised asset, skip (an observation with ``promoted: False``) and check,
+    with the key figures."""
     table = Table(title=f"nightly {day} (run {result.run_id[:8]})")
     table.add_column("asset / check")
     table.add_column("result")
@@ -308,10 +309,14 @@ def summary_table(result: dg.ExecuteInProcessResult, day: str) -> Table:
         table.add_row(mat.asset_key.to_user_string(), "materialized", _fmt(figures))
     for event in result.get_asset_observation_events():
         obs = event.event_specific_data.asset_observation
+        # an asset that decided not to materialise (champion_model: nothing to promote) says so
+        # explicitly with ``promoted: False``; any other observation is only reported
+        promoted = obs.metadata.get("promoted")
+        skipped = promoted is not None and promoted.value is False
         reason = obs.metadata.get("reason")
         table.add_row(
             obs.asset_key.to_user_string(),
-            "[yellow]skipped[/yellow]",
+            "[yellow]skipped[/yellow]" if skipped else "observed",
             str(reason.value) if reason is not None else "",
         )
     for evaluation in result.get_asset_check_evaluations():

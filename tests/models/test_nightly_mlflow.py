@@ -17,22 +17,17 @@ from mlflow.tracking import MlflowClient
 import models.registry as registry
 from core.settings import Settings, load_settings, workspace_paths
 from mlops.champion import champion_version, load_champion
-from mlops.nightly import (
-    RECORDED_TAG,
-    CycleResult,
+from mlops.evaluation import (
     InsufficientDataError,
     NightlyInputError,
-    PromotionRefusedError,
     deltas,
     events_to_interactions,
-    is_better,
-    promote,
-    rollback,
-    run_training_cycle,
     split_interactions,
 )
+from mlops.nightly import CycleResult, run_training_cycle
+from mlops.promotion import PromotionRefusedError, is_better, promote, rollback
 from mlops.purge import purge_erased_users
-from mlops.tracking import EXPERIMENT
+from mlops.tracking import EXPERIMENT, RECORDED_TAG
 from mlops.vectors import ITEMS_TABLE, ITEMS_VERSION_TAG, checkout_items, latest_version
 from models.collaborative.implicit_models import ALSRecommender
 from models.collaborative.popularity import PopularityRecommender
