@@ -79,7 +79,7 @@ def build_world(root: Path, n_titles: int, n_users: int, seed: int) -> Settings:
     from core.lake import read_table, write_table
     from core.schemas import EMBEDDING_DIM
     from core.vector_index import build_content_rows, write_content_index
-    from mlops.nightly import register_champion
+    from mlops.promotion import register_champion
     from models.collaborative.ease import EASERecommender
 
     rng = np.random.default_rng(seed)

@@ -10,7 +10,7 @@ project modules the helpers wrap. Decisions:
   the notebooks' own variable, distinct from the services' ``MEDIA_GATEWAY_CONFIG``, so a shell that
   runs the service can point the notebooks elsewhere.
 * Datasets: ``"sample"`` is the lake's ``watch_events`` (erased users excluded) aggregated by
-  :func:`mlops.nightly.events_to_interactions`, exactly what the nightly job trains on; the
+  :func:`mlops.evaluation.events_to_interactions`, exactly what the nightly job trains on; the
   MovieLens sets are read in place from ``../shared/data`` with the loaders of
   ``benchmarks/_datasets.py`` (imported from that file: opacus installs a top-level ``benchmarks``
   package that shadows ours) and binarised like the training contract (:func:`models.train.to_weights`).
@@ -48,7 +48,7 @@ from core import PROJECT_ROOT
 from core.feedback import configure_state, read_erasures
 from core.lake import read_table
 from core.settings import Settings, load_settings
-from models.ranking.hybrid import COMPONENTS
+from models.ranking.ranker import COMPONENTS
 from pipelines.lib.erasure import drop_erased
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from mlops.champion import ChampionHandle
     from models.base import Recommender
     from models.ranking.catalog import Offer
-    from models.ranking.hybrid import Recommendation
+    from models.ranking.ranker import Recommendation
     from models.ranking.search import SearchResults
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ SHARED_DATA = (PROJECT_ROOT.parent / "shared" / "data").resolve()
 DATASETS_MODULE = PROJECT_ROOT / "benchmarks" / "_datasets.py"
 NOTEBOOK_EXPERIMENT = "media-gateway-notebooks"
 K = 10
-"""Cut-off of every ranking metric: the nightly cycle's ``mlops.nightly.K`` (a test keeps them equal)."""
+"""Cut-off of every ranking metric: the nightly cycle's ``mlops.evaluation.K`` (a test keeps them equal)."""
 QUALITY_COLUMNS = (
     *(f"{m}@{K}" for m in ("ndcg", "precision", "recall", "map", "hit_rate")),
     "coverage",
@@ -187,7 +187,7 @@ def dataset(name: str, settings: Settings, data_dir: Path = SHARED_DATA) -> pl.D
     Missing MovieLens files raise the loaders' ``DatasetNotFoundError`` naming the path.
     """
     if name == SAMPLE:
-        from mlops.nightly import events_to_interactions
+        from mlops.evaluation import events_to_interactions
 
         events = read_table(settings.paths.lake, "watch_events")
         return events_to_interactions(drop_erased(events, read_erasures(settings.paths.feedback)))
@@ -260,7 +260,8 @@ def train_and_evaluate(
 ) -> ModelRun:
     """Fit registry model ``name`` on ``train`` (nightly parameters, then ``rounds`` for federated
     models, then ``overrides``) and evaluate it on ``test`` at k = 10."""
-    from mlops.nightly import model_params, with_k
+    from mlops.evaluation import with_k
+    from mlops.nightly import model_params
     from models.evaluation.evaluate import evaluate_model
     from models.registry import create
 
@@ -403,7 +404,7 @@ def log_comparison(
     """
     import mlflow
 
-    from mlops.nightly import log_privacy, log_round_history
+    from mlops.run_logging import log_privacy, log_round_history
     from mlops.tracking import finite_metrics, flatten_params, log_dataset, metric_key
 
     experiment_id = notebook_experiment(settings)

@@ -5,7 +5,10 @@ downloads the champion's pyfunc model (``models:/<name>/<version>``; resolved fr
 then fetched by number so alias moves in between cannot mix versions) into
 ``paths.models/registry/<registered model>/<version>`` -- a per-version cache, written atomically
 (download into a temporary sibling, then ``os.replace``) -- and loads the Recommender saved in its
-``model_dir`` artifact with :func:`models.registry.load_model`.
+``model_dir`` artifact with :func:`models.registry.load_model`. The cache is first-writer-wins:
+when several serving workers download the same version at once, the first rename wins and the
+others drop their copy (``os.replace`` refuses a non-empty folder). This is why it does not use
+:func:`core.atomic.staged_dir`, which swaps an existing folder out from under workers reading it.
 
 The handle also says whether the version is the trained model or the popularity fallback the
 nightly shipped because the trained model lost to it (``serves``, ``serving_reason``).

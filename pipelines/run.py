@@ -12,21 +12,21 @@ by native code or child processes -- goes to ONE log file, ``<var>/logs/nightly-
 is written once: the root logger has the file as its only handler and library loggers that bring
 their own console handler (Flower) are made to propagate to it instead.
 
-Crash safety, before the job starts (one nightly at a time, enforced by an exclusive lock on
-``<dagster_home>/nightly.lock``, which the kernel releases when the process dies):
+Crash safety, before the job starts (one nightly at a time, enforced by an exclusive
+:class:`filelock.FileLock` on ``<dagster_home>/nightly.lock``: an OS lock, which the kernel
+releases when the process dies, never a lock file a killed run would leave behind):
 
 * lake leftovers of a killed write are repaired (:func:`core.lake.recover_lake`);
 * Dagster runs started by this function whose process died (status still ``STARTED``) are
   reported failed through the instance API; runs launched by a Dagster daemon are not touched
   (the daemon's run monitoring owns them);
 * MLflow runs left ``RUNNING`` and model versions registered but never recorded are cleaned
-  (:func:`mlops.nightly.clean_orphans`).
+  (:func:`mlops.tracking.clean_orphans`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import IO
 
 import dagster as dg
+from filelock import FileLock, Timeout
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -93,15 +94,16 @@ def nightly_lock(settings: Settings) -> Iterator[None]:
     """Exclusive, non-blocking lock for the duration of one nightly run."""
     path = Path(settings.paths.dagster_home) / "nightly.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise NightlyBusyError(f"another nightly run holds {path}") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # no soft (lock-file-exists) fallback: a killed run must not keep the lock
+    lock = FileLock(path, fallback_to_soft=False)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout as exc:
+        raise NightlyBusyError(f"another nightly run holds {path}") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextlib.contextmanager
@@ -255,7 +257,7 @@ def run_nightly(
         out.print(f"nightly {day}: library logs go to {logfile}", soft_wrap=True)
         # imported here so that their import-time warnings land in the log file
         from core.lake import recover_lake
-        from mlops.nightly import clean_orphans
+        from mlops.tracking import clean_orphans
         from pipelines.definitions import build_definitions
 
         instance = prepare_dagster_home(settings)
@@ -295,7 +297,8 @@ def run_nightly(
 
 
 def summary_table(result: dg.ExecuteInProcessResult, day: str) -> Table:
-    """One row per materialised asset, observed skip and check, with the key figures."""
+    """One row per materialised asset, skip (an observation with ``promoted: False``) and check,
+    with the key figures."""
     table = Table(title=f"nightly {day} (run {result.run_id[:8]})")
     table.add_column("asset / check")
     table.add_column("result")
@@ -306,10 +309,14 @@ def summary_table(result: dg.ExecuteInProcessResult, day: str) -> Table:
         table.add_row(mat.asset_key.to_user_string(), "materialized", _fmt(figures))
     for event in result.get_asset_observation_events():
         obs = event.event_specific_data.asset_observation
+        # an asset that decided not to materialise (champion_model: nothing to promote) says so
+        # explicitly with ``promoted: False``; any other observation is only reported
+        promoted = obs.metadata.get("promoted")
+        skipped = promoted is not None and promoted.value is False
         reason = obs.metadata.get("reason")
         table.add_row(
             obs.asset_key.to_user_string(),
-            "[yellow]skipped[/yellow]",
+            "[yellow]skipped[/yellow]" if skipped else "observed",
             str(reason.value) if reason is not None else "",
         )
     for evaluation in result.get_asset_check_evaluations():

@@ -153,7 +153,7 @@ class ServingState:
     index: ContentIndex
     champion: ChampionHandle | None
     ranker: Any
-    """:class:`models.ranking.hybrid.HybridRanker` over ``catalog`` and the champion."""
+    """:class:`models.ranking.ranker.HybridRanker` over ``catalog`` and the champion."""
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -162,7 +162,7 @@ class ServingState:
 
 
 def build_ranker(catalog: Catalog, champion: ChampionHandle | None) -> Any:
-    from models.ranking.hybrid import HybridRanker
+    from models.ranking.ranker import HybridRanker
 
     return HybridRanker(catalog, champion.recommender if champion else None)
 

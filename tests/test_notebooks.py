@@ -171,7 +171,7 @@ def test_parameters_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_metric_cutoff_matches_the_nightly_cycle() -> None:
-    from mlops.nightly import K
+    from mlops.evaluation import K
 
     assert nbh.K == K
 

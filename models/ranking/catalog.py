@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from core.schemas import AVAILABILITY, EMBEDDING_DIM, conform
+from core.schemas import AVAILABILITY, conform
 from pipelines.lib.matching import normalize_title
 
 if TYPE_CHECKING:
@@ -255,22 +255,6 @@ class Catalog:
             },
         )
         return catalog
-
-    @classmethod
-    def from_vector_frame(
-        cls, titles: pl.DataFrame, availability: pl.DataFrame | None, embeddings: pl.DataFrame
-    ) -> Catalog:
-        """Like :meth:`build`, vectors from a ``title_id`` / ``vector`` (list of floats) frame."""
-        missing = {"title_id", "vector"} - set(embeddings.columns)
-        if missing:
-            raise CatalogError(f"embeddings frame is missing columns {sorted(missing)}")
-        ids = embeddings["title_id"].to_list()
-        if not ids:
-            return cls.build(
-                titles, availability, [], np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-            )
-        matrix = np.asarray(embeddings["vector"].to_list(), dtype=np.float32)
-        return cls.build(titles, availability, ids, matrix)
 
     @classmethod
     def from_content_index(

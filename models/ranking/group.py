@@ -1,6 +1,6 @@
 """Recommendations for a group watching together (friends, family, a date).
 
-Each member is scored with the same :class:`~models.ranking.hybrid.HybridRanker` over the same
+Each member is scored with the same :class:`~models.ranking.ranker.HybridRanker` over the same
 candidates, so every member's scores are on the same [0, 1] scale; the group score aggregates them:
 
 * ``average``: mean of the member scores (best total happiness);
@@ -30,7 +30,7 @@ from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog, Offer
 from models.ranking.context import RankingContext, context_notes
 from models.ranking.explain import Explanation, explain
-from models.ranking.hybrid import HybridRanker, clean_history
+from models.ranking.ranker import HybridRanker, clean_history
 
 Strategy = Literal["average", "least_misery"]
 

@@ -18,7 +18,8 @@ from mlops.champion import (
     champion_version,
     load_champion,
 )
-from mlops.nightly import promote, run_training_cycle
+from mlops.nightly import run_training_cycle
+from mlops.promotion import promote
 from mlops.pyfunc import PredictInputError
 from models.base import UnknownUserError
 from models.evaluation.evaluate import evaluate_model

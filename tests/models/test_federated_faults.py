@@ -17,7 +17,7 @@ from flwr.app import Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 from mlflow.tracking import MlflowClient
 
-from mlops.nightly import log_privacy, log_round_history
+from mlops.run_logging import log_privacy, log_round_history
 from models.federated.client_app import app as client_app
 from models.federated.client_app import handle_train, load_accountant
 from models.federated.recommender import (

@@ -17,22 +17,24 @@ from mlflow.tracking import MlflowClient
 import models.registry as registry
 from core.settings import Settings, load_settings, workspace_paths
 from mlops.champion import champion_version, load_champion
-from mlops.nightly import (
-    RECORDED_TAG,
-    CycleResult,
+from mlops.evaluation import (
     InsufficientDataError,
     NightlyInputError,
-    PromotionRefusedError,
     deltas,
     events_to_interactions,
+    split_interactions,
+)
+from mlops.nightly import CycleResult, run_training_cycle
+from mlops.promotion import (
+    PromotionDecision,
+    PromotionRefusedError,
+    decide_promotion,
     is_better,
     promote,
     rollback,
-    run_training_cycle,
-    split_interactions,
 )
 from mlops.purge import purge_erased_users
-from mlops.tracking import EXPERIMENT
+from mlops.tracking import EXPERIMENT, RECORDED_TAG
 from mlops.vectors import ITEMS_TABLE, ITEMS_VERSION_TAG, checkout_items, latest_version
 from models.collaborative.implicit_models import ALSRecommender
 from models.collaborative.popularity import PopularityRecommender
@@ -147,6 +149,47 @@ def test_gate_and_deltas() -> None:
     assert is_better({"ndcg@10": 0.3}, {"ndcg@10": 0.2}, margin=0.05)
     assert not is_better({"ndcg@10": 0.3}, {"ndcg@10": 0.28}, margin=0.05)
     assert not is_better({"ndcg@10": math.nan}, None, margin=0.0)
+
+
+def _result(better: bool, champion: str | None = "1", shipped: str = "challenger") -> CycleResult:
+    return CycleResult(
+        run_id="r",
+        model_version="2",
+        model_name="als",
+        split="stratified-user-0.75",
+        metrics={"ndcg@10": 0.3},
+        champion_version=champion,
+        champion_metrics={"ndcg@10": 0.29} if champion else None,
+        deltas={"ndcg@10": 0.01} if champion else {},
+        privacy=None,
+        challenger_dir=Path("unused"),
+        train_seconds=1.0,
+        margin=0.02,
+        better=better,
+        fallback_version="3" if shipped == "fallback" else None,
+        shipped=shipped,
+    )
+
+
+def test_nothing_to_promote_is_an_explicit_skip_with_its_reason() -> None:
+    go = decide_promotion(_result(better=True), current_champion="1", inputs_unchanged=False)
+    assert go == PromotionDecision(promote=True, reason="")
+    lost = decide_promotion(_result(better=False), current_champion="1", inputs_unchanged=False)
+    assert not lost.promote
+    assert lost.reason.startswith("the challenger (v2) did not beat champion v1 on nDCG@10")
+    assert "+0.0100" in lost.reason and "by more than 0.02" in lost.reason
+    fallback = decide_promotion(
+        _result(better=False, shipped="fallback"), current_champion="1", inputs_unchanged=False
+    )
+    assert fallback.reason.startswith("the fallback (v3) did not beat")
+    # unchanged inputs: the candidate already serves -> skip; a better one that never got
+    # promoted (a promotion that failed last night) -> promote now
+    same = decide_promotion(_result(better=True), current_champion="2", inputs_unchanged=True)
+    assert same == PromotionDecision(
+        promote=False, reason="unchanged inputs: no new challenger; the champion keeps serving"
+    )
+    retry = decide_promotion(_result(better=True), current_champion="1", inputs_unchanged=True)
+    assert retry.promote
 
 
 # ---- the cycle against real stores --------------------------------------------------------

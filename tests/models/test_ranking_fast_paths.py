@@ -9,7 +9,7 @@ import pytest
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog
 from models.ranking.explain import explain, history_features
-from models.ranking.hybrid import top_positions
+from models.ranking.ranker import top_positions
 
 
 def test_top_positions_matches_sorting_by_score_then_id() -> None:

@@ -9,7 +9,7 @@ import pytest
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog
 from models.ranking.group import MemberProfile, aggregate, group_rank, recommend_group
-from models.ranking.hybrid import HybridRanker, HybridWeights
+from models.ranking.ranker import HybridRanker, HybridWeights
 
 CONTENT_ONLY = HybridWeights(collaborative=0, content=1, popularity=0, context=0)
 B = np.array([0.65, 0.65, np.sqrt(1 - 2 * 0.65**2)])

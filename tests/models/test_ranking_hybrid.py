@@ -12,7 +12,8 @@ from models.base import UnknownUserError
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog, CatalogError
 from models.ranking.context import RankingContext, context_effect
-from models.ranking.hybrid import HybridRanker, HybridRecommender, HybridWeights
+from models.ranking.hybrid import HybridRecommender
+from models.ranking.ranker import HybridRanker, HybridWeights
 
 CONTENT_ONLY = HybridWeights(collaborative=0, content=1, popularity=0, context=0)
 

@@ -9,7 +9,7 @@ import pytest
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog
 from models.ranking.context import RankingContext, context_effect
-from models.ranking.hybrid import HybridRanker
+from models.ranking.ranker import HybridRanker
 from models.ranking.score_cache import PersonalScoreCache, PersonalScores
 
 

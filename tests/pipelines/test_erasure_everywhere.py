@@ -33,7 +33,7 @@ from core.feedback import (
 from core.lake import read_table
 from core.settings import load_settings
 from mlops.champion import champion_version, load_champion
-from mlops.nightly import rollback
+from mlops.promotion import rollback
 from pipelines.lib.erasure import user_tables
 from pipelines.run import run_nightly
 from serving.schemas import PreferencesBody

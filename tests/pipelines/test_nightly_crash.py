@@ -28,7 +28,7 @@ from core.crash import CRASH_ENV
 from core.lake import read_table, write_table
 from core.settings import Settings, load_settings
 from mlops.champion import champion_version
-from mlops.nightly import RECORDED_TAG
+from mlops.tracking import RECORDED_TAG
 from pipelines.run import LAUNCHER, LAUNCHER_TAG, run_nightly
 from tests.conftest import write_tmp_overlay
 from tests.pipelines.world_copy import relocate_mlflow

@@ -24,7 +24,7 @@ from core.content import content_text
 from core.lake import write_table
 from core.settings import Settings, load_settings, workspace_paths
 from core.vector_index import build_content_rows, write_content_index
-from mlops.nightly import register_champion as seed_champion
+from mlops.promotion import register_champion as seed_champion
 from models.collaborative.ease import EASERecommender
 from models.embeddings.encoder import encode_texts
 from serving.auth import SCOPES, SECRET_ENV, issue_token

@@ -15,8 +15,8 @@ import pytest
 
 from core.settings import Settings, load_settings
 from models.ranking.catalog import Catalog
-from models.ranking.hybrid import HybridRanker
 from models.ranking.intent import QueryIntent
+from models.ranking.ranker import HybridRanker
 from serving.auth import SCOPES, Principal
 from serving.gateway import Gateway
 from serving.guard import Guard

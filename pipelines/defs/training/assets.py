@@ -6,9 +6,10 @@ does not retrain: the fingerprint of those inputs is stored beside ``challenger.
 The blocking check ``candidate_not_worse_than_popularity`` fails only on a defect: a candidate
 with a non-finite nDCG@10, or one below the popularity fallback on the same split (the cycle ships
 the fallback in that case, so a failure means the decision itself is broken). Whether the
-candidate replaces the champion is a decision, not a check: ``champion_model`` either promotes or
-*skips* -- it records an ``AssetObservation`` with the reason (the champion kept serving,
-inputs unchanged) and materialises nothing, and the run succeeds.
+candidate replaces the champion is a decision, not a check: ``champion_model`` asks
+:func:`mlops.promotion.decide_promotion` and either promotes (a materialisation) or *skips* -- it
+records an ``AssetObservation`` with ``promoted: False`` and the reason (the candidate did not beat
+the champion, or the inputs were unchanged), materialises nothing, and the run succeeds.
 
 ``champion_model`` then sweeps erased users out of every model store
 (:func:`mlops.purge.purge_erased_users`): the champion was just replaced by a model trained
@@ -21,6 +22,7 @@ import json
 import dagster as dg
 import polars as pl
 
+from core.atomic import atomic_write_text
 from core.feedback import read_erasures
 from core.lake import read_table
 from pipelines.defs.content.assets import content_embeddings
@@ -35,13 +37,6 @@ UNCHANGED_FILE = "challenger.unchanged"
 
 def _challenger_path(settings):
     return settings.paths.models / CHALLENGER_FILE
-
-
-def _atomic_write(path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def inputs_fingerprint(settings, events: pl.DataFrame, vectors: pl.DataFrame) -> str:
@@ -77,7 +72,7 @@ def challenger_model(
         and previous.read_text() == fingerprint
         and _challenger_path(settings).is_file()
     ):
-        _atomic_write(models_dir / UNCHANGED_FILE, fingerprint)
+        atomic_write_text(models_dir / UNCHANGED_FILE, fingerprint)
         context.log.info("inputs unchanged since the last challenger: not retraining")
         return dg.MaterializeResult(metadata={"retrained": False, "fingerprint": fingerprint})
     (models_dir / UNCHANGED_FILE).unlink(missing_ok=True)
@@ -87,8 +82,8 @@ def challenger_model(
         item_features=vectors.select("item_id", "vector"),
         erased_users=set(erased),
     )
-    _atomic_write(_challenger_path(settings), result.model_dump_json(indent=2))
-    _atomic_write(previous, fingerprint)
+    atomic_write_text(_challenger_path(settings), result.model_dump_json(indent=2))
+    atomic_write_text(previous, fingerprint)
     metrics = {f"challenger_{k}": float(v) for k, v in result.metrics.items()}
     deltas = {f"delta_{k}": float(v) for k, v in (result.deltas or {}).items()}
     privacy = result.privacy or {}
@@ -139,23 +134,6 @@ def candidate_not_worse_than_popularity(app: MediaGatewayConfig) -> dg.AssetChec
     )
 
 
-def promotion_decision(settings, result) -> str | None:
-    """``None`` when ``result``'s candidate should be promoted, else why nothing is promoted."""
-    from mlops.champion import champion_version
-
-    if (settings.paths.models / UNCHANGED_FILE).is_file():
-        current = champion_version(settings)
-        if current == result.candidate_version or not result.better:
-            return "unchanged inputs: no new challenger; the champion keeps serving"
-    if not result.better:
-        return (
-            f"the {result.shipped} (v{result.candidate_version}) did not beat champion "
-            f"v{result.champion_version} on nDCG@10 by more than {result.margin} "
-            f"(delta {result.deltas.get('ndcg@10', float('nan')):+.4f}); the champion keeps serving"
-        )
-    return None
-
-
 @dg.asset(
     group_name=GROUP,
     deps=[challenger_model],
@@ -165,24 +143,31 @@ def promotion_decision(settings, result) -> str | None:
 def champion_model(context: dg.AssetExecutionContext, app: MediaGatewayConfig):
     """Promote the candidate (MLflow alias `champion` + LanceDB vectors) or skip, saying why;
     then sweep erased users out of the model stores."""
-    from mlops.nightly import CycleResult, promote
+    from mlops.champion import champion_version
+    from mlops.nightly import CycleResult
+    from mlops.promotion import decide_promotion, promote
     from mlops.purge import purge_erased_users
 
     settings = app.settings()
     result = CycleResult.model_validate_json(_challenger_path(settings).read_text())
-    skip = promotion_decision(settings, result)
-    info = None if skip else promote(settings, result)
+    decision = decide_promotion(
+        result,
+        current_champion=champion_version(settings),
+        inputs_unchanged=(settings.paths.models / UNCHANGED_FILE).is_file(),
+    )
+    info = promote(settings, result) if decision.promote else None
     purged = purge_erased_users(settings, set(read_erasures(settings.paths.feedback)))
     sweep = {
         "erasure_deleted_versions": ", ".join(purged.deleted_versions) or "none",
         "erasure_deleted_folders": len(purged.deleted_folders),
         "erasure_user_vectors_deleted": purged.user_vectors_deleted,
     }
-    if skip:
-        context.log.info(f"nothing promoted: {skip}")
+    if not decision.promote:
+        context.log.info(f"nothing promoted: {decision.reason}")
         context.log_event(
             dg.AssetObservation(
-                asset_key="champion_model", metadata={"promoted": False, "reason": skip, **sweep}
+                asset_key="champion_model",
+                metadata={"promoted": False, "reason": decision.reason, **sweep},
             )
         )
         return
