@@ -50,9 +50,10 @@ from models.base import (
     top_k_frame,
 )
 from models.federated.client_app import app as client_app
+from models.federated.config import TaskConfig
 from models.federated.content import public_item_vectors
 from models.federated.server_app import run_federation
-from models.federated.task import TaskConfig, build_model, get_weights, score_histories
+from models.federated.task import build_model, get_weights, score_histories
 from models.privacy.accounting import PrivacyReport
 
 logger = logging.getLogger(__name__)

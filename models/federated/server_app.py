@@ -49,11 +49,10 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
 
+from models.federated.config import TaskConfig
 from models.federated.content import load_item_vectors
+from models.federated.noise import ACCOUNTANT, PRIVACY_UNIT
 from models.federated.task import (
-    ACCOUNTANT,
-    PRIVACY_UNIT,
-    TaskConfig,
     build_model,
     get_weights,
     record_to_weights,

@@ -6,14 +6,14 @@ import numpy as np
 import polars as pl
 import pytest
 
+from models.federated.config import TaskConfig
 from models.federated.content import (
     ContentFeatureError,
     load_item_vectors,
     public_item_vectors,
 )
+from models.federated.noise import AccountantState
 from models.federated.task import (
-    AccountantState,
-    TaskConfig,
     build_model,
     get_weights,
     round_plan,

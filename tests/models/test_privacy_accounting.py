@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from opacus.accountants import PRVAccountant, RDPAccountant
 
-from models.federated.task import (
+from models.federated.config import FederatedConfigError, TaskConfig
+from models.federated.noise import (
     AccountantState,
-    FederatedConfigError,
-    TaskConfig,
     calibrated_noise,
     noise_schedule,
     privacy_plan,
