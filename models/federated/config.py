@@ -36,7 +36,7 @@ class TaskConfig:
     bias_budget: float = 0.5
     """Under DP with ``0 < bias_rounds < rounds``: the bias rounds get the noise that would spend
     ``bias_budget x target_epsilon`` on their own; the later rounds get the smallest noise that
-    keeps the composed ε of the whole run <= ``target_epsilon`` (RDP accountant)."""
+    keeps the composed ε of the whole run <= ``target_epsilon`` (by ``accountant``)."""
     bias_learning_rate: float | None = None
     """Learning rate of the bias rounds (``None``: ``learning_rate``). A one-step bias round moves
     the bias by lr x (mean clipped gradient), so it sets the scale of the popularity prior."""
@@ -48,6 +48,10 @@ class TaskConfig:
     (itself a DP release, so the choice is post-processing): the noise of later bias rounds falls
     on N items instead of the catalogue, and items outside the top-N are put at the candidates'
     lowest bias."""
+    public_prior: bool = False
+    """The initial global bias is a PUBLIC popularity prior (e.g. TMDB vote counts; see
+    :func:`models.federated.content.public_popularity_prior`): already bias round 1 counts only
+    its top ``candidate_items``, so no privacy budget is spent on finding the candidates."""
     train_bias_after_warmup: bool = True
     """Whether rounds after the bias rounds keep training the bias (False: they train only the
     other trainable parameters, so no further noise lands on the n_items bias coordinates)."""
@@ -80,6 +84,8 @@ class TaskConfig:
     """δ of the guarantee."""
     max_grad_norm: float = 1.0
     """Per-user gradient clipping bound (DP only)."""
+    accountant: str = "rdp"
+    """Opacus accountant that calibrates the noise and reports ε: ``rdp`` or ``prv``."""
     noise_multiplier: float | None = None
     """Fixed noise multiplier; ``None`` calibrates it from ε, δ, rounds and the sample rate."""
     seed: int = 42

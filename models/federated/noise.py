@@ -17,7 +17,7 @@ next to the weights (``num-examples``, ``train-loss``, and evaluation metrics wh
 
 DP schedule (defaults in :func:`models.federated.recommender.defaults`): the bias rounds and the
 later rounds get their noise from one budget split (``bias-budget``), composed by the same
-per-client RDP accountant (:func:`noise_schedule`).
+per-client accountant (``accountant``: Opacus's RDP or PRV; :func:`noise_schedule`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from models.federated.config import FederatedConfigError, TaskConfig
 from models.privacy.accounting import (
+    AccountantName,
     PrivacyParameterError,
     calibrate_noise,
     calibrate_noise_after,
@@ -35,7 +36,7 @@ from models.privacy.accounting import (
 )
 
 PRIVACY_UNIT = "one user's whole interaction history (user-level DP within each client)"
-ACCOUNTANT = "rdp"
+ACCOUNTANTS = ("rdp", "prv")
 
 
 @dataclass
@@ -47,11 +48,11 @@ class AccountantState:
 
     history: list[tuple[float, float, int]] = field(default_factory=list)
 
-    def epsilon(self, delta: float) -> float:
-        """Composed ε so far (0 before any private step)."""
+    def epsilon(self, delta: float, accountant: AccountantName = "rdp") -> float:
+        """Composed ε so far by ``accountant`` (0 before any private step)."""
         if not self.history:
             return 0.0
-        return epsilon_of_history(self.history, delta)
+        return epsilon_of_history(self.history, delta, accountant)
 
     @property
     def steps(self) -> int:
@@ -97,9 +98,21 @@ def privacy_plan(cfg: TaskConfig, num_users: int) -> list[tuple[str, int]]:
     return plan
 
 
+def accountant_of(cfg: TaskConfig) -> AccountantName:
+    """The configured accountant, checked."""
+    if cfg.accountant == "rdp":
+        return "rdp"
+    if cfg.accountant == "prv":
+        return "prv"
+    raise FederatedConfigError(
+        f"run config 'accountant' must be one of {', '.join(ACCOUNTANTS)}, got {cfg.accountant!r}"
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def noise_schedule(cfg: TaskConfig, num_users: int) -> NoiseSchedule:
-    """Noise multipliers so that the whole run composes to ``cfg.target_epsilon`` (RDP).
+    """Noise multipliers so that the whole run composes to ``cfg.target_epsilon`` (by the
+    configured accountant).
 
     One phase: the noise for all its steps. Bias rounds followed by main rounds: the bias phase
     gets the noise spending ``bias_budget x target_epsilon`` alone, the main phase the smallest
@@ -113,7 +126,7 @@ def noise_schedule(cfg: TaskConfig, num_users: int) -> NoiseSchedule:
     if len(plan) == 1:
         ((_, steps),) = plan.items()
         sigma = calibrate_noise(
-            cfg.target_epsilon, cfg.target_delta, rate, steps, accountant=ACCOUNTANT
+            cfg.target_epsilon, cfg.target_delta, rate, steps, accountant=accountant_of(cfg)
         )
         return NoiseSchedule(sigma, sigma)
     if not 0.0 < cfg.bias_budget < 1.0:
@@ -125,11 +138,16 @@ def noise_schedule(cfg: TaskConfig, num_users: int) -> NoiseSchedule:
         cfg.target_delta,
         rate,
         plan["bias"],
-        accountant=ACCOUNTANT,
+        accountant=accountant_of(cfg),
     )
     try:
         main = calibrate_noise_after(
-            [(bias, rate, plan["bias"])], cfg.target_epsilon, cfg.target_delta, rate, plan["main"]
+            [(bias, rate, plan["bias"])],
+            cfg.target_epsilon,
+            cfg.target_delta,
+            rate,
+            plan["main"],
+            accountant=accountant_of(cfg),
         )
     except PrivacyParameterError as exc:
         raise FederatedConfigError(f"run config 'bias-budget'={cfg.bias_budget}: {exc}") from exc

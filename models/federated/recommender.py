@@ -51,7 +51,11 @@ from models.base import (
 )
 from models.federated.client_app import app as client_app
 from models.federated.config import TaskConfig
-from models.federated.content import public_item_vectors
+from models.federated.content import (
+    PUBLIC_POPULARITY,
+    public_item_vectors,
+    public_popularity_prior,
+)
 from models.federated.server_app import run_federation
 from models.federated.task import build_model, get_weights, score_histories
 from models.privacy.accounting import PrivacyReport
@@ -246,6 +250,7 @@ TUNED = (
     "bias_learning_rate",
     "bias_local_epochs",
     "candidate_items",
+    "public_prior",
     "train_bias_after_warmup",
     "train_mixing",
     "content_dim",
@@ -256,7 +261,7 @@ FULL_BATCH = 1_000_000
 """A batch size above any client's user count: sample rate 1, one step per epoch."""
 
 
-def defaults(dp: bool, content: bool) -> dict[str, Any]:
+def defaults(dp: bool, content: bool, prior: bool = False) -> dict[str, Any]:
     """Per-mode defaults, chosen on ML-100k and ml-latest-small (see benchmarks/federated_time.py).
 
     Without DP: Adam on the full autoencoder (d=200, dropout 0.5), 30 rounds x 5 local epochs;
@@ -295,12 +300,14 @@ def defaults(dp: bool, content: bool) -> dict[str, Any]:
             "bias_learning_rate": None,
             "bias_local_epochs": None,
             "candidate_items": 0,
+            "public_prior": False,
             "train_bias_after_warmup": True,
             "train_mixing": False,
             "content_dim": 0,
         }
+    bias_rounds = 1 if prior else 2
     return {
-        "rounds": 4 if content else 2,
+        "rounds": bias_rounds + (2 if content else 0),
         "local_epochs": 5,
         "embedding_dim": 16,
         "learning_rate": 1.0,
@@ -308,11 +315,12 @@ def defaults(dp: bool, content: bool) -> dict[str, Any]:
         "dropout": 0.0,
         "optimizer": "adam",
         "freeze_encoder": True,
-        "bias_rounds": 2,
+        "bias_rounds": bias_rounds,
         "bias_budget": 0.9,
         "bias_learning_rate": 50.0,
         "bias_local_epochs": 1,
         "candidate_items": 300,
+        "public_prior": prior,
         "train_bias_after_warmup": False,
         "train_mixing": False,
         "content_dim": 32 if content else 0,
@@ -349,10 +357,12 @@ class FederatedRecommender(Recommender):
         bias_learning_rate: float | None = None,
         bias_local_epochs: int | None = None,
         candidate_items: int | None = None,
+        public_prior: bool | None = None,
         train_bias_after_warmup: bool | None = None,
         train_mixing: bool | None = None,
         content_dim: int | None = None,
         max_grad_norm: float = 1.0,
+        accountant: str = "rdp",
         noise_multiplier: float | None = None,
         validation_fraction: float = 0.0,
         central_dp: bool = False,
@@ -372,6 +382,7 @@ class FederatedRecommender(Recommender):
             "num_clients": int(num_clients),
             **self._resolve(bool(dp), content=bool(self.given.get("content_dim", 0))),
             "max_grad_norm": float(max_grad_norm),
+            "accountant": str(accountant),
             "noise_multiplier": noise_multiplier,
             "validation_fraction": float(validation_fraction),
             "central_dp": bool(central_dp),
@@ -390,8 +401,8 @@ class FederatedRecommender(Recommender):
         self._privacy: PrivacyReport | None = None
 
     # ---- config --------------------------------------------------------------------------
-    def _resolve(self, dp: bool, content: bool) -> dict[str, Any]:
-        base = defaults(dp, content)
+    def _resolve(self, dp: bool, content: bool, prior: bool = False) -> dict[str, Any]:
+        base = defaults(dp, content, prior)
         return {key: self.given.get(key, base[key]) for key in TUNED}
 
     @property
@@ -424,7 +435,6 @@ class FederatedRecommender(Recommender):
         if asked and item_features is None:
             raise ValueError(f"content_dim={asked} needs item_features (item_id + vector)")
         content = item_features is not None and ((asked is None and dp) or bool(asked))
-        self.params.update(self._resolve(dp, content))
         # The item vocabulary is public: with content vectors, every catalogue title is a candidate
         # (a title nobody has watched yet can still be recommended for its content).
         item_ids = df["item_id"]
@@ -433,6 +443,8 @@ class FederatedRecommender(Recommender):
             item_ids = pl.concat([item_ids, item_features["item_id"].cast(pl.String)])
         self.items = IdMap.from_values(item_ids)
         self.users = IdMap.from_values(df["user_id"])
+        prior = self._public_prior(dp, item_features)
+        self.params.update(self._resolve(dp, content, prior is not None))
         initial = None
         if content:
             assert item_features is not None
@@ -442,6 +454,10 @@ class FederatedRecommender(Recommender):
             self.params["content_dim"] = int(vectors.shape[1])
             initial = get_weights(build_model(self.task_config(len(self.items))))
             initial["decoder.weight"] = vectors
+        if prior is not None:
+            if initial is None:
+                initial = get_weights(build_model(self.task_config(len(self.items))))
+            initial["decoder.bias"] = prior
         cfg = self.task_config(len(self.items))
         item_index = self.items.index()
         indexed = df.with_columns(
@@ -480,6 +496,21 @@ class FederatedRecommender(Recommender):
             extra={"rounds": cfg.rounds, "clients": cfg.num_clients, "dp": cfg.dp},
         )
         return self
+
+    def _public_prior(self, dp: bool, item_features: pl.DataFrame | None) -> np.ndarray | None:
+        """The public popularity prior over the catalogue when DP mode uses one, else ``None``.
+
+        Used by default in DP mode when ``item_features`` has a ``public_popularity`` column;
+        ``public_prior=False`` turns it off, ``public_prior=True`` without the column is an error.
+        """
+        assert self.items is not None
+        asked = self.given.get("public_prior")
+        has_column = item_features is not None and PUBLIC_POPULARITY in item_features.columns
+        if asked and not has_column:
+            raise ValueError(f"public_prior=True needs item_features with {PUBLIC_POPULARITY!r}")
+        if item_features is None or not has_column or asked is False or (asked is None and not dp):
+            return None
+        return public_popularity_prior(item_features, self.items.ids)
 
     def _history_matrix(self, indexed: pl.DataFrame) -> sp.csr_matrix:
         assert self.users is not None and self.items is not None

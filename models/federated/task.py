@@ -25,7 +25,7 @@ full-batch one-step "bias rounds" (each a fresh Gaussian release of the clipped,
 histogram; round 2 re-counts only the top ``candidate-items`` of the DP bias of round 1) and, when
 public item features are given, a content model whose only other private number is the weight of
 the public content similarity (:class:`ContentAutoencoder`). The two phases get their noise from
-one budget split (``bias-budget``), composed by the same per-client RDP accountant.
+one budget split (``bias-budget``), composed by the same per-client accountant.
 
 Measured (Microsoft split, 3 clients, ε=1, δ=1e-5, ``benchmarks/federated_time.py``, 2 shared
 CPUs, same seed => identical figures): ML-100k nDCG@10 0.227 (seed 42; 0.223 seed 7) without
@@ -52,8 +52,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from models.evaluation.metrics import ndcg_at_k
 from models.federated.config import FederatedConfigError, TaskConfig
 from models.federated.noise import (
-    ACCOUNTANT,
     AccountantState,
+    accountant_of,
     noise_schedule,
     round_epochs,
     sample_rate,
@@ -178,9 +178,13 @@ def select_candidates(weights: Mapping[str, np.ndarray], cfg: TaskConfig) -> np.
 def round_plan(
     weights: Mapping[str, np.ndarray], cfg: TaskConfig, server_round: int
 ) -> tuple[bool, np.ndarray | None]:
-    """``(bias_only, candidates)`` of a round, derived from public config and global weights."""
+    """``(bias_only, candidates)`` of a round, derived from public config and global weights.
+
+    Candidates restrict bias rounds after the first, whose bias is a DP release; with
+    ``public_prior`` also the first, whose received bias is the public prior.
+    """
     bias_only = server_round <= cfg.bias_rounds
-    if not bias_only or server_round <= 1:
+    if not bias_only or (server_round <= 1 and not cfg.public_prior):
         return bias_only, None
     return True, select_candidates(weights, cfg)
 
@@ -276,7 +280,7 @@ def train_local(
             raise ValueError("DP training needs the client's AccountantState")
         schedule = noise_schedule(cfg, num_users)
         noise = schedule.bias if bias_only else schedule.main
-        engine = PrivacyEngine(accountant=ACCOUNTANT)
+        engine = PrivacyEngine(accountant=accountant_of(cfg))
         engine.accountant.history = list(accountant.history)
         model, optimizer, loader = engine.make_private(
             module=model,
@@ -309,7 +313,7 @@ def train_local(
     epsilon = 0.0
     if engine is not None and accountant is not None:
         accountant.history = [(float(s), float(q), int(n)) for s, q, n in engine.accountant.history]
-        epsilon = accountant.epsilon(cfg.target_delta)
+        epsilon = accountant.epsilon(cfg.target_delta, accountant_of(cfg))
     out = get_weights(model)
     if bias_only:
         out["decoder.bias"] = _add_bias_estimate(received_bias, out["decoder.bias"], candidates)
