@@ -7,6 +7,8 @@ gives fit/validation. Test figures come only from ``benchmarks/quality.py`` afte
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/research_dp_eps1.py validate --variants base,prv
     PYTHONPATH=$PWD .venv/bin/python benchmarks/research_dp_eps1.py scaling
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/research_dp_eps1.py curve --prior \
+        --features var/benchmarks/features_ml-100k.parquet
 
 ``validate`` prints nDCG@10 on validation for each named variant (overrides of the model's
 parameters, :data:`VARIANTS`) next to exact popularity. ``scaling`` trains ``federated-dp`` at ε=1
@@ -49,6 +51,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "prv-prior": {"accountant": "prv", "prior": True},
     "prv-prior-c150": {"accountant": "prv", "prior": True, "candidate_items": 150},
     "prv-prior-c600": {"accountant": "prv", "prior": True, "candidate_items": 600},
+    "prv-1x10-b95": {"accountant": "prv", "rounds": 3, "local_epochs": 10, "bias_budget": 0.95},
+    "prv-prior-1x10-b95": {
+        "accountant": "prv",
+        "prior": True,
+        "rounds": 2,
+        "local_epochs": 10,
+        "bias_budget": 0.95,
+    },
 }
 """Named parameter overrides of ``federated-dp`` compared by ``validate``."""
 
@@ -116,13 +126,15 @@ def public_votes(dataset: str, data_dir: Path) -> pl.DataFrame:
 def features_for(
     path: Path | None, dataset: str, data_dir: Path, prior: bool = False
 ) -> pl.DataFrame | None:
-    """Cached item vectors, plus the public TMDB vote counts as ``public_popularity`` if asked."""
+    """Cached item vectors, plus the public TMDB vote counts as ``public_popularity`` if asked
+    (without vectors: the vote counts alone, and the model runs without content)."""
+    votes = public_votes(dataset, data_dir) if prior else None
     if path is None:
-        return None
+        return votes
     features = pl.read_parquet(path)
-    if not prior:
+    if votes is None:
         return features
-    return features.join(public_votes(dataset, data_dir), on="item_id", how="left")
+    return features.join(votes, on="item_id", how="left")
 
 
 def score(
@@ -135,6 +147,8 @@ def score(
 ) -> dict[str, Any]:
     """Fit one registry model and evaluate it (nDCG@10, P@10, seconds, ε and accountant)."""
     kwargs = {"show_progress": False, **params} if name.startswith("federated") else params
+    if features is not None and "vector" not in features.columns:
+        kwargs["content_dim"] = 0  # a public popularity prior without content vectors
     started = time.perf_counter()
     model = create(name, seed=seed, **kwargs).fit(
         fit, item_features=features if name == "federated-dp" else None
@@ -201,13 +215,50 @@ def scaling(args: argparse.Namespace) -> None:
         )
 
 
+def curve(args: argparse.Namespace) -> None:
+    """TEST figures after the choice: federated-dp at every ε with the shipped defaults, the
+    non-private ``--reference`` model and popularity, on the Microsoft split of quality.py."""
+    ratings = load_dataset(args.dataset, args.data_dir)
+    train, test = stratified_split(ratings, 0.75, 42, "item")
+    train = to_weights(train)
+    features = features_for(args.features, args.dataset, args.data_dir, prior=args.prior)
+    reference = score(args.reference, train, test, None)
+    pop = score("popularity", train, test, None)
+    print(
+        f"{args.dataset} stratified test: {args.reference} (no DP) {reference['ndcg']:.3f}, "
+        f"popularity {pop['ndcg']:.3f}"
+    )
+    print(
+        "| ε | nDCG@10 | P@10 | ratio to " + args.reference + " | noise | ε reported | accountant |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---|")
+    for epsilon in args.epsilons:
+        row = score("federated-dp", train, test, features, target_epsilon=epsilon, **args.params)
+        print(
+            f"| {epsilon} | {row['ndcg']:.3f} | {row['p@10']:.3f} | "
+            f"{row['ndcg'] / reference['ndcg']:.2f} | {row['noise']} | {row['epsilon']} | "
+            f"{row['accountant']} |",
+            flush=True,
+        )
+
+
+def _value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        return text
+
+
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("experiment", choices=("validate", "scaling"))
+    parser.add_argument("experiment", choices=("validate", "scaling", "curve"))
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--epsilon", type=float, default=1.0)
@@ -219,8 +270,16 @@ def main(argv: list[str] | None = None) -> int:
         "--prior", action="store_true", help="scaling: give the public TMDB popularity prior"
     )
     parser.add_argument("--multiples", type=_floats, default=[2, 4, 8])
+    parser.add_argument("--epsilons", type=_floats, default=[0.5, 1, 2, 4, 8])
+    parser.add_argument("--reference", default="ease", help="curve: the non-private model")
+    parser.add_argument(
+        "--params",
+        type=lambda t: {k: _value(v) for k, v in (p.split("=") for p in t.split(",") if p)},
+        default={},
+        help="curve: federated-dp overrides, e.g. accountant=rdp,public_prior=false",
+    )
     args = parser.parse_args(argv)
-    {"validate": validate, "scaling": scaling}[args.experiment](args)
+    {"validate": validate, "scaling": scaling, "curve": curve}[args.experiment](args)
     return 0
 
 

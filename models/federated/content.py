@@ -102,6 +102,29 @@ PRIOR_SCALE = 1e-3
 """Largest value of the prior bias: it orders items, it does not compete with private scores."""
 
 
+def with_public_popularity(item_features: pl.DataFrame, titles: pl.DataFrame) -> pl.DataFrame:
+    """``item_features`` plus ``public_popularity`` = the catalogue's TMDB ``vote_count``.
+
+    ``titles`` is the lake's ``titles`` table (``title_id``, ``vote_count``); items without a
+    title row or count get null (unknown: ranked below every known item by the prior).
+    """
+    missing = {"title_id", "vote_count"} - set(titles.columns)
+    if missing:
+        raise ContentFeatureError(f"titles frame is missing columns {sorted(missing)}")
+    votes = (
+        titles.select(
+            pl.col("title_id").cast(pl.String).alias("item_id"),
+            pl.col("vote_count").cast(pl.Float64).alias(PUBLIC_POPULARITY),
+        )
+        .drop_nulls("item_id")
+        .unique("item_id", keep="first", maintain_order=True)
+    )
+    base = item_features.drop(PUBLIC_POPULARITY, strict=False)
+    return base.with_columns(pl.col("item_id").cast(pl.String)).join(
+        votes, on="item_id", how="left"
+    )
+
+
 def public_popularity_prior(
     item_features: pl.DataFrame, item_ids: list[str] | np.ndarray
 ) -> np.ndarray | None:

@@ -14,6 +14,7 @@ from models.federated.content import (
     load_item_vectors,
     public_item_vectors,
     public_popularity_prior,
+    with_public_popularity,
 )
 from models.federated.noise import AccountantState
 from models.federated.task import (
@@ -190,7 +191,8 @@ def test_dp_recommender_uses_public_features_when_given(tmp_path, rng) -> None:
     model = create("federated-dp", num_clients=2, seed=3, show_progress=False)
     model.fit(df, item_features=features)
     assert model.params["content_dim"] == 2  # 3 features, but centred rank 2
-    assert model.params["rounds"] == 4 and "scale.weight" in model.weights
+    assert model.params["rounds"] == 3 and "scale.weight" in model.weights  # 2 bias + 1 content
+    assert model.params["local_epochs"] == 10 and model.params["bias_budget"] == 0.95
     assert 0 < model.privacy_report()["epsilon"] <= 1.0
     model.save(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
@@ -263,3 +265,17 @@ def test_dp_recommender_uses_the_public_popularity_prior_when_given(rng) -> None
         create("federated-dp", public_prior=True, show_progress=False).fit(
             df, item_features=features.drop(PUBLIC_POPULARITY)
         )
+
+
+def test_catalogue_vote_counts_become_the_public_popularity_column() -> None:
+    features = pl.DataFrame({"item_id": ["t1", "t2", "t3"], "vector": [[1.0, 0.0]] * 3})
+    titles = pl.DataFrame(
+        {"title_id": ["t2", "t1", "t9"], "vote_count": [50, None, 7], "title": ["b", "a", "z"]}
+    )
+    out = with_public_popularity(features, titles)
+    assert out["item_id"].to_list() == ["t1", "t2", "t3"]
+    assert out[PUBLIC_POPULARITY].to_list() == [None, 50.0, None]
+    prior = public_popularity_prior(out, out["item_id"].to_list())
+    assert prior is not None and int(np.argmax(prior)) == 1
+    with pytest.raises(ContentFeatureError, match="vote_count"):
+        with_public_popularity(features, titles.drop("vote_count"))
