@@ -286,8 +286,9 @@ def defaults(dp: bool, content: bool, prior: bool = False) -> dict[str, Any]:
     * without item features the model is that DP popularity prior (2 rounds): training the
       random-sketch decoder as before scored 0.200 on ML-100k and 0.021 on ml-latest-small, below
       DP popularity, so its rounds were dropped. ``similar_items`` is then uninformative;
-    * with a public popularity prior (``prior``: a ``public_popularity`` column in the item
-      features, e.g. TMDB vote counts) the candidates come from that prior for free, so a single
+    * with a public popularity prior (``prior``, opt-in: ``public_prior=True`` and a
+      ``public_popularity`` column in the item features, e.g. TMDB vote counts; see
+      :meth:`FederatedRecommender._public_prior`) the candidates come from that prior for free, so a single
       bias round counts the prior's top 300 with the whole bias budget (``public_prior``) and
       round 2's private candidate search is dropped; the content weight then gets 2 rounds x 5
       steps with 10% of the budget (``bias_budget`` 0.9; the 1 x 10 / 5% schedule measured
@@ -514,16 +515,18 @@ class FederatedRecommender(Recommender):
     def _public_prior(self, dp: bool, item_features: pl.DataFrame | None) -> np.ndarray | None:
         """The public popularity prior over the catalogue when DP mode uses one, else ``None``.
 
-        Used by default in DP mode when ``item_features`` has a ``public_popularity`` column;
-        ``public_prior=False`` turns it off, ``public_prior=True`` without the column is an error.
+        Opt-in (``public_prior=True``, DP mode, ``item_features`` with a ``public_popularity``
+        column): on the test split of ML-100k it capped nDCG@10 at 0.328 for ε >= 2 and scored
+        0.311 against 0.332 without it at ε = 1, because the TMDB copy here covers only 20% of the
+        items, so most popular items can never be candidates (README, model quality).
         """
         assert self.items is not None
-        asked = self.given.get("public_prior")
-        has_column = item_features is not None and PUBLIC_POPULARITY in item_features.columns
-        if asked and not has_column:
-            raise ValueError(f"public_prior=True needs item_features with {PUBLIC_POPULARITY!r}")
-        if item_features is None or not has_column or asked is False or (asked is None and not dp):
+        if not self.given.get("public_prior"):
             return None
+        if not dp:
+            raise ValueError("public_prior=True applies to DP mode (dp=True)")
+        if item_features is None or PUBLIC_POPULARITY not in item_features.columns:
+            raise ValueError(f"public_prior=True needs item_features with {PUBLIC_POPULARITY!r}")
         return public_popularity_prior(item_features, self.items.ids)
 
     def _history_matrix(self, indexed: pl.DataFrame) -> sp.csr_matrix:

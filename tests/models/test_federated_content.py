@@ -232,7 +232,7 @@ def test_public_prior_restricts_already_the_first_bias_round(rng: np.random.Gene
     assert round_plan(start, _bias_cfg(candidate_items=4), 1) == (True, None)  # without prior
 
 
-def test_dp_recommender_uses_the_public_popularity_prior_when_given(rng) -> None:
+def test_dp_recommender_uses_the_public_popularity_prior_when_asked(rng) -> None:
     from models.registry import create
 
     rows = [
@@ -248,7 +248,14 @@ def test_dp_recommender_uses_the_public_popularity_prior_when_given(rng) -> None
             PUBLIC_POPULARITY: [float(100 - i) for i in range(12)],
         }
     )
-    model = create("federated-dp", num_clients=2, seed=3, show_progress=False, candidate_items=4)
+    model = create(
+        "federated-dp",
+        num_clients=2,
+        seed=3,
+        show_progress=False,
+        candidate_items=4,
+        public_prior=True,
+    )
     model.fit(df, item_features=features)
     assert model.params["public_prior"] and model.params["bias_rounds"] == 1
     assert model.params["rounds"] == 3  # one bias round, two content rounds
@@ -259,7 +266,7 @@ def test_dp_recommender_uses_the_public_popularity_prior_when_given(rng) -> None
     # items outside the candidates keep the public order, below every candidate
     assert list(np.argsort(-bias[outside], kind="stable")) == list(range(8))
     assert bias[outside].max() <= bias[[index[f"item-{i}"] for i in range(4)]].min()
-    off = create("federated-dp", num_clients=2, seed=3, show_progress=False, public_prior=False)
+    off = create("federated-dp", num_clients=2, seed=3, show_progress=False)  # opt-in only
     assert not off.fit(df, item_features=features).params["public_prior"]
     with pytest.raises(ValueError, match="public_prior=True needs"):
         create("federated-dp", public_prior=True, show_progress=False).fit(
