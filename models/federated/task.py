@@ -32,7 +32,8 @@ CPUs, same seed => identical figures): ML-100k nDCG@10 0.227 (seed 42; 0.223 see
 features, 0.309 (0.295) with MiniLM vectors of the public titles+genres, against 0.200 for the
 former random-sketch decoder, 0.252 exact popularity and 0.472 without DP. ml-latest-small: 0.146
 (0.176) without features, 0.152 (0.187) with them, against 0.021 before and 0.212 exact popularity.
-Training takes < 15 s.
+Training takes < 15 s. (Figures of the schedule at that time, RDP accountant; the current
+defaults and ε curve are in the README's model-quality section, ``benchmarks/research_dp_eps1.py``.)
 """
 
 from __future__ import annotations
