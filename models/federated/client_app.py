@@ -17,10 +17,10 @@ import logging
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from models.federated.config import TaskConfig
 from models.federated.data import ClientData, FederatedDataError, load_partition
+from models.federated.noise import AccountantState
 from models.federated.task import (
-    AccountantState,
-    TaskConfig,
     evaluate_local,
     record_to_weights,
     round_plan,

@@ -7,6 +7,10 @@ the top ``dim`` principal directions (an SVD, deterministic) and L2-normalises e
 items without features get a zero vector: they take no part in content profiles and score by
 their bias alone. The deployment ServerApp reads the same array from a ``.npy`` file
 (:func:`load_item_vectors`).
+
+An optional ``public_popularity`` column (e.g. TMDB ``vote_count``, public like the titles) becomes
+a public popularity prior (:func:`public_popularity_prior`): DP mode then picks the items whose
+popularity it privately counts from that prior instead of spending budget on finding them.
 """
 
 from __future__ import annotations
@@ -89,6 +93,71 @@ def public_item_vectors(
         extra={"items": len(catalogue), "covered": int(present.sum()), "dim": d},
     )
     return out
+
+
+PUBLIC_POPULARITY = "public_popularity"
+"""Optional ``item_features`` column: a public popularity figure per item (>= 0, null unknown)."""
+
+PRIOR_SCALE = 1e-3
+"""Largest value of the prior bias: it orders items, it does not compete with private scores."""
+
+
+def with_public_popularity(item_features: pl.DataFrame, titles: pl.DataFrame) -> pl.DataFrame:
+    """``item_features`` plus ``public_popularity`` = the catalogue's TMDB ``vote_count``.
+
+    ``titles`` is the lake's ``titles`` table (``title_id``, ``vote_count``); items without a
+    title row or count get null (unknown: ranked below every known item by the prior).
+    """
+    missing = {"title_id", "vote_count"} - set(titles.columns)
+    if missing:
+        raise ContentFeatureError(f"titles frame is missing columns {sorted(missing)}")
+    votes = (
+        titles.select(
+            pl.col("title_id").cast(pl.String).alias("item_id"),
+            pl.col("vote_count").cast(pl.Float64).alias(PUBLIC_POPULARITY),
+        )
+        .drop_nulls("item_id")
+        .unique("item_id", keep="first", maintain_order=True)
+    )
+    base = item_features.drop(PUBLIC_POPULARITY, strict=False)
+    return base.with_columns(pl.col("item_id").cast(pl.String)).join(
+        votes, on="item_id", how="left"
+    )
+
+
+def public_popularity_prior(
+    item_features: pl.DataFrame, item_ids: list[str] | np.ndarray
+) -> np.ndarray | None:
+    """``(len(item_ids),)`` float32 public prior bias, or ``None`` without ``public_popularity``.
+
+    ``PRIOR_SCALE x log1p(p) / log1p(max p)``: rank-preserving and tiny; items without a figure
+    (absent, null) get -PRIOR_SCALE, below every known one. Raises :class:`ContentFeatureError`
+    for negative or non-finite figures and when no catalogue item has one.
+    """
+    if PUBLIC_POPULARITY not in item_features.columns:
+        return None
+    frame = item_features.select(
+        pl.col("item_id").cast(pl.String), pl.col(PUBLIC_POPULARITY).cast(pl.Float64)
+    ).drop_nulls()
+    values = frame[PUBLIC_POPULARITY].to_numpy()
+    if values.size and (not np.isfinite(values).all() or (values < 0).any()):
+        row = int(np.flatnonzero(~np.isfinite(values) | (values < 0))[0])
+        raise ContentFeatureError(
+            f"item_features {PUBLIC_POPULARITY} of {frame['item_id'][row]!r} must be a finite "
+            f"number >= 0, got {values[row]}"
+        )
+    known = dict(zip(frame["item_id"].to_list(), values.tolist(), strict=True))
+    raw = np.array([known.get(str(i), -1.0) for i in item_ids], dtype=np.float64)
+    if not (raw >= 0).any():
+        raise ContentFeatureError(
+            f"none of the {len(raw)} catalogue items has a {PUBLIC_POPULARITY} figure"
+        )
+    top = max(float(np.log1p(raw.max())), 1e-12)
+    prior = np.where(raw >= 0, PRIOR_SCALE * np.log1p(np.maximum(raw, 0)) / top, -PRIOR_SCALE)
+    logger.info(
+        "public popularity prior", extra={"items": len(raw), "covered": int((raw >= 0).sum())}
+    )
+    return prior.astype(np.float32)
 
 
 def load_item_vectors(path: str | Path, num_items: int, dim: int) -> np.ndarray:

@@ -49,17 +49,16 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import DifferentialPrivacyServerSideFixedClipping, FedAvg, Strategy
 
+from models.federated.config import TaskConfig
 from models.federated.content import load_item_vectors
+from models.federated.noise import PRIVACY_UNIT, accountant_of
 from models.federated.task import (
-    ACCOUNTANT,
-    PRIVACY_UNIT,
-    TaskConfig,
     build_model,
     get_weights,
     record_to_weights,
     weights_to_record,
 )
-from models.privacy.accounting import PrivacyReport, epsilon_of_history
+from models.privacy.accounting import AccountantName, PrivacyReport, epsilon_of_history
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +92,12 @@ class FederationError(RuntimeError):
 class ClientLedger:
     """Server-side per-client privacy accountant over the updates each client *released*.
 
-    ``histories[node]`` holds Opacus RDP runs ``(noise_multiplier, sample_rate, steps)``, one per
+    ``histories[node]`` holds Opacus accountant runs ``(noise_multiplier, sample_rate, steps)``, one per
     successful reply; ``reported[node]`` the largest ε the client's own accountant reported.
     """
 
     delta: float
+    accountant: AccountantName = "rdp"
     histories: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
     reported: dict[int, float] = field(default_factory=dict)
 
@@ -112,7 +112,7 @@ class ClientLedger:
 
     def epsilon(self, node: int) -> float:
         """ε of one client: its released updates composed here, or its own report if larger."""
-        composed = epsilon_of_history(self.histories.get(node, []), self.delta)
+        composed = epsilon_of_history(self.histories.get(node, []), self.delta, self.accountant)
         return max(composed, self.reported.get(node, 0.0))
 
     def max_epsilon(self) -> float:
@@ -153,9 +153,11 @@ class ItemFedAvg(FedAvg):
     """FedAvg with a deterministic aggregation order (replies sorted by source node), a
     per-client privacy ledger and per-round failure counts (see the module docstring)."""
 
-    def __init__(self, *args: Any, delta: float = 1e-5, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, delta: float = 1e-5, accountant: AccountantName = "rdp", **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.ledger = ClientLedger(delta)
+        self.ledger = ClientLedger(delta, accountant)
         self.status: dict[int, RoundStatus] = {}
         self._sampled: dict[int, int] = {}
         self.epsilon_by_round: dict[int, float] = {}
@@ -205,6 +207,7 @@ def build_strategy(cfg: TaskConfig) -> Strategy:
     evaluate = cfg.validation_fraction > 0
     strategy = ItemFedAvg(
         delta=cfg.target_delta,
+        accountant=accountant_of(cfg),
         fraction_train=1.0,
         fraction_evaluate=1.0 if evaluate else 0.0,
         min_train_nodes=cfg.num_clients,
@@ -297,7 +300,7 @@ def privacy_report(
             epsilon=float(epsilon),
             delta=cfg.target_delta,
             privacy_unit=PRIVACY_UNIT,
-            accountant=f"opacus-{ACCOUNTANT} (max over clients, parallel composition)",
+            accountant=f"opacus-{accountant_of(cfg)} (max over clients, parallel composition)",
             noise_multiplier=float(last["noise_multiplier"]),
             max_grad_norm=cfg.max_grad_norm,
             rounds=cfg.rounds,

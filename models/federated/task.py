@@ -16,20 +16,8 @@ embedding bag ``W_in`` (n_items x d), squashed by ``tanh`` and decoded by an out
 The item vocabulary (``num-items``, ids ``0..num_items-1``) is the public catalogue, shared by all
 clients through the run config; the mapping from catalogue ids to indices is not private.
 
-Privacy unit: ONE USER'S WHOLE HISTORY. With DP enabled each client trains with Opacus DP-SGD
-where one Opacus sample is one user's history row, so per-sample clipping bounds the influence of
-a user's entire history (user-level DP within each client). Batches are Poisson-sampled (Opacus
-``DPDataLoader``) as the accountant assumes. The noise multiplier is calibrated once, before
-training, for the *total* number of local steps of the whole federation
-(``rounds x local_epochs x steps_per_epoch``) at the client's sample rate, so the composed ε of a
-client after the last round is <= the target. The accountant's history is carried across rounds
-(see :class:`AccountantState`), never reset.
-
-Users are partitioned disjointly across clients, so by parallel composition the federation as a
-whole is (max_k ε_k, δ)-DP with respect to any single user's history: the reported ε is the maximum
-over clients of each client's composed ε. Not covered by ε: the scalar aggregates a client reports
-next to the weights (``num-examples``, ``train-loss``, and evaluation metrics when
-``validation-fraction`` > 0).
+Settings live in :mod:`models.federated.config`, the privacy unit, accountant and noise plan in
+:mod:`models.federated.noise`; held-out evaluation uses :mod:`models.evaluation.metrics`.
 
 DP schedule (defaults in :func:`models.federated.recommender.defaults`): with ~300 users per
 client only tens of private numbers can be learnt well at ε=1, so DP mode trains the item bias in
@@ -37,177 +25,44 @@ full-batch one-step "bias rounds" (each a fresh Gaussian release of the clipped,
 histogram; round 2 re-counts only the top ``candidate-items`` of the DP bias of round 1) and, when
 public item features are given, a content model whose only other private number is the weight of
 the public content similarity (:class:`ContentAutoencoder`). The two phases get their noise from
-one budget split (``bias-budget``), composed by the same per-client RDP accountant.
+one budget split (``bias-budget``), composed by the same per-client accountant.
 
 Measured (Microsoft split, 3 clients, ε=1, δ=1e-5, ``benchmarks/federated_time.py``, 2 shared
 CPUs, same seed => identical figures): ML-100k nDCG@10 0.227 (seed 42; 0.223 seed 7) without
 features, 0.309 (0.295) with MiniLM vectors of the public titles+genres, against 0.200 for the
 former random-sketch decoder, 0.252 exact popularity and 0.472 without DP. ml-latest-small: 0.146
 (0.176) without features, 0.152 (0.187) with them, against 0.021 before and 0.212 exact popularity.
-Training takes < 15 s.
+Training takes < 15 s. (Figures of the schedule at that time, RDP accountant; the current
+defaults and ε curve are in the README's model-quality section, ``benchmarks/research_dp_eps1.py``.)
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 import torch
 from flwr.app import Array, ArrayRecord
 from opacus import PrivacyEngine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from models.privacy.accounting import (
-    PrivacyParameterError,
-    calibrate_noise,
-    calibrate_noise_after,
-    epsilon_of_history,
+from models.evaluation.metrics import ndcg_at_k
+from models.federated.config import FederatedConfigError, TaskConfig
+from models.federated.noise import (
+    AccountantState,
+    accountant_of,
+    noise_schedule,
+    round_epochs,
+    sample_rate,
 )
 
 logger = logging.getLogger(__name__)
 
 WRAPPED_PREFIX = "_module."
-PRIVACY_UNIT = "one user's whole interaction history (user-level DP within each client)"
-ACCOUNTANT = "rdp"
-
-
-class FederatedConfigError(ValueError):
-    """A run-config value is missing or has the wrong type (the message names the key)."""
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    """Settings of one federation, read once from the kebab-case ``[tool.flwr.app.config]``."""
-
-    num_items: int
-    """Size of the public item catalogue (model input and output width)."""
-    embedding_dim: int = 200
-    """Width ``d`` of the item embedding bag and the output layer."""
-    dropout: float = 0.5
-    """Input dropout on the history vector while training (denoising)."""
-    learning_rate: float = 1e-3
-    """Learning rate of the local optimiser."""
-    optimizer: str = "adam"
-    """Local optimiser: ``adam`` or ``sgd`` (SGD with momentum 0.9; averages DP noise better)."""
-    bias_rounds: int = 0
-    """First rounds train only the output bias (item popularity: 1 x n_items noised values
-    instead of the whole model), a DP warm start; later rounds train everything trainable."""
-    bias_budget: float = 0.5
-    """Under DP with ``0 < bias_rounds < rounds``: the bias rounds get the noise that would spend
-    ``bias_budget x target_epsilon`` on their own; the later rounds get the smallest noise that
-    keeps the composed ε of the whole run <= ``target_epsilon`` (RDP accountant)."""
-    bias_learning_rate: float | None = None
-    """Learning rate of the bias rounds (``None``: ``learning_rate``). A one-step bias round moves
-    the bias by lr x (mean clipped gradient), so it sets the scale of the popularity prior."""
-    bias_local_epochs: int | None = None
-    """Local epochs of the bias rounds (``None``: ``local_epochs``). With a full batch one step is
-    one Gaussian release of the clipped, normalised item histogram: the DP popularity count."""
-    candidate_items: int = 0
-    """> 0: bias rounds after the first train only the top-N items of the received global bias
-    (itself a DP release, so the choice is post-processing): the noise of later bias rounds falls
-    on N items instead of the catalogue, and items outside the top-N are put at the candidates'
-    lowest bias."""
-    train_bias_after_warmup: bool = True
-    """Whether rounds after the bias rounds keep training the bias (False: they train only the
-    other trainable parameters, so no further noise lands on the n_items bias coordinates)."""
-    train_mixing: bool = False
-    """Content model: also train the d x d mixing matrix next to the scalar similarity weight
-    (default: only the scalar, one private number besides the bias; on ML-100k at ε=1 the
-    noised 32 x 32 matrix scored nDCG@10 0.21 against 0.29 for the scalar alone)."""
-    content_dim: int = 0
-    """> 0: the model is a :class:`ContentAutoencoder` whose item vectors (num_items x
-    content_dim) are PUBLIC content features (never trained) that arrive in the global arrays;
-    only a content_dim x content_dim mixing matrix and the item bias are learnt."""
-    freeze_encoder: bool = False
-    """Keep the encoder at its seeded random initialisation (a public random sketch of the
-    history, never trained): halves the noised parameters under DP."""
-    weight_decay: float = 0.0
-    """L2 penalty of the local optimiser."""
-    batch_size: int = 128
-    """Expected local batch size (Poisson-sampled under DP)."""
-    local_epochs: int = 1
-    """Passes over the client's users per round."""
-    rounds: int = 10
-    """Federated rounds (needed up front to calibrate the DP noise)."""
-    num_clients: int = 2
-    """Clients (partitions) taking part; every round trains on all of them."""
-    dp: bool = False
-    """Train with Opacus DP-SGD (user-level, per-client accountant)."""
-    target_epsilon: float = 1.0
-    """ε each client may spend over the whole federation."""
-    target_delta: float = 1e-5
-    """δ of the guarantee."""
-    max_grad_norm: float = 1.0
-    """Per-user gradient clipping bound (DP only)."""
-    noise_multiplier: float | None = None
-    """Fixed noise multiplier; ``None`` calibrates it from ε, δ, rounds and the sample rate."""
-    seed: int = 42
-    """Seed of model initialisation, dropout, sampling and noise."""
-    central_dp: bool = False
-    """Server-side fixed-clipping central DP on client updates (Flower wrapper, client-level)."""
-    central_noise_multiplier: float = 1.0
-    """Noise multiplier of central DP (std = multiplier x clip / sampled clients)."""
-    central_clip: float = 1.0
-    """L2 clipping bound of each client's update under central DP."""
-    validation_fraction: float = 0.0
-    """Share of each user's items a client holds out for federated evaluation (0 = none)."""
-    data_path: str = ""
-    """Parquet file of interactions (deployment engine; node config may override it)."""
-    model_out: str = ""
-    """Where the ServerApp writes the final model and metrics (deployment engine)."""
-    item_vectors_path: str = ""
-    """``.npy`` of public item vectors (num_items x content_dim) the deployment ServerApp loads
-    into the initial model when ``content-dim`` > 0 (see :func:`load_item_vectors`)."""
-
-    @classmethod
-    def from_run_config(cls, run_config: Mapping[str, object]) -> TaskConfig:
-        """Cast the kebab-case run config (``num-items`` ...) into typed fields, once."""
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            key = f.name.replace("_", "-")
-            if key not in run_config:
-                continue
-            raw = run_config[key]
-            values[f.name] = _cast(key, raw, f.type)
-        if "num_items" not in values:
-            raise FederatedConfigError("run config is missing 'num-items'")
-        return cls(**values)  # type: ignore[arg-type]
-
-
-def _cast(key: str, raw: object, type_name: object) -> object:
-    kind = str(type_name)
-    try:
-        if kind == "int":
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise TypeError
-            return int(raw)  # type: ignore[arg-type]
-        if kind == "float":
-            return float(raw)  # type: ignore[arg-type]
-        if kind == "int | None":
-            if raw in ("", None) or (isinstance(raw, int | float) and raw < 0):
-                return None
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise TypeError
-            return int(raw)  # type: ignore[arg-type]
-        if kind == "float | None":
-            if isinstance(raw, bool):
-                raise TypeError
-            negative = isinstance(raw, int | float) and raw < 0
-            return None if raw in ("", None) or negative else float(raw)  # type: ignore[arg-type]
-        if kind == "bool":
-            if not isinstance(raw, bool):
-                raise TypeError
-            return raw
-        if kind == "str":
-            return str(raw)
-    except (TypeError, ValueError) as exc:
-        raise FederatedConfigError(f"run config {key!r}={raw!r} is not a valid {kind}") from exc
-    raise FederatedConfigError(f"run config {key!r}: unsupported field type {kind}")
 
 
 class ItemAutoencoder(nn.Module):
@@ -307,109 +162,7 @@ def record_to_weights(record: ArrayRecord) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in record.items()}
 
 
-# ---- privacy -------------------------------------------------------------------------------
-@dataclass
-class AccountantState:
-    """The RDP accountant history of one client: ``(noise_multiplier, sample_rate, steps)`` runs.
-
-    It survives ClientApp re-creation by being stored in ``Context.state`` (see client_app.py).
-    """
-
-    history: list[tuple[float, float, int]] = field(default_factory=list)
-
-    def epsilon(self, delta: float) -> float:
-        """Composed ε so far (0 before any private step)."""
-        if not self.history:
-            return 0.0
-        return epsilon_of_history(self.history, delta)
-
-    @property
-    def steps(self) -> int:
-        return sum(int(s) for _, _, s in self.history)
-
-
-def steps_per_epoch(num_users: int, batch_size: int) -> int:
-    """Local steps in one epoch: Opacus's Poisson loader keeps the plain loader's length."""
-    if num_users <= 0:
-        raise ValueError("a client needs at least one user to train")
-    return math.ceil(num_users / batch_size)
-
-
-def sample_rate(num_users: int, batch_size: int) -> float:
-    """Poisson sampling rate of a client (``1 / steps_per_epoch``, as Opacus sets it)."""
-    return 1.0 / steps_per_epoch(num_users, batch_size)
-
-
-@dataclass(frozen=True)
-class NoiseSchedule:
-    """Noise multipliers of one client: ``bias`` for the bias rounds, ``main`` for the others."""
-
-    bias: float
-    main: float
-
-
-def _epochs(cfg: TaskConfig, bias_round: bool) -> int:
-    if bias_round and cfg.bias_local_epochs is not None:
-        return cfg.bias_local_epochs
-    return cfg.local_epochs
-
-
-def privacy_plan(cfg: TaskConfig, num_users: int) -> list[tuple[str, int]]:
-    """Private steps of a client per phase: ``[("bias", steps), ("main", steps)]`` (non-empty)."""
-    spe = steps_per_epoch(num_users, cfg.batch_size)
-    bias_rounds = min(max(cfg.bias_rounds, 0), cfg.rounds)
-    plan = []
-    if bias_rounds:
-        plan.append(("bias", bias_rounds * _epochs(cfg, True) * spe))
-    if cfg.rounds > bias_rounds:
-        plan.append(("main", (cfg.rounds - bias_rounds) * _epochs(cfg, False) * spe))
-    return plan
-
-
-@functools.lru_cache(maxsize=64)
-def noise_schedule(cfg: TaskConfig, num_users: int) -> NoiseSchedule:
-    """Noise multipliers so that the whole run composes to ``cfg.target_epsilon`` (RDP).
-
-    One phase: the noise for all its steps. Bias rounds followed by main rounds: the bias phase
-    gets the noise spending ``bias_budget x target_epsilon`` alone, the main phase the smallest
-    noise keeping the composition of both <= ``target_epsilon``. A fixed ``noise_multiplier``
-    applies to both phases.
-    """
-    if cfg.noise_multiplier is not None:
-        return NoiseSchedule(cfg.noise_multiplier, cfg.noise_multiplier)
-    rate = sample_rate(num_users, cfg.batch_size)
-    plan = dict(privacy_plan(cfg, num_users))
-    if len(plan) == 1:
-        ((_, steps),) = plan.items()
-        sigma = calibrate_noise(
-            cfg.target_epsilon, cfg.target_delta, rate, steps, accountant=ACCOUNTANT
-        )
-        return NoiseSchedule(sigma, sigma)
-    if not 0.0 < cfg.bias_budget < 1.0:
-        raise FederatedConfigError(
-            f"run config 'bias-budget' must be in (0, 1) with bias rounds, got {cfg.bias_budget}"
-        )
-    bias = calibrate_noise(
-        cfg.bias_budget * cfg.target_epsilon,
-        cfg.target_delta,
-        rate,
-        plan["bias"],
-        accountant=ACCOUNTANT,
-    )
-    try:
-        main = calibrate_noise_after(
-            [(bias, rate, plan["bias"])], cfg.target_epsilon, cfg.target_delta, rate, plan["main"]
-        )
-    except PrivacyParameterError as exc:
-        raise FederatedConfigError(f"run config 'bias-budget'={cfg.bias_budget}: {exc}") from exc
-    return NoiseSchedule(bias, main)
-
-
-def calibrated_noise(cfg: TaskConfig, num_users: int) -> float:
-    """Noise multiplier of the main (non-bias) rounds; see :func:`noise_schedule`."""
-    return noise_schedule(cfg, num_users).main
-
-
+# ---- round plan ----------------------------------------------------------------------------
 def select_candidates(weights: Mapping[str, np.ndarray], cfg: TaskConfig) -> np.ndarray | None:
     """Indices (ascending) of the top ``candidate_items`` items by the received global bias.
 
@@ -426,9 +179,13 @@ def select_candidates(weights: Mapping[str, np.ndarray], cfg: TaskConfig) -> np.
 def round_plan(
     weights: Mapping[str, np.ndarray], cfg: TaskConfig, server_round: int
 ) -> tuple[bool, np.ndarray | None]:
-    """``(bias_only, candidates)`` of a round, derived from public config and global weights."""
+    """``(bias_only, candidates)`` of a round, derived from public config and global weights.
+
+    Candidates restrict bias rounds after the first, whose bias is a DP release; with
+    ``public_prior`` also the first, whose received bias is the public prior.
+    """
     bias_only = server_round <= cfg.bias_rounds
-    if not bias_only or server_round <= 1:
+    if not bias_only or (server_round <= 1 and not cfg.public_prior):
         return bias_only, None
     return True, select_candidates(weights, cfg)
 
@@ -515,7 +272,7 @@ def train_local(
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, generator=generator)
     optimizer = make_optimizer(model, cfg, bias_round=bias_only)
     columns = None if candidates is None else torch.from_numpy(np.asarray(candidates, np.int64))
-    epochs = _epochs(cfg, bias_only)
+    epochs = round_epochs(cfg, bias_only)
     noise = 0.0
     rate = sample_rate(num_users, cfg.batch_size)
     engine: PrivacyEngine | None = None
@@ -524,7 +281,7 @@ def train_local(
             raise ValueError("DP training needs the client's AccountantState")
         schedule = noise_schedule(cfg, num_users)
         noise = schedule.bias if bias_only else schedule.main
-        engine = PrivacyEngine(accountant=ACCOUNTANT)
+        engine = PrivacyEngine(accountant=accountant_of(cfg))
         engine.accountant.history = list(accountant.history)
         model, optimizer, loader = engine.make_private(
             module=model,
@@ -557,7 +314,7 @@ def train_local(
     epsilon = 0.0
     if engine is not None and accountant is not None:
         accountant.history = [(float(s), float(q), int(n)) for s, q, n in engine.accountant.history]
-        epsilon = accountant.epsilon(cfg.target_delta)
+        epsilon = accountant.epsilon(cfg.target_delta, accountant_of(cfg))
     out = get_weights(model)
     if bias_only:
         out["decoder.bias"] = _add_bias_estimate(received_bias, out["decoder.bias"], candidates)
@@ -608,22 +365,34 @@ def score_histories(
         return logits.numpy()
 
 
-def ndcg_at_k(scores: np.ndarray, seen: np.ndarray, heldout: np.ndarray, k: int = 10) -> float:
-    """Mean binary nDCG@k over users with held-out items; seen items are excluded from ranking."""
-    masked = np.where(seen > 0, -np.inf, scores)
-    gains = 1.0 / np.log2(np.arange(2, k + 2))
-    values = []
+def ranking_frames(
+    scores: np.ndarray, seen: np.ndarray, heldout: np.ndarray, k: int = 10
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(recommendations, truth)`` frames of score rows for :mod:`models.evaluation.metrics`.
+
+    Row ``r`` is user ``r``; seen items are excluded; each user gets their ``k`` best unseen items
+    (fewer when fewer are unseen), ranked by score, ties by item index.
+    """
+    masked = np.where(seen > 0, -np.inf, np.asarray(scores, dtype=np.float64))
+    rows, items, ranks = [], [], []
     for row in range(masked.shape[0]):
-        truth = heldout[row] > 0
-        n_true = int(truth.sum())
-        if n_true == 0:
-            continue
-        top = np.argpartition(-masked[row], k - 1)[:k]
-        top = top[np.argsort(-masked[row][top], kind="stable")]
-        dcg = float((truth[top] * gains[: len(top)]).sum())
-        idcg = float(gains[: min(n_true, k)].sum())
-        values.append(dcg / idcg)
-    return float(np.mean(values)) if values else float("nan")
+        allowed = np.flatnonzero(np.isfinite(masked[row]))
+        top = allowed[np.argsort(-masked[row][allowed], kind="stable")[:k]]
+        rows.append(np.full(top.shape[0], row, dtype=np.int64))
+        items.append(top.astype(np.int64))
+        ranks.append(np.arange(1, top.shape[0] + 1, dtype=np.int64))
+    recs = pl.DataFrame(
+        {
+            "user_id": np.concatenate(rows) if rows else np.zeros(0, np.int64),
+            "item_id": np.concatenate(items) if items else np.zeros(0, np.int64),
+            "rank": np.concatenate(ranks) if ranks else np.zeros(0, np.int64),
+        }
+    )
+    truth_rows, truth_items = np.nonzero(heldout > 0)
+    truth = pl.DataFrame(
+        {"user_id": truth_rows.astype(np.int64), "item_id": truth_items.astype(np.int64)}
+    )
+    return recs, truth
 
 
 def evaluate_local(
@@ -641,4 +410,5 @@ def evaluate_local(
     scores = score_histories(weights, train_histories[has_truth], cfg)
     logits = torch.from_numpy(scores)
     loss = float(multinomial_loss(logits, torch.from_numpy(heldout[has_truth].astype(np.float32))))
-    return loss, ndcg_at_k(scores, train_histories[has_truth], heldout[has_truth], k), users
+    recs, truth = ranking_frames(scores, train_histories[has_truth], heldout[has_truth], k)
+    return loss, ndcg_at_k(recs, truth, k), users

@@ -6,14 +6,18 @@ import numpy as np
 import polars as pl
 import pytest
 
+from models.federated.config import TaskConfig
 from models.federated.content import (
+    PRIOR_SCALE,
+    PUBLIC_POPULARITY,
     ContentFeatureError,
     load_item_vectors,
     public_item_vectors,
+    public_popularity_prior,
+    with_public_popularity,
 )
+from models.federated.noise import AccountantState
 from models.federated.task import (
-    AccountantState,
-    TaskConfig,
     build_model,
     get_weights,
     round_plan,
@@ -187,7 +191,8 @@ def test_dp_recommender_uses_public_features_when_given(tmp_path, rng) -> None:
     model = create("federated-dp", num_clients=2, seed=3, show_progress=False)
     model.fit(df, item_features=features)
     assert model.params["content_dim"] == 2  # 3 features, but centred rank 2
-    assert model.params["rounds"] == 4 and "scale.weight" in model.weights
+    assert model.params["rounds"] == 3 and "scale.weight" in model.weights  # 2 bias + 1 content
+    assert model.params["local_epochs"] == 10 and model.params["bias_budget"] == 0.95
     assert 0 < model.privacy_report()["epsilon"] <= 1.0
     model.save(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
@@ -196,3 +201,88 @@ def test_dp_recommender_uses_public_features_when_given(tmp_path, rng) -> None:
     assert plain.params["content_dim"] == 0 and plain.params["rounds"] == 2
     with pytest.raises(ValueError, match="needs item_features"):
         create("federated-dp", content_dim=8, show_progress=False).fit(df)
+
+
+def test_public_popularity_prior_orders_known_items_above_unknown_ones() -> None:
+    features = pl.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "vector": [[1.0, 0.0]] * 4,
+            PUBLIC_POPULARITY: [10.0, 1000.0, None, 0.0],
+        }
+    )
+    prior = public_popularity_prior(features, ["a", "b", "c", "d", "e"])
+    assert prior is not None and prior.dtype == np.float32
+    assert list(np.argsort(-prior, kind="stable")) == [1, 0, 3, 2, 4]  # null and absent last
+    assert prior.max() == pytest.approx(PRIOR_SCALE) and prior[2] == prior[4] < prior[3]
+    assert public_popularity_prior(features.drop(PUBLIC_POPULARITY), ["a"]) is None
+    with pytest.raises(ContentFeatureError, match=">= 0"):
+        public_popularity_prior(features.with_columns(pl.lit(-1.0).alias(PUBLIC_POPULARITY)), ["a"])
+    with pytest.raises(ContentFeatureError, match="none of the"):
+        public_popularity_prior(features, ["x", "y"])
+
+
+def test_public_prior_restricts_already_the_first_bias_round(rng: np.random.Generator) -> None:
+    cfg = _bias_cfg(rounds=1, bias_rounds=1, candidate_items=4, public_prior=True)
+    start = get_weights(build_model(cfg))
+    start["decoder.bias"] = np.linspace(1e-3, 0.0, 12, dtype=np.float32)[::-1].copy()
+    bias_only, candidates = round_plan(start, cfg, 1)
+    assert bias_only
+    np.testing.assert_array_equal(candidates, [8, 9, 10, 11])  # top-4 of the public prior
+    assert round_plan(start, _bias_cfg(candidate_items=4), 1) == (True, None)  # without prior
+
+
+def test_dp_recommender_uses_the_public_popularity_prior_when_asked(rng) -> None:
+    from models.registry import create
+
+    rows = [
+        (f"u{u}", f"item-{(u % 2) * 6 + i}")
+        for u in range(40)
+        for i in rng.choice(6, size=3, replace=False)
+    ]
+    df = pl.DataFrame(rows, schema=["user_id", "item_id"], orient="row")
+    features = pl.DataFrame(
+        {
+            "item_id": [f"item-{i}" for i in range(12)],
+            "vector": [[1.0, 0.0, 0.1 * i] if i < 6 else [0.0, 1.0, 0.1 * i] for i in range(12)],
+            PUBLIC_POPULARITY: [float(100 - i) for i in range(12)],
+        }
+    )
+    model = create(
+        "federated-dp",
+        num_clients=2,
+        seed=3,
+        show_progress=False,
+        candidate_items=4,
+        public_prior=True,
+    )
+    model.fit(df, item_features=features)
+    assert model.params["public_prior"] and model.params["bias_rounds"] == 1
+    assert model.params["rounds"] == 3  # one bias round, two content rounds
+    assert 0 < model.privacy_report()["epsilon"] <= 1.0
+    bias = model.weights["decoder.bias"]
+    index = model.items.index()
+    outside = [index[f"item-{i}"] for i in range(4, 12)]  # not among the prior's top 4
+    # items outside the candidates keep the public order, below every candidate
+    assert list(np.argsort(-bias[outside], kind="stable")) == list(range(8))
+    assert bias[outside].max() <= bias[[index[f"item-{i}"] for i in range(4)]].min()
+    off = create("federated-dp", num_clients=2, seed=3, show_progress=False)  # opt-in only
+    assert not off.fit(df, item_features=features).params["public_prior"]
+    with pytest.raises(ValueError, match="public_prior=True needs"):
+        create("federated-dp", public_prior=True, show_progress=False).fit(
+            df, item_features=features.drop(PUBLIC_POPULARITY)
+        )
+
+
+def test_catalogue_vote_counts_become_the_public_popularity_column() -> None:
+    features = pl.DataFrame({"item_id": ["t1", "t2", "t3"], "vector": [[1.0, 0.0]] * 3})
+    titles = pl.DataFrame(
+        {"title_id": ["t2", "t1", "t9"], "vote_count": [50, None, 7], "title": ["b", "a", "z"]}
+    )
+    out = with_public_popularity(features, titles)
+    assert out["item_id"].to_list() == ["t1", "t2", "t3"]
+    assert out[PUBLIC_POPULARITY].to_list() == [None, 50.0, None]
+    prior = public_popularity_prior(out, out["item_id"].to_list())
+    assert prior is not None and int(np.argmax(prior)) == 1
+    with pytest.raises(ContentFeatureError, match="vote_count"):
+        with_public_popularity(features, titles.drop("vote_count"))

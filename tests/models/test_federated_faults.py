@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from mlops.run_logging import log_privacy, log_round_history
 from models.federated.client_app import app as client_app
 from models.federated.client_app import handle_train, load_accountant
+from models.federated.config import TaskConfig
 from models.federated.recommender import (
     FaultPlan,
     FederatedRecommender,
@@ -28,7 +29,6 @@ from models.federated.recommender import (
     serverapp_identity,
 )
 from models.federated.server_app import FederationError, run_federation
-from models.federated.task import TaskConfig
 from models.privacy.accounting import epsilon_of_history
 
 NUM_ITEMS = 12

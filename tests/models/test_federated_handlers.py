@@ -10,10 +10,11 @@ import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from models.federated.client_app import PRIVACY_STATE_KEY, app
+from models.federated.config import TaskConfig
 from models.federated.data import FederatedDataError, assign_partitions, load_partition
 from models.federated.recommender import FederatedRecommender, serverapp_identity
 from models.federated.server_app import aggregate_train_metrics
-from models.federated.task import TaskConfig, build_model, get_weights, weights_to_record
+from models.federated.task import build_model, get_weights, weights_to_record
 from models.privacy.accounting import compute_epsilon
 from models.registry import create, load_model
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
+from models.evaluation.metrics import ndcg_at_k
+from models.federated.config import FederatedConfigError, TaskConfig
+from models.federated.noise import AccountantState
 from models.federated.task import (
-    AccountantState,
-    FederatedConfigError,
-    TaskConfig,
     build_model,
+    evaluate_local,
     get_weights,
     multinomial_loss,
-    ndcg_at_k,
+    ranking_frames,
     record_to_weights,
     score_histories,
     set_weights,
@@ -147,8 +149,24 @@ def test_ndcg_hand_checked() -> None:
     scores = np.array([[0.9, 0.8, 0.1, 0.5], [0.1, 0.2, 0.3, 0.4]])
     seen = np.array([[1, 0, 0, 0], [0, 0, 0, 0]])
     held = np.array([[0, 0, 1, 0], [0, 0, 0, 0]])  # second user has no truth: skipped
+    recs, truth = ranking_frames(scores, seen, held, k=3)
     # user 0 ranking (item 0 excluded): 1, 3, 2 -> relevant item at rank 3
-    assert ndcg_at_k(scores, seen, held, k=3) == pytest.approx(1 / np.log2(4))
+    assert recs.filter(pl.col("user_id") == 0)["item_id"].to_list() == [1, 3, 2]
+    assert recs.filter(pl.col("user_id") == 1)["item_id"].to_list() == [3, 2, 1]
+    assert ndcg_at_k(recs, truth, k=3) == pytest.approx(1 / np.log2(4))
+
+
+def test_evaluate_local_scores_heldout_with_the_shared_metric() -> None:
+    cfg = TaskConfig(num_items=4, content_dim=2)
+    weights = get_weights(build_model(cfg))
+    weights["decoder.bias"] = np.array([4.0, 3.0, 2.0, 1.0], np.float32)  # rank by bias
+    train = np.array([[1, 0, 0, 0], [0, 0, 0, 0], [0, 1, 0, 0]], np.float32)
+    held = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]], np.float32)
+    loss, ndcg, users = evaluate_local(weights, train, held, cfg, k=3)
+    assert users == 2  # the third user has nothing held out
+    # user 0: ranking 1, 2, 3 -> hit at rank 2; user 1: 0, 1, 2 -> hit at rank 2
+    assert ndcg == pytest.approx(1 / np.log2(3))
+    assert np.isfinite(loss) and loss > 0
 
 
 def test_bias_only_round_and_frozen_encoder_train_only_their_parameters(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from opacus.accountants import PRVAccountant, RDPAccountant
 
-from models.federated.task import (
+from models.federated.config import FederatedConfigError, TaskConfig
+from models.federated.noise import (
     AccountantState,
-    FederatedConfigError,
-    TaskConfig,
     calibrated_noise,
     noise_schedule,
     privacy_plan,
@@ -163,3 +162,28 @@ def test_server_ledger_takes_the_max_over_every_client_that_released() -> None:
     assert ledger.contributors == 2
     ledger.record(3, reply(5.0, noise=0.0))  # a client whose own accountant reports more
     assert ledger.max_epsilon() == 5.0
+
+
+def test_prv_schedule_needs_less_noise_and_composes_to_the_target_by_prv() -> None:
+    cfg = TaskConfig(
+        num_items=10,
+        dp=True,
+        rounds=4,
+        bias_rounds=2,
+        bias_local_epochs=1,
+        local_epochs=5,
+        batch_size=10_000,
+        bias_budget=0.9,
+    )
+    rdp = noise_schedule(cfg, 300)
+    prv_cfg = TaskConfig(**{**vars(cfg), "accountant": "prv"})
+    prv = noise_schedule(prv_cfg, 300)
+    # same (ε, δ), tighter accounting: PRV calibrates less noise in both phases
+    assert prv.bias < 0.97 * rdp.bias and prv.main < 0.97 * rdp.main
+    history = [(prv.bias, 1.0, 2), (prv.main, 1.0, 10)]
+    assert 0.99 <= epsilon_of_history(history, 1e-5, "prv") <= 1.0
+    assert epsilon_of_history(history, 1e-5, "rdp") > 1.0  # RDP cannot certify that noise
+    with pytest.raises(FederatedConfigError, match="accountant"):
+        noise_schedule(TaskConfig(**{**vars(cfg), "accountant": "gdp"}), 300)
+    with pytest.raises(PrivacyParameterError, match="accountant"):
+        epsilon_of_history([(1.0, 1.0, 1)], 1e-5, "gdp")  # type: ignore[arg-type]
