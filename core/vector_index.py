@@ -28,7 +28,7 @@ import lancedb
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from lancedb.index import HnswSq, IvfFlat, IvfPq
+from lancedb.index import HnswFlat, HnswSq, IvfFlat, IvfPq, IvfSq
 
 from core.schemas import EMBEDDING_DIM
 
@@ -43,17 +43,20 @@ INDEX_MIN_ROWS = 20_000
 class AnnIndex:
     """An ANN index type with its build and query parameters."""
 
-    kind: Literal["IVF_PQ", "IVF_HNSW_SQ", "IVF_FLAT"]
+    kind: Literal["IVF_PQ", "IVF_HNSW_SQ", "IVF_HNSW_FLAT", "IVF_FLAT", "IVF_SQ"]
     nprobes: int
     refine_factor: int | None = None
     rows_per_partition: int = 4096
+    """IVF partitions = rows // this (at least 1; one partition makes an IVF_HNSW_* plain HNSW)."""
     num_sub_vectors: int = 48
     """IVF_PQ only: 384 / 48 = 8 dimensions per sub-vector."""
+    ef: int | None = None
+    """IVF_HNSW_* only: HNSW candidate list size per probed partition (LanceDB default 1.5 x k)."""
 
     def partitions(self, rows: int) -> int:
         return max(1, rows // self.rows_per_partition)
 
-    def config(self, rows: int) -> IvfPq | HnswSq | IvfFlat:
+    def config(self, rows: int) -> IvfPq | HnswSq | HnswFlat | IvfFlat | IvfSq:
         n = self.partitions(rows)
         if self.kind == "IVF_PQ":
             return IvfPq(
@@ -61,6 +64,10 @@ class AnnIndex:
             )
         if self.kind == "IVF_HNSW_SQ":
             return HnswSq(distance_type="cosine", num_partitions=n)
+        if self.kind == "IVF_HNSW_FLAT":
+            return HnswFlat(distance_type="cosine", num_partitions=n)
+        if self.kind == "IVF_SQ":
+            return IvfSq(distance_type="cosine", num_partitions=n)
         return IvfFlat(distance_type="cosine", num_partitions=n)
 
 
@@ -244,6 +251,8 @@ class ContentIndex:
         query = self.table.search(np.asarray(vector, dtype=np.float32)).distance_type("cosine")
         if self.indexed:
             query = query.nprobes(self.ann.nprobes)
+            if self.ann.ef:
+                query = query.ef(self.ann.ef)
             if self.ann.refine_factor:
                 query = query.refine_factor(self.ann.refine_factor)
         if where:
