@@ -55,13 +55,28 @@ GENRES = ["Action", "Comedy", "Drama", "Horror", "Romance", "Science Fiction", "
           "Animation", "Family", "Documentary", "Crime", "Fantasy"]  # fmt: skip
 PROVIDERS = [("netflix", "Netflix"), ("hulu", "Hulu"), ("disneyplus", "Disney Plus"),
              ("amazon", "Amazon Video")]  # fmt: skip
-CURVE: list[tuple[AnnIndex, list[tuple[int, int | None]]]] = [
-    (AnnIndex("IVF_FLAT", 0, rows_per_partition=1024), [(10, None), (20, None), (40, None)]),
-    (AnnIndex("IVF_FLAT", 0, rows_per_partition=4096), [(4, None), (6, None), (8, None)]),
-    (AnnIndex("IVF_PQ", 0, rows_per_partition=1024), [(20, 10), (40, 10), (40, 20)]),
-    (AnnIndex("IVF_HNSW_SQ", 0, rows_per_partition=4096), [(4, None), (8, None), (8, 5)]),
-]
-"""Index types and the (nprobes, refine_factor) settings measured for each."""
+CURVE: list[tuple[str, AnnIndex, list[tuple[int, int | None, int | None]]]] = [
+    ("IVF_FLAT", AnnIndex("IVF_FLAT", 0, rows_per_partition=1024),
+     [(10, None, None), (20, None, None), (40, None, None)]),
+    ("IVF_FLAT", AnnIndex("IVF_FLAT", 0, rows_per_partition=4096),
+     [(4, None, None), (8, None, None)]),
+    ("IVF_SQ", AnnIndex("IVF_SQ", 0, rows_per_partition=4096),
+     [(4, None, None), (8, 5, None), (12, 5, None)]),
+    ("IVF_PQ", AnnIndex("IVF_PQ", 0, rows_per_partition=1024),
+     [(20, 10, None), (40, 20, None), (40, 40, None), (60, 40, None)]),
+    ("IVF_HNSW_SQ", AnnIndex("IVF_HNSW_SQ", 0, rows_per_partition=4096),
+     [(4, None, None), (8, None, None), (8, None, 100), (8, 5, 100), (12, None, 200),
+      (12, 5, 200)]),
+    ("HNSW_SQ", AnnIndex("IVF_HNSW_SQ", 1, rows_per_partition=1 << 40),
+     [(1, None, 50), (1, None, 100), (1, None, 200), (1, 2, 100), (1, 2, 200)]),
+    ("IVF_HNSW_FLAT", AnnIndex("IVF_HNSW_FLAT", 0, rows_per_partition=4096),
+     [(4, None, 100), (8, None, 50), (8, None, 100), (8, None, 200), (12, None, 100),
+      (12, None, 200)]),
+    ("HNSW_FLAT", AnnIndex("IVF_HNSW_FLAT", 1, rows_per_partition=1 << 40),
+     [(1, None, 50), (1, None, 100), (1, None, 200), (1, None, 400)]),
+]  # fmt: skip
+"""(label, index, settings): each index is built once and queried with each (nprobes,
+refine_factor, ef) setting. HNSW_* is IVF_HNSW_* with a single partition (plain HNSW)."""
 
 
 def query_vectors(real: np.ndarray, n_synthetic: int) -> np.ndarray:
@@ -103,21 +118,21 @@ def curve(vectors: np.ndarray, queries: np.ndarray, k: int, repeat: int, kinds: 
     truth = [set(exact_top(vectors, q, k).tolist()) for q in queries]
     table = Table(title=f"LanceDB vs exact numpy, {len(vectors):,} x {EMBEDDING_DIM}, "
                   f"{len(queries)} queries, top-{k}")  # fmt: skip
-    for col in ("index", "partitions", "nprobes", "refine", "build s", f"recall@{k}",
+    for col in ("index", "partitions", "nprobes", "refine", "ef", "build s", f"recall@{k}",
                 "p50 ms", "exact p50 ms", "ratio"):  # fmt: skip
         table.add_column(col, justify="left" if col == "index" else "right")
-    plans: list[tuple[AnnIndex | None, list[tuple[int, int | None]]]] = []
+    plans: list[tuple[str, AnnIndex | None, list[tuple[int, int | None, int | None]]]] = []
     if "flat" in kinds:
-        plans.append((None, [(0, None)]))
-    plans += [(ann, settings) for ann, settings in CURVE if ann.kind in kinds]
-    for ann, settings in plans:
+        plans.append(("flat (no index)", None, [(0, None, None)]))
+    plans += [(label, ann, settings) for label, ann, settings in CURVE if label in kinds]
+    for label, ann, settings in plans:
         with tempfile.TemporaryDirectory(prefix="search-index-") as tmp:
             started = time.perf_counter()
             index = write_vectors(Path(tmp), vectors, ann)
             build = time.perf_counter() - started
-            for nprobes, refine in settings:
+            for nprobes, refine, ef in settings:
                 if ann is not None:
-                    index.ann = replace(ann, nprobes=nprobes, refine_factor=refine)
+                    index.ann = replace(ann, nprobes=nprobes, refine_factor=refine, ef=ef)
                 found: list[set[int]] = []
                 t_index: list[float] = []
                 t_exact: list[float] = []
@@ -134,17 +149,18 @@ def curve(vectors: np.ndarray, queries: np.ndarray, k: int, repeat: int, kinds: 
                             found.append({int(t[6:]) for t in hits["title_id"].to_list()})
                 recall = np.mean([len(f & t) / k for f, t in zip(found, truth, strict=True)])
                 table.add_row(
-                    "flat (no index)" if ann is None else ann.kind,
+                    label,
                     "-" if ann is None else str(ann.partitions(len(vectors))),
                     "-" if ann is None else str(nprobes),
                     str(refine or "-"),
+                    str(ef or "-"),
                     f"{build:.1f}",
                     f"{recall:.4f}",
                     f"{_p50(t_index):.2f}",
                     f"{_p50(t_exact):.2f}",
                     f"{_p50(t_index) / _p50(t_exact):.2f}",
                 )
-                console.print(f"  {ann.kind if ann else 'flat'} nprobes={nprobes} refine={refine}: "
+                console.print(f"  {label} nprobes={nprobes} refine={refine} ef={ef}: "
                               f"recall {recall:.4f}, {_p50(t_index):.2f} ms "
                               f"(exact {_p50(t_exact):.2f} ms)")  # fmt: skip
     return table
@@ -264,9 +280,9 @@ def main() -> None:
     ap.add_argument(
         "--kinds",
         nargs="+",
-        default=["flat", "IVF_FLAT", "IVF_PQ", "IVF_HNSW_SQ"],
-        help="rows of the curve: flat = LanceDB without an index (IVF_PQ and IVF_HNSW_SQ take "
-        "minutes to build at 100k)",
+        default=["flat", *dict.fromkeys(label for label, _, _ in CURVE)],
+        help="rows of the curve (labels of CURVE): flat = LanceDB without an index (IVF_PQ and "
+        "the HNSW indexes take minutes to build at 100k)",
     )
     ap.add_argument("--skip-serving", action="store_true")
     args = ap.parse_args()

@@ -18,6 +18,16 @@ are not in it) and one line is malformed (an impossible date), so the pipeline s
 quarantine counts. ``<out>/manifest.json`` lists ``{user, format, path}`` for every file (paths
 relative to the manifest); the Dagster ``watch_events`` asset imports exactly those.
 
+**The crowd** (``<out>/crowd/``): :data:`CROWD_USERS` more synthetic viewers, so the nightly has
+enough users to learn tastes from (ten personas alone are too few to beat popularity on). Each
+viewer mixes one or two latent taste clusters (:data:`TASTES`: weights over genres, original
+language, era, acclaim and keywords of the sample catalogue) and adds two favourite people
+(directors, creators or cast) and three favourite keywords; titles are drawn without replacement
+with a weight mixing taste (``exp(sharpness x affinity)``), popularity skew (``popularity **
+skew``) and a share of taste-free noise; history lengths are log-normal (median 22, 6-90 titles).
+Two thirds of the crowd share Netflix accounts (five profiles per ``ViewingActivity.csv``); the
+rest export Trakt, IMDb, Netflix or Letterboxd files of their own, ratings following affinity.
+
 The output folder is built in a staging folder and swapped in at the end (atomic, removes stale
 files).
 """
@@ -29,6 +39,7 @@ import csv
 import io
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -37,7 +48,7 @@ import sys
 import uuid
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -77,6 +88,10 @@ class Title:
     imdb_id: str
     vote_average: float
     vote_count: int
+    keywords: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()
+    """Directors (or a series' creators) and the billed cast."""
+    popularity: float = 1.0
 
     def has(self, *genres: str) -> bool:
         return any(g in self.genres for g in genres)
@@ -104,6 +119,11 @@ def read_seed(path: Path) -> list[Title]:
                         imdb_id=row["imdb_id"],
                         vote_average=float(row["vote_average"] or 0),
                         vote_count=int(row["vote_count"] or 0),
+                        keywords=tuple(k for k in row["keywords"].split("|") if k),
+                        people=tuple(
+                            x for x in (*row["directors"].split("|"), *row["cast"].split("|")) if x
+                        ),
+                        popularity=float(row["popularity"] or 1.0),
                     )
                 )
             except (KeyError, TypeError, ValueError) as exc:
@@ -124,8 +144,12 @@ class Picker:
             raise ValueError(f"only {len(pool)} {kind} titles fit, {k} wanted")
         return self.rng.sample(pool, k)
 
-    def moment(self) -> datetime:
-        day = START + timedelta(days=self.rng.randrange(DAYS))
+    def moment(self, title: Title | None = None) -> datetime:
+        """An evening in the sample's time span (after ``title``'s release when given)."""
+        first = START
+        if title is not None and title.release_date:
+            first = max(START, date.fromisoformat(title.release_date) + timedelta(days=1))
+        day = first + timedelta(days=self.rng.randrange(max(1, DAYS - (first - START).days)))
         return datetime(
             day.year,
             day.month,
@@ -140,7 +164,7 @@ class Picker:
         """``n`` consecutive episodes (season, number, title, time) of a binge."""
         season = self.rng.randint(1, 3)
         first = self.rng.randint(1, 4)
-        when = self.moment()
+        when = self.moment(show)
         names = iter(self.rng.sample(EPISODE_TITLES[1:], n))
         out = []
         for i in range(n):
@@ -186,7 +210,7 @@ def netflix_history(
     extra: list[tuple[str, datetime]] = (),
 ) -> str:
     """``NetflixViewingHistory.csv``: newest first, every field quoted, dates in the locale."""
-    lines: list[tuple[datetime, str]] = [(p.moment(), m.title) for m in movies]
+    lines: list[tuple[datetime, str]] = [(p.moment(m), m.title) for m in movies]
     for show, n in shows:
         for season, _number, name, when in p.episodes(show, n):
             lines.append((when, f"{show.title}: {season_word} {season}: {name}"))
@@ -209,7 +233,7 @@ def imdb_ratings(
     for t, rating in rated:
         rows.append(
             [
-                t.imdb_id, rating, p.moment().date().isoformat(), t.title,
+                t.imdb_id, rating, p.moment(t).date().isoformat(), t.title,
                 f"https://www.imdb.com/title/{t.imdb_id}/", "Movie" if t.kind == "movie" else "TV Series",
                 f"{t.vote_average:.1f}", t.runtime, t.year, ", ".join(t.genres), t.vote_count * 9,
                 t.release_date, t.directors, t.original_title,
@@ -226,7 +250,7 @@ def trakt_history(p: Picker, movies: list[Title], shows: list[tuple[Title, int]]
     for m in movies:
         items.append(
             {
-                "watched_at": p.moment(),
+                "watched_at": p.moment(m),
                 "action": p.rng.choice(["scrobble", "checkin", "watch"]),
                 "type": "movie",
                 "movie": {
@@ -270,7 +294,7 @@ def letterboxd(p: Picker, films: list[Title], liked: Callable[[Title], bool]) ->
     """A Letterboxd export folder: a diary (some rewatches), ratings, and watched-only films."""
     diary, ratings, watched = [], [], []
     for i, film in enumerate(films):
-        when = p.moment().date()
+        when = p.moment(film).date()
         rating = (
             p.rng.choice([4.0, 4.5, 5.0]) if liked(film) else p.rng.choice([1.5, 2.0, 2.5, 3.0])
         )
@@ -312,21 +336,22 @@ def letterboxd(p: Picker, films: list[Title], liked: Callable[[Title], bool]) ->
     }
 
 
-def viewing_activity(
+ACTIVITY_HEADER = [
+    "Profile Name", "Start Time", "Duration", "Attributes", "Title", "Supplemental Video Type",
+    "Device Type", "Bookmark", "Latest Bookmark", "Country",
+]  # fmt: skip
+
+
+def activity_rows(
     p: Picker, profiles: dict[str, tuple[list[Title], list[tuple[Title, int]]]]
-) -> str:
-    """``ViewingActivity.csv`` for an account with several profiles, including non-views: a
-    trailer, a hook and an autoplayed preview (all dropped by the importer)."""
-    header = [
-        "Profile Name", "Start Time", "Duration", "Attributes", "Title", "Supplemental Video Type",
-        "Device Type", "Bookmark", "Latest Bookmark", "Country",
-    ]  # fmt: skip
+) -> list[list[Any]]:
+    """``ViewingActivity.csv`` rows (start times as datetimes) of the profiles' movies and episodes."""
     rows: list[list[Any]] = []
     for profile, (movies, shows) in profiles.items():
         device = "Smart TV" if profile != "Kids" else "iPad (Wi-Fi)"
         for m in movies:
             watched = int(m.runtime * 60 * p.rng.choice([1.0, 1.0, 0.95, 0.4]))
-            when = p.moment()
+            when = p.moment(m)
             rows.append(
                 [
                     profile,
@@ -359,6 +384,23 @@ def viewing_activity(
                         "GB (United Kingdom)",
                     ]
                 )
+    return rows
+
+
+def activity_csv(rows: list[list[Any]]) -> str:
+    """The ``ViewingActivity.csv`` text of ``rows``: newest first."""
+    rows.sort(key=lambda r: r[1], reverse=True)
+    for r in rows:
+        r[1] = r[1].strftime("%Y-%m-%d %H:%M:%S")
+    return _csv_text(ACTIVITY_HEADER, rows)
+
+
+def viewing_activity(
+    p: Picker, profiles: dict[str, tuple[list[Title], list[tuple[Title, int]]]]
+) -> str:
+    """``ViewingActivity.csv`` for an account with several profiles, including non-views: a
+    trailer, a hook and an autoplayed preview (all dropped by the importer)."""
+    rows = activity_rows(p, profiles)
     first_movie = next(iter(profiles.values()))[0][0]
     first_show = next(iter(profiles.values()))[1][0][0]
     when = p.moment()
@@ -419,10 +461,7 @@ def viewing_activity(
             "GB (United Kingdom)",
         ]
     )
-    rows.sort(key=lambda r: r[1], reverse=True)
-    for r in rows:
-        r[1] = r[1].strftime("%Y-%m-%d %H:%M:%S")
-    return _csv_text(header, rows)
+    return activity_csv(rows)
 
 
 def thriller(t: Title) -> bool:
@@ -441,17 +480,167 @@ def scifi(t: Title) -> bool:
     return t.has("Science Fiction", "Sci-Fi & Fantasy")
 
 
-def build(titles: list[Title], seed: int) -> tuple[dict[str, str | bytes], list[dict[str, str]]]:
+# ---- the crowd: synthetic viewers with latent tastes -------------------------------------------
+CROWD_USERS = 240
+"""Crowd viewers next to the ten personas (enough that the nightly can learn tastes; see below)."""
+HOUSEHOLD_SHARE, HOUSEHOLD_SIZE = 2 / 3, 5
+"""Two thirds of the crowd share Netflix accounts, five profiles each (one ``ViewingActivity.csv``
+per household: fewer files to import, as a real account export has them)."""
+PROFILE_NAMES = ("Alex", "Sam", "Robin", "Kim", "Jo", "Charlie", "Maya", "Leo", "Noor", "Ines",
+                 "Tomás", "Yuki", "Priya", "Ola", "Zoe")  # fmt: skip
+CROWD_FORMATS = ("trakt", "imdb", "netflix", "letterboxd")
+"""The other viewers export on their own, viewer ``i`` in format ``i % 4``."""
+TASTE_SHARPNESS = 2.5
+"""``exp(sharpness x affinity)``: how strongly a viewer's taste drives their choices."""
+POPULARITY_SKEW = 1.3
+"""Choices are weighted by ``popularity ** skew`` (blockbusters are watched more by everyone)."""
+NOISE = 0.1
+"""Share of a viewer's choice weight that ignores taste (what is trending, what a friend showed)."""
+HISTORY_MEDIAN, HISTORY_SIGMA, HISTORY_MIN, HISTORY_MAX = 22, 0.7, 6, 90
+"""History length: log-normal around 22 titles, a long tail of heavy viewers, clipped."""
+
+
+@dataclass(frozen=True)
+class Taste:
+    """A latent taste cluster: weights over a title's genres, language, era and keywords."""
+
+    name: str
+    genres: dict[str, float]
+    languages: dict[str, float] = field(default_factory=dict)
+    keywords: frozenset[str] = frozenset()
+    before: int | None = None
+    """Classic taste: a bonus for titles released before this year."""
+    acclaim: float = 0.0
+    """A bonus per point of vote average above 7."""
+
+    def affinity(self, t: Title) -> float:
+        genre = sum(self.genres.get(g, 0.0) for g in t.genres) / max(1, len(t.genres)) ** 0.5
+        score = genre + self.languages.get(t.language, 0.0)
+        score += 0.7 * len(self.keywords.intersection(t.keywords))
+        if self.before is not None and t.year < self.before:
+            score += 2.0
+        return score + self.acclaim * max(0.0, t.vote_average - 7.0)
+
+
+TASTES = (
+    Taste("crime", {"Crime": 1.2, "Thriller": 1.0, "Mystery": 0.8, "Comedy": -0.5},
+          keywords=frozenset({"detective", "serial killer", "heist", "mafia", "gangster", "hitman",
+                              "drug cartel", "revenge", "con artist", "kidnapping"})),
+    Taste("family", {"Family": 1.5, "Animation": 1.2, "Kids": 1.5, "Fantasy": 0.4,
+                     "Horror": -2.0, "Crime": -1.0, "War": -1.0}, {"en": 0.5}),
+    Taste("anime", {"Animation": 1.0, "Fantasy": 0.3}, {"ja": 2.5},
+          keywords=frozenset({"anime", "tokyo"})),
+    Taste("comedy", {"Comedy": 1.8, "Romance": 0.3, "Horror": -1.0, "War": -1.0},
+          keywords=frozenset({"satire", "dark comedy", "friendship", "high school"})),
+    Taste("world", {"Drama": 0.5, "Romance": 0.3},
+          {"ko": 2.0, "fr": 2.0, "it": 2.0, "es": 2.0, "de": 2.0, "hi": 2.0, "te": 2.0, "zh": 2.0,
+           "cn": 2.0, "sv": 2.0, "pt": 2.0, "ru": 2.0, "en": -0.5}),
+    Taste("documentary", {"Documentary": 2.0, "History": 1.5, "War": 1.0, "Music": 1.2,
+                          "War & Politics": 1.5}, keywords=frozenset({"based on true story",
+                                                                      "world war ii", "nature"})),
+    Taste("classic", {"Drama": 0.4, "Western": 1.2, "Romance": 0.3}, before=1980, acclaim=0.8),
+    Taste("scifi", {"Science Fiction": 1.8, "Sci-Fi & Fantasy": 1.8, "Adventure": 0.3},
+          keywords=frozenset({"dystopia", "time travel", "cyborg", "space travel", "multiverse",
+                              "post-apocalypse", "artificial intelligence", "alien"})),
+    Taste("horror", {"Horror": 2.5, "Mystery": 0.5, "Thriller": 0.5, "Family": -1.0},
+          keywords=frozenset({"zombie", "curse", "haunted house", "serial killer"})),
+    Taste("romance", {"Romance": 2.0, "Comedy": 0.6, "Drama": 0.3, "Horror": -1.0},
+          keywords=frozenset({"romantic comedy", "forbidden love", "wedding", "love"})),
+    Taste("blockbuster", {"Action": 1.2, "Adventure": 1.2, "Action & Adventure": 1.2,
+                          "Fantasy": 0.6, "Science Fiction": 0.3},
+          keywords=frozenset({"superhero", "martial arts", "wizard", "bounty hunter"})),
+    Taste("prestige", {"Drama": 1.0, "History": 0.5, "War": 0.4, "Animation": -0.5},
+          acclaim=1.5),
+)  # fmt: skip
+"""The crowd's taste clusters. Every viewer mixes one or two of them."""
+
+
+def _weighted_sample(
+    rng: random.Random, items: list[Title], weights: list[float], k: int
+) -> list[Title]:
+    """``k`` items without replacement, item ``i`` drawn with weight ``weights[i]``
+    (Efraimidis-Spirakis keys ``u ** (1 / w)``)."""
+    keys = [(rng.random() ** (1.0 / w), i) for i, w in enumerate(weights)]
+    keys.sort(reverse=True)
+    return [items[i] for _, i in keys[:k]]
+
+
+def crowd_viewer(titles: list[Title], rng: random.Random) -> tuple[list[Title], dict[Title, float]]:
+    """One viewer's watched titles (most liked first is NOT implied) and their affinity per title.
+
+    The viewer mixes one taste cluster (60%) or two (70/30), adds two favourite people and three
+    favourite keywords taken from the titles that fit those tastes best, and draws a log-normal
+    number of titles, each with weight ``(1 - NOISE) x taste share + NOISE x popularity share``,
+    the taste share ``exp(sharpness x affinity) x popularity ** skew``.
+    """
+    if rng.random() < 0.6:
+        mix = [(rng.choice(TASTES), 1.0)]
+    else:
+        first, second = rng.sample(TASTES, 2)
+        mix = [(first, 0.7), (second, 0.3)]
+    base = {t: sum(w * taste.affinity(t) for taste, w in mix) for t in titles}
+    best = sorted(titles, key=lambda t: (-base[t], t.tmdb_id, t.kind))[:25]
+    people = set(rng.sample(sorted({x for t in best for x in t.people}), 2))
+    keywords = set(rng.sample(sorted({x for t in best for x in t.keywords}), 3))
+    affinity = {
+        t: base[t] + 1.0 * len(people.intersection(t.people))
+        + 0.5 * len(keywords.intersection(t.keywords))
+        for t in titles
+    }  # fmt: skip
+    pop = [t.popularity**POPULARITY_SKEW for t in titles]
+    taste = [math.exp(TASTE_SHARPNESS * affinity[t]) * w for t, w in zip(titles, pop, strict=True)]
+    total_taste, total_pop = sum(taste), sum(pop)
+    weights = [
+        (1 - NOISE) * a / total_taste + NOISE * b / total_pop
+        for a, b in zip(taste, pop, strict=True)
+    ]
+    n = round(rng.lognormvariate(math.log(HISTORY_MEDIAN), HISTORY_SIGMA))
+    n = min(HISTORY_MAX, max(HISTORY_MIN, n))
+    return _weighted_sample(rng, titles, weights, n), affinity
+
+
+def crowd_files(
+    user: str, fmt: str, p: Picker, watched: list[Title], affinity: dict[Title, float]
+) -> tuple[str, str | dict[str, str]]:
+    """(file name, content) of one crowd viewer's export in ``fmt``.
+
+    Ratings follow affinity: a viewer rates the titles that fit their taste best highest (a
+    title's rank among the viewer's own picks, plus noise). Series are watched as binges of
+    2-8 episodes; Letterboxd holds films only, so a Letterboxd viewer's series are left out.
+    """
+    order = sorted(watched, key=lambda t: affinity[t])
+    share = {t: (i + 0.5) / len(order) for i, t in enumerate(order)}
+
+    def rating10(t: Title) -> int:
+        return min(10, max(1, round(4 + 6 * share[t] + p.rng.gauss(0, 1))))
+
+    movies = [t for t in watched if t.kind == "movie"]
+    shows = [(t, p.rng.randint(2, 8)) for t in watched if t.kind == "tv"]
+    if fmt == "trakt":
+        return "history.json", trakt_history(p, movies, shows)
+    if fmt == "imdb":
+        return "imdb_ratings.csv", imdb_ratings(p, [(t, rating10(t)) for t in watched])
+    if fmt == "netflix":
+        return "NetflixViewingHistory.csv", netflix_history(p, movies, shows)
+    if fmt == "letterboxd":
+        return f"letterboxd-{user}.zip", letterboxd(p, movies, lambda t: share[t] >= 0.4)
+    raise ValueError(f"no crowd writer for format {fmt!r}")
+
+
+def build(
+    titles: list[Title], seed: int, crowd_users: int = CROWD_USERS
+) -> tuple[dict[str, str | bytes], list[dict[str, str]]]:
     """All files (relative path -> text, or bytes for ZIPs) and the manifest entries."""
     files: dict[str, str | bytes] = {}
     manifest: list[dict[str, str]] = []
 
-    def add(user: str, fmt: str, name: str, text: str | dict[str, str]) -> None:
+    def add(user: str, fmt: str, name: str, text: str | dict[str, str], folder: str = "") -> None:
+        path = f"{folder}{user}/{name}"
         if isinstance(text, dict):  # a multi-file export ships as the ZIP the service gives you
-            files[f"{user}/{name}"] = deterministic_zip(text)
+            files[path] = deterministic_zip(text)
         else:
-            files[f"{user}/{name}"] = text
-        manifest.append({"user": user, "format": fmt, "path": f"{user}/{name}"})
+            files[path] = text
+        manifest.append({"user": user, "format": fmt, "path": path})
 
     def picker(user: str) -> Picker:
         return Picker(titles, random.Random(f"{seed}:{user}"))
@@ -592,6 +781,27 @@ def build(titles: list[Title], seed: int) -> tuple[dict[str, str | bytes], list[
             extra=[(unknown_movie, p.moment())],
         ),
     )
+
+    households = round(crowd_users * HOUSEHOLD_SHARE) // HOUSEHOLD_SIZE
+    for h in range(1, households + 1):
+        account = f"household-{h:02d}"
+        p = picker(account)
+        profiles = {}
+        for name in p.rng.sample(PROFILE_NAMES, HOUSEHOLD_SIZE):
+            watched, _ = crowd_viewer(titles, p.rng)
+            profiles[name] = (
+                [t for t in watched if t.kind == "movie"],
+                [(t, p.rng.randint(2, 8)) for t in watched if t.kind == "tv"],
+            )
+        text = activity_csv(activity_rows(p, profiles))
+        add(account, "netflix-activity", "ViewingActivity.csv", text, folder="crowd/")
+    for i in range(households * HOUSEHOLD_SIZE + 1, crowd_users + 1):
+        user = f"viewer-{i:03d}"
+        p = picker(user)
+        watched, affinity = crowd_viewer(titles, p.rng)
+        fmt = CROWD_FORMATS[i % len(CROWD_FORMATS)]
+        name, content = crowd_files(user, fmt, p, watched, affinity)
+        add(user, fmt, name, content, folder="crowd/")
     return files, manifest
 
 
@@ -632,7 +842,9 @@ README = """# Sample watch histories (synthetic)
 Invented users, generated by `scripts/make_sample_users.py` from `data/sample/catalog_seed.csv`
 with a fixed seed. No real person's history is in this folder. Each user's files are in the real
 export formats (Netflix, Letterboxd, IMDb, Trakt); `manifest.json` lists what the pipeline imports.
-Three rows are deliberately unresolvable and one line is malformed. Regenerate, do not edit.
+Three rows are deliberately unresolvable and one line is malformed. `crowd/` holds 240 more
+synthetic viewers with latent tastes (32 Netflix households of five profiles, 80 own exports) so
+the nightly has enough users to learn from. Regenerate, do not edit.
 """
 
 

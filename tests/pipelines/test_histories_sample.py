@@ -70,8 +70,16 @@ def test_sample_imports_with_designed_counts(tmp_path: Path) -> None:
             totals[key] += getattr(summary, key)
     events = read_table(lake, "watch_events")
     per_user = dict(events.group_by("user_id").len().iter_rows())
-    assert len(per_user) == 11  # ten invented users, the family account as two profiles
-    assert all(20 <= n <= 60 for n in per_user.values()), per_user
+    crowd = {u: n for u, n in per_user.items() if u.startswith(("household-", "viewer-"))}
+    personas = {u: n for u, n in per_user.items() if u not in crowd}
+    assert len(personas) == 11  # ten invented users, the family account as two profiles
+    assert all(20 <= n <= 60 for n in personas.values()), personas
+    # the crowd: 32 Netflix households of five profiles and 80 viewers with their own exports
+    assert len(crowd) == 240
+    assert sum(u.startswith("household-") for u in crowd) == 160
+    titles_per_user = events.group_by("user_id").agg(pl.col("title_id").n_unique())["title_id"]
+    assert titles_per_user.min() >= 1 and titles_per_user.max() <= 90
+    assert 15 <= titles_per_user.median() <= 30  # log-normal history lengths around 22 titles
     assert totals["unresolved"] == 3
     assert totals["quarantined"] == 1
     assert read_table(lake, "quarantine")["reason"].to_list() == ["Date is not a M/D/YY date"]
