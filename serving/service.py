@@ -13,6 +13,7 @@ what is loaded. ``traffic`` caps concurrent requests (over it: 429 at once) and 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ import bentoml
 from starlette.responses import JSONResponse
 
 with bentoml.importing():
+    from core.feedback import StoreUnavailableError
     from core.settings import load_settings
     from serving import auth
     from serving.arw import ArwHeadersMiddleware
@@ -55,6 +57,7 @@ with bentoml.importing():
 # serving.trusted_proxies, none by default: the limiter sees the real peer (serving/ratelimit.py).
 configure_server_proxy_headers(load_settings().serving.trusted_proxies)
 
+log = logging.getLogger(__name__)
 POLL_ENV = "MEDIA_GATEWAY_POLL_S"
 MAX_CONCURRENCY = 32
 TIMEOUT_S = 10
@@ -118,7 +121,13 @@ class MediaGateway:
             principal = self.gateway.guard.check(
                 request.headers.get("authorization"), client, scope
             )
-            return action(principal)
+            try:
+                return action(principal)
+            except StoreUnavailableError as exc:  # a read (writes answer "nothing was saved")
+                log.error("user-state store unavailable for a read: %s", exc)
+                raise ApiError(
+                    503, "user-state store unavailable; retry later", {"Retry-After": "5"}
+                ) from exc
         except ApiError as exc:
             ctx.response.status_code = exc.status
             for name, value in exc.headers.items():

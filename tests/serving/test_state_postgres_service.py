@@ -44,6 +44,14 @@ def test_service_keeps_user_state_in_postgres(
                 r = client.post("/feedback", json={**body, "rating": 2}, headers=h)
                 assert r.status_code == 503, r.text
                 assert "nothing was saved" in r.json()["error"] and r.headers["retry-after"]
+            # a read that cannot reach the store (table locked past lock_timeout): 503, not 500
+            with psycopg.connect(url) as other, other.transaction():
+                other.execute("LOCK TABLE feedback IN ACCESS EXCLUSIVE MODE")
+                r = client.post("/recommend", json={"user": "bob"}, headers=bearer("bob"))
+                assert r.status_code == 503, r.text
+                assert "store unavailable" in r.json()["error"] and r.headers["retry-after"]
+            r = client.post("/recommend", json={"user": "bob"}, headers=bearer("bob"))
+            assert r.status_code == 200, r.text
             assert client.delete("/users/alice", headers=h).status_code == 200
             with psycopg.connect(url) as pg:
                 assert pg.execute("SELECT count(*) FROM feedback").fetchone()[0] == 0
