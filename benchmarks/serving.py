@@ -285,10 +285,8 @@ def measure(
     base = f"http://127.0.0.1:{port}"
     results: list[Result] = []
     try:
-        ready_s = wait_ready(proc, base)
+        ready_s = wait_ready(proc, base, timeout_s=300, workers=workers)
         console.print(f"{workers} worker(s): server ready after {ready_s:.1f} s on {base}")
-        if workers > 1:
-            wait_all_workers(base, workers)
 
         def livez(http: httpx.Client, i: int) -> httpx.Response:
             return http.get("/livez")
@@ -328,20 +326,6 @@ def measure(
     finally:
         stop_server(proc)
     return results
-
-
-def wait_all_workers(base: str, workers: int, timeout_s: float = 300) -> None:
-    """``/readyz`` answers for one worker; wait until ``workers`` distinct ones report ready."""
-    seen: set[int] = set()
-    deadline = time.monotonic() + timeout_s
-    while len(seen) < workers and time.monotonic() < deadline:
-        with httpx.Client(base_url=base, timeout=30) as http:
-            body = http.get("/status").json()
-        if body.get("ready"):
-            seen.add(body["worker_pid"])
-        time.sleep(0.05)
-    if len(seen) < workers:
-        raise SystemExit(f"only {len(seen)} of {workers} workers became ready")
 
 
 def report(results: list[Result], args: argparse.Namespace) -> None:

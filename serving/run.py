@@ -150,23 +150,40 @@ def start_server(
     )
 
 
-def wait_ready(proc: subprocess.Popen, base_url: str, timeout_s: float = 180.0) -> float:
-    """Poll ``/readyz`` until 200; returns the seconds it took. Raises :class:`ServerStartError`."""
+def wait_ready(
+    proc: subprocess.Popen, base_url: str, timeout_s: float = 180.0, workers: int = 1
+) -> float:
+    """Poll until ``workers`` distinct workers answer ready; returns the seconds it took.
+
+    ``/readyz`` answers for whichever worker takes the connection, so with several workers one
+    ready answer says little: ``/status`` names its ``worker_pid``, and the wait lasts until
+    ``workers`` different ones have said ready. Raises :class:`ServerStartError`.
+    """
     import time
 
     import httpx
 
     started = time.monotonic()
+    seen: set[int] = set()
     while time.monotonic() - started < timeout_s:
         if proc.poll() is not None:
             raise ServerStartError(f"server exited with code {proc.returncode} before ready")
         try:
-            if httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200:
-                return time.monotonic() - started
-        except httpx.TransportError:
+            with httpx.Client(base_url=base_url, timeout=2.0) as http:  # a new connection each
+                if workers == 1 and http.get("/readyz").status_code == 200:
+                    return time.monotonic() - started
+                if workers > 1:
+                    body = http.get("/status").json()
+                    if body.get("ready"):
+                        seen.add(body["worker_pid"])
+                    if len(seen) >= workers:
+                        return time.monotonic() - started
+        except (httpx.TransportError, ValueError):
             pass
-        time.sleep(0.25)
-    raise ServerStartError(f"server at {base_url} not ready after {timeout_s:.0f} s")
+        time.sleep(0.05 if seen else 0.25)
+    raise ServerStartError(
+        f"server at {base_url} not ready after {timeout_s:.0f} s ({len(seen)} of {workers} workers)"
+    )
 
 
 def stop_server(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:

@@ -159,12 +159,16 @@ def test_model_comparison(tmp_path: Path) -> None:
 
 def test_nightly_logs_figures_of_its_own_numbers(monkeypatch) -> None:
     """The nightly's plots show the challenger's and champion's metrics, privacy and history."""
-    import mlops.nightly as nightly
+    import mlops.run_logging as run_logging
     from mlops.champion import ChampionHandle
+    from mlops.evaluation import CycleEvaluation
     from models.collaborative.popularity import PopularityRecommender
+    from models.evaluation.evaluate import metrics_by_activity, recommend_for_test
 
     logged: dict[str, Figure] = {}
-    monkeypatch.setattr(nightly.mlflow, "log_figure", lambda fig, name: logged.update({name: fig}))
+    monkeypatch.setattr(
+        run_logging.mlflow, "log_figure", lambda fig, name: logged.update({name: fig})
+    )
     users = [f"u{n}" for n in range(6)]
     train = pl.DataFrame(
         {
@@ -179,9 +183,25 @@ def test_nightly_logs_figures_of_its_own_numbers(monkeypatch) -> None:
     champion_metrics = {"ndcg@10": 0.3, "precision@10": 0.08, "coverage": 0.25}
     champion = ChampionHandle(model, "3", "run", Path("."), {"epsilon": 2.0}, champion_metrics)
     history = [{"round": r, "ndcg": 0.1 * r} for r in (1, 2)]
-    nightly._log_plots(
-        model, train, test, metrics, history, {"epsilon": 1.0}, champion, model, champion_metrics
+    by_activity = pl.concat(
+        [
+            metrics_by_activity(model, train, test, k=10).with_columns(model=pl.lit(name))
+            for name in ("challenger", "champion v3")
+        ]
     )
+    evaluation = CycleEvaluation(
+        train=train,
+        test=test,
+        split="stratified-user-0.75",
+        metrics=metrics,
+        fallback=None,
+        fallback_metrics=None,
+        champion_view=None,
+        champion_metrics=champion_metrics,
+        by_activity=by_activity,
+        test_recommendations=recommend_for_test(model, train, test, 10),
+    )
+    run_logging.log_plots(evaluation, history, {"epsilon": 1.0}, champion)
     assert set(logged) == {
         f"plots/{name}.png"
         for name in (

@@ -79,7 +79,7 @@ def test_sigkill_under_load_loses_no_acknowledged_feedback(
     log_file = tmp_path / "server.log"
 
     proc = start_server(copy, files, env=_server_env(), log_file=log_file)
-    wait_ready(proc, base, timeout_s=300)
+    wait_ready(proc, base, timeout_s=300, workers=2)
     acknowledged: list[str] = []
     refused: Counter[tuple[int, str]] = Counter()  # answers other than 200: not acknowledged
     stop = threading.Event()
@@ -119,7 +119,7 @@ def test_sigkill_under_load_loses_no_acknowledged_feedback(
     # restart on the same folder: everything acknowledged is there, through the API too
     proc = start_server(copy, files, env=_server_env(), log_file=log_file)
     try:
-        wait_ready(proc, base, timeout_s=300)
+        wait_ready(proc, base, timeout_s=300, workers=2)
         exported: set[str] = set()
         with httpx.Client(base_url=base, timeout=30) as http:
             for user in users:
