@@ -1,4 +1,4 @@
-"""Score blend of several registry recommenders (default EASE + RP3beta + the content hybrid).
+"""Score blend of several registry recommenders (default EASE + RP3beta + content similarity).
 
 Every member is fitted on the same interactions (content members also get ``item_features``). For a
 user, each member's scores over the training catalogue are standardised over the items the user has
@@ -26,10 +26,20 @@ import scipy.sparse as sp
 from models.base import Recommender, check_interactions
 from models.collaborative.matrix_base import InteractionMatrix, MatrixRecommender, ModelFileError
 
+CONTENT_MEMBER: dict[str, Any] = {
+    "model": "hybrid",
+    "params": {
+        "base": "popularity",
+        "weights": {"collaborative": 0.0, "content": 1.0, "popularity": 0.0, "context": 0.0},
+    },
+}
+"""The content part of the hybrid alone (its inner model is the cheap popularity one and gets no
+weight): the ensemble weighs content against EASE and RP3beta itself, so a second EASE inside a
+full hybrid would only cost a second inversion."""
 DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
     {"model": "ease", "params": {}, "weight": 0.4},
     {"model": "rp3beta", "params": {}, "weight": 0.3},
-    {"model": "hybrid", "params": {}, "weight": 0.3},
+    {**CONTENT_MEMBER, "weight": 0.3},
 )
 """``model`` (registry name), ``params`` (constructor overrides) and ``weight`` of each member."""
 MEMBERS_DIR = "members"

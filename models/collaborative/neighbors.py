@@ -131,9 +131,9 @@ class RP3betaRecommender(ItemGraphRecommender):
 
     def __init__(
         self,
-        alpha: float = 0.8,
-        beta: float = 0.3,
-        topk: int = 200,
+        alpha: float = 0.6,
+        beta: float = 0.5,
+        topk: int = 300,
         normalize: bool = False,
         seed: int = 42,
     ) -> None:
@@ -200,7 +200,7 @@ class ItemKNNRecommender(ItemGraphRecommender):
 
     name: ClassVar[str] = "itemknn"
 
-    def __init__(self, topk: int = 100, shrink: float = 10.0, seed: int = 42) -> None:
+    def __init__(self, topk: int = 300, shrink: float = 0.0, seed: int = 42) -> None:
         super().__init__(topk)
         if shrink < 0:
             raise ValueError(f"shrink must be >= 0, got {shrink}")
