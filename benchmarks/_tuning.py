@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -135,9 +136,12 @@ def tune(
     seed: int,
     k: int,
     features: pl.DataFrame | None,
+    fixed: tuple[str, ...] | list[str] = (),
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """Tuned constructor parameters (for the whole training part) of every tunable model in
-    ``models``, plus the tuning log rows (``model, params, val nDCG@k, seconds``)."""
+    ``models``, plus the tuning log rows (``model, params, val nDCG@k, seconds``). Models in
+    ``fixed`` keep their defaults (no grid; e.g. EASE on a large catalogue, where every grid point
+    is a dense inversion)."""
     sub, val = validation_split(raw_train, split, seed)
     ratio = to_weights(raw_train).height / sub.height
     log.info("validation split: %d sub-train pairs, %d validation rows", sub.height, val.height)
@@ -150,6 +154,12 @@ def tune(
     rows: list[dict[str, Any]] = []
     for name, grid in GRIDS.items():
         if name not in wanted:
+            continue
+        if name in fixed:
+            best[name] = {}
+            rows.append(
+                {"model": f"{name} best", "params": "defaults (not tuned)", "val nDCG@10": math.nan}
+            )
             continue
         scored = []
         for params in grid:

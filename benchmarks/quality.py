@@ -235,7 +235,7 @@ def quality(args: argparse.Namespace) -> None:
             if args.tune:
                 console.print(f"[dim]{dataset}/{split}: tuning on a validation split...[/dim]")
                 tuned, tuning_rows = tune(
-                    args.models, raw_train, split, args.seed, args.k, features
+                    args.models, raw_train, split, args.seed, args.k, features, args.fixed
                 )
                 args.out_dir.mkdir(parents=True, exist_ok=True)
                 pl.DataFrame(tuning_rows).write_csv(args.out_dir / f"tuning_{dataset}_{split}.csv")
@@ -356,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
         "--tune",
         action="store_true",
         help="tune hyper-parameters on a validation split carved from the training part",
+    )
+    parser.add_argument(
+        "--fixed",
+        type=_list(MODELS),
+        default=[],
+        help="with --tune: models that keep their defaults (no grid search)",
     )
     parser.add_argument("--table", type=Path, metavar="CSV", help="write every row to one CSV")
     parser.add_argument(
