@@ -15,6 +15,13 @@ titles and genres (``--no-content`` turns this off): public metadata costs no pr
 ``--privacy-utility`` trains federated-dp at several ε (δ = 1e-5) plus federated without DP on
 each dataset and writes a table and ``privacy_utility_<dataset>.png`` (``plot_privacy_utility``).
 
+``--tune`` first tunes EASE's λ, RP3beta, ItemKNN and the ensemble weights on a validation split
+carved from the training part only (``benchmarks/_tuning.py``; the test part is never used for a
+choice), refits the winners on the whole training part and writes ``tuning_<dataset>_<split>.csv``.
+Without it every model runs with its defaults (themselves found by ``--tune`` on ML-100k).
+``--table CSV`` writes every row of the run (with dataset, split and the parameters used) to one
+file, e.g. ``benchmarks/results/quality.csv``.
+
 ``--mlflow URI`` also logs every row as an MLflow run (experiment ``media-gateway-quality``:
 params model/dataset/split/epsilon, metrics nDCG@10, P@10, R@10, MAP@10, coverage, train s).
 
@@ -26,12 +33,15 @@ Run from the project root (opacus installs a top-level ``benchmarks`` package, s
 
     .venv/bin/python benchmarks/quality.py --datasets ml-100k
     .venv/bin/python benchmarks/quality.py --privacy-utility --datasets ml-100k
+    .venv/bin/python benchmarks/quality.py --tune --table benchmarks/results/quality.csv \
+        --models popularity,als,bpr,ease,rp3beta,itemknn,hybrid,ensemble
 """
 
 from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import logging
 import math
 import sys
@@ -41,6 +51,7 @@ from typing import Any
 
 import polars as pl
 from _datasets import DATASETS, DEFAULT_DATA_DIR, load_dataset
+from _tuning import tune
 from rich.console import Console
 from rich.table import Table
 
@@ -54,13 +65,23 @@ from models.train import to_weights
 log = logging.getLogger("benchmarks.quality")
 console = Console(width=None if sys.stdout.isatty() else 120)  # files and pipes: no truncation
 
-DEFAULT_MODELS = ("popularity", "als", "bpr", "ease", "federated", "federated-dp")
+DEFAULT_MODELS = (
+    "popularity",
+    "als",
+    "bpr",
+    "ease",
+    "rp3beta",
+    "itemknn",
+    "ensemble",
+    "federated",
+    "federated-dp",
+)
 MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "als": {"factors": 64},
     "federated-dp": {"target_epsilon": 1.0, "target_delta": 1e-5},
 }
 """Benchmark settings on top of each model's defaults (only keys the constructor accepts)."""
-CONTENT_MODELS = ("federated-dp", "hybrid")
+CONTENT_MODELS = ("federated-dp", "hybrid", "ensemble")
 """Models fitted with public item content vectors (``item_id, vector``)."""
 EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0)
 SPLITS = ("stratified", "temporal")
@@ -117,6 +138,14 @@ def split_dataset(
     name: str, data_dir: Path, seed: int, split: str = "stratified"
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """``(binary train, test)``: Microsoft's stratified split, or a per-user temporal one."""
+    train, test = split_raw(name, data_dir, seed, split)
+    return to_weights(train), test
+
+
+def split_raw(
+    name: str, data_dir: Path, seed: int, split: str = "stratified"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(train, test)`` with the ratings and timestamps (the tuning step splits train again)."""
     ratings = load_dataset(name, data_dir)
     if split == "stratified":
         train, test = stratified_split(ratings, ratio=0.75, seed=seed, filter_by="item")
@@ -125,7 +154,7 @@ def split_dataset(
     else:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     log.info("split %s/%s: %d train rows, %d test rows", name, split, train.height, test.height)
-    return to_weights(train), test
+    return train, test
 
 
 def log_rows_to_mlflow(uri: str, rows: list[dict[str, Any]]) -> None:
@@ -200,17 +229,35 @@ def quality(args: argparse.Namespace) -> None:
             else None
         )
         for split in args.splits:
-            train, test = split_dataset(dataset, args.data_dir, args.seed, split)
-            rows = []
+            raw_train, test = split_raw(dataset, args.data_dir, args.seed, split)
+            train = to_weights(raw_train)
+            tuned: dict[str, dict[str, Any]] = {}
+            if args.tune:
+                console.print(f"[dim]{dataset}/{split}: tuning on a validation split...[/dim]")
+                tuned, tuning_rows = tune(
+                    args.models, raw_train, split, args.seed, args.k, features, args.fixed
+                )
+                args.out_dir.mkdir(parents=True, exist_ok=True)
+                pl.DataFrame(tuning_rows).write_csv(args.out_dir / f"tuning_{dataset}_{split}.csv")
+                _show(
+                    f"{dataset}/{split}: best validation nDCG@{args.k}",
+                    [r for r in tuning_rows if r["model"].endswith(" best")],
+                )
+            rows, used = [], []
             for name in args.models:
                 if not _importable(name):
                     console.print(f"[yellow]{name}: not importable, skipped[/yellow]")
                     continue
                 console.print(f"[dim]{dataset}/{split}: training {name}...[/dim]")
-                rows.append(run_model(name, train, test, args.seed, args.k, features))
+                params = tuned.get(name, {})
+                rows.append(run_model(name, train, test, args.seed, args.k, features, **params))
+                used.append(json.dumps(params) if params else "defaults")
             title = f"{dataset}: {SPLIT_TITLES[split]}, seed {args.seed}, top {args.k}"
             _show(title, rows)
-            logged += [{**r, "dataset": dataset, "split": split} for r in rows]
+            logged += [
+                {**r, "dataset": dataset, "split": split, "params": p}
+                for r, p in zip(rows, used, strict=True)
+            ]
             if args.out_dir and rows:
                 args.out_dir.mkdir(parents=True, exist_ok=True)
                 frame = pl.DataFrame(rows)
@@ -218,8 +265,19 @@ def quality(args: argparse.Namespace) -> None:
                 plot_model_comparison(frame.drop("train s")).savefig(
                     args.out_dir / f"quality_{dataset}_{split}.png"
                 )
+    if args.table and logged:
+        write_table(args.table, logged)
     if args.mlflow and logged:
         log_rows_to_mlflow(args.mlflow, logged)
+
+
+def write_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    """All rows of a run in one CSV: dataset, split, model, the metrics and the parameters used."""
+    first = ["dataset", "split", "model"]
+    columns = [*first, *(c for c in rows[0] if c not in (*first, "params")), "params"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame([{c: r.get(c) for c in columns} for r in rows]).write_csv(path)
+    console.print(f"wrote {path}")
 
 
 def privacy_utility(args: argparse.Namespace) -> None:
@@ -294,6 +352,18 @@ def main(argv: list[str] | None = None) -> int:
         help="non-private model the ε curve is compared with (ratio column)",
     )
     parser.add_argument("--mlflow", metavar="URI", help="also log every row to this MLflow store")
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="tune hyper-parameters on a validation split carved from the training part",
+    )
+    parser.add_argument(
+        "--fixed",
+        type=_list(MODELS),
+        default=[],
+        help="with --tune: models that keep their defaults (no grid search)",
+    )
+    parser.add_argument("--table", type=Path, metavar="CSV", help="write every row to one CSV")
     parser.add_argument(
         "--no-content",
         dest="content",

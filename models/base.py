@@ -141,6 +141,17 @@ class Recommender(ABC):
     def similar_items(self, item_id: str, k: int = 10) -> pl.DataFrame:
         """Items most similar to ``item_id`` (excluding itself), schema :data:`SIMILAR_SCHEMA`."""
 
+    def score_users(self, user_ids: list[str], item_ids: list[str]) -> np.ndarray:
+        """Scores (len(user_ids) x len(item_ids)) of known users, as :meth:`score` row by row.
+
+        Seen items are not masked. Models with a batched path (the matrix models) override this;
+        unknown users raise :class:`UnknownUserError`, unknown items score ``nan``.
+        """
+        out = np.empty((len(user_ids), len(item_ids)), dtype=np.float64)
+        for row, user in enumerate(user_ids):
+            out[row] = self.score(user, item_ids)
+        return out
+
     @abstractmethod
     def save(self, directory: Path) -> None: ...
 

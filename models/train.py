@@ -14,10 +14,11 @@ relevant): EASE nDCG@10 0.485 with binary weights against 0.419 with weight = ra
 against 0.381 (equal within noise), BPR uses presence only. So ranking quality decides for binary
 weights; a low rating still means "chose to watch it", which is what the product predicts.
 
-Model directory layout (written into a staging folder, then swapped in with ``os.replace``, so a
-rerun replaces the previous model atomically): whatever ``Recommender.save`` writes (``model.json``
-plus arrays), ``train_seen.parquet`` (``user_id, item_id``: the training pairs that
-``recommend_batch`` excludes and whose users it serves) and ``report.json`` (the returned report).
+Model directory layout (written into a staging folder, then swapped in by
+:func:`core.atomic.staged_dir`, so a rerun replaces the previous model atomically): whatever
+``Recommender.save`` writes (``model.json`` plus arrays), ``train_seen.parquet``
+(``user_id, item_id``: the training pairs that ``recommend_batch`` excludes and whose users it
+serves) and ``report.json`` (the returned report).
 """
 
 from __future__ import annotations
@@ -26,10 +27,7 @@ import csv
 import json
 import logging
 import math
-import os
-import shutil
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,12 +35,13 @@ from typing import Any
 import polars as pl
 from tqdm.auto import tqdm
 
+from core.atomic import atomic_path, staged_dir
 from models.base import RECS_SCHEMA
 from models.registry import MODELS, create, load_model
 
 log = logging.getLogger(__name__)
 
-CONTENT_MODELS = ("federated-dp", "hybrid")
+CONTENT_MODELS = ("federated-dp", "hybrid", "ensemble")
 """Models that use public item content when it is available (``train`` finds the catalogue's)."""
 CATALOGUE_TABLE = "content_embeddings"
 """Lake table of the public catalogue's content vectors (``title_id, vector``)."""
@@ -255,15 +254,6 @@ def _default_lake() -> Path | None:
 
 
 # ---- writing outputs ------------------------------------------------------------------------
-def _swap_in(staging: Path, out: Path) -> None:
-    """Replace ``out`` by ``staging`` (both in the same parent folder)."""
-    old = out.with_name(f".{out.name}.{uuid.uuid4().hex}.old")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise TrainingInputError(f"{out}: exists and is not a directory")
@@ -337,9 +327,7 @@ def train_model(
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.{uuid.uuid4().hex}.staging")
-    try:
+    with staged_dir(out) as staging:
         recommender.save(staging)
         weighted.select("user_id", "item_id").write_parquet(staging / SEEN_FILE)
         timings["save"] = time.perf_counter() - t
@@ -364,10 +352,6 @@ def train_model(
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (staging / REPORT_FILE).write_text(json.dumps(report, indent=2))
-        _swap_in(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     log.info(
         "trained %s",
         model,
@@ -379,8 +363,8 @@ def train_model(
 def recommend_batch(model_dir: Path, k: int, out: Path) -> int:
     """Top-``k`` for every training user (seen items excluded) into Parquet ``out``; returns rows.
 
-    Output columns ``user_id, item_id, rank, score`` with the original id strings, written to a
-    temporary sibling and moved into place with ``os.replace``.
+    Output columns ``user_id, item_id, rank, score`` with the original id strings, written
+    atomically (:func:`core.atomic.atomic_path`).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -407,12 +391,7 @@ def recommend_batch(model_dir: Path, k: int, out: Path) -> int:
             f"{model_dir}: the model recommended {leaked.height} training items despite "
             "exclude_seen=True"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(out) as tmp:
         recs.write_parquet(tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("wrote batch recommendations", extra={"rows": recs.height, "out": str(out)})
     return recs.height

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import uuid
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from core.atomic import atomic_path, atomic_write_bytes
 from models.base import (
     RECS_SCHEMA,
     SIMILAR_SCHEMA,
@@ -50,18 +49,10 @@ class ModelFileError(ValueError):
     """A saved model directory is incomplete or belongs to another model."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary sibling and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """``np.savez`` made atomic (temporary file, then ``os.replace``)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    """``np.savez`` made atomic (:func:`core.atomic.atomic_path`)."""
+    with atomic_path(path, suffix=".tmp.npz") as tmp:
+        np.savez(tmp, **arrays)
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -270,6 +261,19 @@ class MatrixRecommender(Recommender):
     def score(self, user_id: str, item_ids: list[str]) -> np.ndarray:
         row = self.data.user_rows([user_id])
         return self._pick(np.asarray(self._user_scores(row)[0], dtype=np.float64), item_ids)
+
+    def score_users(self, user_ids: list[str], item_ids: list[str]) -> np.ndarray:
+        """Batched :meth:`score` (seen items not masked; unknown items ``nan``)."""
+        data = self.data
+        rows = data.user_rows([str(u) for u in user_ids])
+        cols = data.item_columns(item_ids)
+        known = cols >= 0
+        out = np.full((len(rows), len(item_ids)), np.nan)
+        for start in range(0, len(rows), RECOMMEND_BATCH):
+            block = rows[start : start + RECOMMEND_BATCH]
+            scores = np.asarray(self._user_scores(block), dtype=np.float64)
+            out[start : start + len(block), known] = scores[:, cols[known]]
+        return out
 
     def score_history(
         self, history: list[str], weights: list[float] | None, item_ids: list[str]
