@@ -40,18 +40,17 @@ import io
 import json
 import logging
 import math
-import os
 import random
 import re
-import shutil
 import sys
-import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from core.atomic import staged_dir
 
 logger = logging.getLogger("make_sample_users")
 
@@ -818,23 +817,19 @@ def deterministic_zip(members: dict[str, str]) -> bytes:
 
 
 def write_atomic(out: Path, files: dict[str, str | bytes], manifest: list[dict[str, str]]) -> None:
-    """Build ``out`` in a staging sibling and swap it in."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.{uuid.uuid4().hex}.staging")
-    for rel, text in files.items():
-        path = staging / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text, encoding="utf-8", newline="")
-    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    (staging / "README.md").write_text(README, encoding="utf-8")
-    old = out.with_name(f".{out.name}.{uuid.uuid4().hex}.old")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(staging, out)
-    shutil.rmtree(old, ignore_errors=True)
+    """Build ``out`` in a staging sibling and swap it in (:func:`core.atomic.staged_dir`)."""
+    with staged_dir(out) as staging:
+        for rel, text in files.items():
+            path = staging / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(text, bytes):
+                path.write_bytes(text)
+            else:
+                path.write_text(text, encoding="utf-8", newline="")
+        (staging / "manifest.json").write_text(
+            json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+        )
+        (staging / "README.md").write_text(README, encoding="utf-8")
 
 
 README = """# Sample watch histories (synthetic)

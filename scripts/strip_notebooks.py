@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 import nbformat
+
+from core.atomic import atomic_path
 
 log = logging.getLogger("strip_notebooks")
 
@@ -88,12 +88,8 @@ def strip(nb: nbformat.NotebookNode) -> int:
 
 def write_atomic(nb: nbformat.NotebookNode, path: Path) -> None:
     """Write ``nb`` to a temporary sibling, then replace ``path`` with it."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         nbformat.write(nb, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def strip_file(path: Path) -> int:

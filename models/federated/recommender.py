@@ -20,8 +20,6 @@ import contextlib
 import copy
 import json
 import logging
-import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -40,6 +38,7 @@ from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 from tqdm.auto import tqdm
 
+from core.atomic import swap_in
 from models.base import (
     SIMILAR_SCHEMA,
     IdMap,
@@ -661,11 +660,7 @@ class FederatedRecommender(Recommender):
                 indent=2,
             )
         )
-        old = directory.with_name(f".{directory.name}.{uuid.uuid4().hex}.old")
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(staging, directory)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in(staging, directory)
 
     @classmethod
     def load(cls, directory: Path) -> FederatedRecommender:
