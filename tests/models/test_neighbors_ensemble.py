@@ -3,8 +3,10 @@ the benchmark's tuning helpers (validation split carved from train only, λ scal
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import polars as pl
@@ -14,8 +16,20 @@ from models.collaborative.ensemble import EnsembleRecommender, standardise
 from models.collaborative.neighbors import ItemKNNRecommender, RP3betaRecommender, top_k_rows
 from models.registry import create
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import _tuning  # benchmarks/ is a script folder, not a package
+
+def _load_tuning() -> ModuleType:
+    """benchmarks/ is a script folder, not a package; putting it on sys.path would shadow the
+    ``serving`` package with ``benchmarks/serving.py``, so the module is loaded from its file."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "_tuning.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_tuning", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_tuning = _load_tuning()
 
 
 def _random_frame(users: int = 30, items: int = 25, density: float = 0.3) -> pl.DataFrame:
