@@ -25,7 +25,11 @@ import sys
 from pathlib import Path
 
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.append(sys.path.pop(0))  # benchmarks/serving.py would shadow the `serving` package
+    # benchmarks/serving.py would shadow the `serving` package: the project root goes first (the
+    # editable install's finder comes after every sys.path entry, so moving this folder to the
+    # end is not enough), this folder last (for _catalog_vectors)
+    sys.path.append(sys.path.pop(0))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import statistics
