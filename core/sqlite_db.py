@@ -97,12 +97,24 @@ class SQLiteDatabase:
         self._init_lock = threading.Lock()
         self._initialised = False
 
+    @contextlib.contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        """Re-raise a storage failure (:func:`_unavailable`) as :class:`StoreUnavailableError`;
+        other SQLite errors (programming mistakes) pass unchanged."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            err = _unavailable(self.path, exc)
+            if err is not None:
+                raise err from exc
+            raise
+
     def _connect(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailableError(f"{self.path.parent}: cannot create folder: {exc}") from exc
-        try:
+        with self._storage_errors():
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None
             )
@@ -112,11 +124,6 @@ class SQLiteDatabase:
                 raise StoreUnavailableError(f"{self.path}: cannot switch to WAL (got {mode})")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
-            err = _unavailable(self.path, exc)
-            if err is not None:
-                raise err from exc
-            raise
         return conn
 
     @property
@@ -142,7 +149,7 @@ class SQLiteDatabase:
 
     def _initialise(self, conn: sqlite3.Connection) -> None:
         after: Callable[[], None] | None = None
-        try:
+        with self._storage_errors():
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in self.schema.split(";"):
@@ -160,11 +167,6 @@ class SQLiteDatabase:
                     after()
                 finally:
                     conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            err = _unavailable(self.path, exc)
-            if err is not None:
-                raise err from exc
-            raise
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -174,43 +176,26 @@ class SQLiteDatabase:
         ``synchronous=FULL``, on disk); storage failures raise :class:`StoreUnavailableError`.
         """
         conn = self.connection()
-        try:
+        with self._storage_errors():
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            err = _unavailable(self.path, exc)
-            if err is not None:
-                raise err from exc
-            raise
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                err = _unavailable(self.path, exc)
-                if err is not None:
-                    raise err from exc
-            raise
+        with self._storage_errors():
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """One read transaction: every query inside sees the same snapshot."""
         conn = self.connection()
-        try:
+        with self._storage_errors():
             conn.execute("BEGIN")
-        except sqlite3.Error as exc:
-            err = _unavailable(self.path, exc)
-            if err is not None:
-                raise err from exc
-            raise
         try:
-            yield conn
-        except sqlite3.Error as exc:
-            err = _unavailable(self.path, exc)
-            if err is not None:
-                raise err from exc
-            raise
+            with self._storage_errors():
+                yield conn
         finally:
             if conn.in_transaction:
                 conn.execute("COMMIT")
