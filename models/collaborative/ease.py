@@ -25,6 +25,25 @@ from models.collaborative.matrix_base import MatrixRecommender, cosine_to, load_
 log = logging.getLogger(__name__)
 
 
+def solve_ease(gram: np.ndarray, l2: float, num_threads: int = 2) -> np.ndarray:
+    """EASE's ``B`` (items x items, float32) from the Gram matrix ``XᵀX`` (float64, square).
+
+    ``gram`` is overwritten (λ on its diagonal, then the inverse in place): pass a copy to keep
+    it. Used by :class:`EASERecommender` and by the federated EASE, whose Gram is a sum of the
+    clients' partial Grams (``models.federated.gram``).
+    """
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+        raise ValueError(f"the Gram matrix must be square, got shape {gram.shape}")
+    if gram.dtype != np.float64:
+        raise ValueError(f"the Gram matrix must be float64, got {gram.dtype}")
+    gram[np.diag_indices_from(gram)] += l2
+    with threadpool_limits(num_threads, user_api="blas"):
+        p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+    b = p / (-np.diag(p))[None, :]
+    b[np.diag_indices_from(b)] = 0.0
+    return np.ascontiguousarray(b, dtype=np.float32)  # row-major: fold-in reads rows
+
+
 class EASERecommender(MatrixRecommender):
     """Item-item linear autoencoder with zero diagonal.
 
@@ -60,13 +79,7 @@ class EASERecommender(MatrixRecommender):
 
     def _fit_matrix(self, matrix: sp.csr_matrix) -> None:
         x = matrix.astype(np.float64)
-        gram = np.asarray((x.T @ x).todense())
-        gram[np.diag_indices_from(gram)] += self.l2
-        with threadpool_limits(self.num_threads, user_api="blas"):
-            p = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-        b = p / (-np.diag(p))[None, :]
-        b[np.diag_indices_from(b)] = 0.0
-        self._b = np.ascontiguousarray(b, dtype=np.float32)  # row-major: fold-in reads rows
+        self._b = solve_ease(np.asarray((x.T @ x).todense()), self.l2, self.num_threads)
 
     def _user_scores(self, rows: np.ndarray) -> np.ndarray:
         return np.asarray(self.data.matrix[rows] @ self.weights)
