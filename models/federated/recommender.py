@@ -235,6 +235,25 @@ def _run_config(cfg: TaskConfig) -> dict[str, Any]:
     }
 
 
+def node_contexts(path: Path, cfg: TaskConfig) -> dict[int, Context]:
+    """One Flower ``Context`` per simulated node ``1..num_clients``: partition ``node - 1`` of the
+    Parquet file at ``path``, the run config of ``cfg`` and an empty state."""
+    return {
+        node: Context(
+            run_id=1,
+            node_id=node,
+            node_config={
+                "partition-id": node - 1,
+                "num-partitions": cfg.num_clients,
+                "data-path": str(path),
+            },
+            state=RecordDict(),
+            run_config=_run_config(cfg),
+        )
+        for node in range(1, cfg.num_clients + 1)
+    }
+
+
 TUNED = (
     "rounds",
     "local_epochs",
@@ -480,21 +499,7 @@ class FederatedRecommender(Recommender):
         with tempfile.TemporaryDirectory(prefix="federated-") as tmp:
             path = Path(tmp) / "interactions.parquet"
             indexed.write_parquet(path)
-            contexts = {
-                node: Context(
-                    run_id=1,
-                    node_id=node,
-                    node_config={
-                        "partition-id": node - 1,
-                        "num-partitions": cfg.num_clients,
-                        "data-path": str(path),
-                    },
-                    state=RecordDict(),
-                    run_config=_run_config(cfg),
-                )
-                for node in range(1, cfg.num_clients + 1)
-            }
-            grid = InProcessGrid(client_app, contexts, faults=self.faults)
+            grid = InProcessGrid(client_app, node_contexts(path, cfg), faults=self.faults)
             desc = f"{self.manifest_name} ({cfg.num_clients} clients)"
             progress = (
                 grid.progress(cfg.rounds, desc) if self.show_progress else contextlib.nullcontext()
