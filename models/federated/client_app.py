@@ -3,7 +3,8 @@
 A client reads its users' histories from a local Parquet file (``data-path`` in the node config,
 else in the run config) and its partition from the node config (``partition-id``,
 ``num-partitions``). Replies carry only item-side arrays and aggregate metrics (``num-examples``,
-``train-loss``, ``epsilon``...), never user ids or histories.
+``train-loss``, ``epsilon``...), never user ids or histories. Besides train/evaluate, a
+``query.gram`` message asks for the partition's item-item Gram (federated EASE).
 
 The client's RDP accountant history lives in ``context.state["privacy"]`` (a ConfigRecord), so ε
 keeps composing across rounds even when the deployment engine recreates the ClientApp for every
@@ -19,6 +20,7 @@ from flwr.clientapp import ClientApp
 
 from models.federated.config import TaskConfig
 from models.federated.data import ClientData, FederatedDataError, load_partition
+from models.federated.gram import gram_reply
 from models.federated.noise import AccountantState
 from models.federated.task import (
     evaluate_local,
@@ -131,6 +133,23 @@ def handle_evaluate(msg: Message, context: Context) -> Message:
     return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
 
 
+def handle_gram(msg: Message, context: Context) -> Message:
+    """Reply with this partition's item-item Gram ``XᵀX`` over its users' training histories
+    (packed upper triangle, float32), per-item weight sums and the user count (federated EASE:
+    :mod:`models.federated.gram`)."""
+    cfg = TaskConfig.from_run_config(context.run_config)
+    config = msg.content.config_records.get("config", ConfigRecord())
+    asked = int(config.get("num-items", cfg.num_items))  # type: ignore[arg-type]
+    if asked != cfg.num_items:
+        raise FederatedDataError(
+            f"the server asks for a Gram over {asked} items, this run has {cfg.num_items}"
+        )
+    data = client_data(context, cfg)
+    node = context.node_config
+    content = gram_reply(data.train, int(node["partition-id"]), int(node["num-partitions"]))
+    return Message(content=content, reply_to=msg)
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     return handle_train(msg, context)
@@ -139,3 +158,8 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     return handle_evaluate(msg, context)
+
+
+@app.query("gram")
+def gram(msg: Message, context: Context) -> Message:
+    return handle_gram(msg, context)
