@@ -18,6 +18,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "ensemble": ("models.collaborative.ensemble:EnsembleRecommender", {}),
     "federated": ("models.federated.recommender:FederatedRecommender", {"dp": False}),
     "federated-dp": ("models.federated.recommender:FederatedRecommender", {"dp": True}),
+    "federated-ease": ("models.federated.ease:FederatedEASERecommender", {}),
     "hybrid": ("models.ranking.hybrid:HybridRecommender", {}),
 }
 """Model name -> ("module:Class", default constructor kwargs)."""
