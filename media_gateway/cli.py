@@ -103,7 +103,8 @@ def train(
         Path, typer.Option(help="CSV/Parquet: user_id,item_id[,rating][,timestamp]")
     ],
     model: Annotated[
-        str, typer.Option(help="popularity|als|bpr|ease|federated|federated-dp|hybrid")
+        str,
+        typer.Option(help="popularity|als|bpr|ease|federated|federated-dp|federated-ease|hybrid"),
     ],
     out: Annotated[Path, typer.Option(help="Output model directory.")],
     items: Annotated[Path | None, typer.Option(help="Item features (titles Parquet/CSV).")] = None,
