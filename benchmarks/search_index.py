@@ -77,7 +77,7 @@ CURVE: list[tuple[str, AnnIndex, list[tuple[int, int | None, int | None]]]] = [
      [(4, None, 100), (8, None, 50), (8, None, 100), (8, None, 200), (12, None, 100),
       (12, None, 200)]),
     ("HNSW_FLAT", AnnIndex("IVF_HNSW_FLAT", 1, rows_per_partition=1 << 40),
-     [(1, None, 50), (1, None, 100), (1, None, 200), (1, None, 400)]),
+     [(1, None, 50), (1, None, 100), (1, None, 150), (1, None, 200), (1, None, 300)]),
 ]  # fmt: skip
 """(label, index, settings): each index is built once and queried with each (nprobes,
 refine_factor, ef) setting. HNSW_* is IVF_HNSW_* with a single partition (plain HNSW)."""

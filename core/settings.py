@@ -123,9 +123,9 @@ class EmbeddingSettings(_Strict):
 
 
 class TrainingSettings(_Strict):
-    model: Literal["popularity", "als", "bpr", "ease", "federated", "federated-dp", "hybrid"] = (
-        "federated-dp"
-    )
+    model: Literal[
+        "popularity", "als", "bpr", "ease", "federated", "federated-dp", "federated-ease", "hybrid"
+    ] = "federated-dp"
     seed: int = 42
     target_epsilon: float = Field(1.0, gt=0)
     target_delta: float = Field(1e-5, gt=0, lt=1)

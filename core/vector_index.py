@@ -9,7 +9,8 @@ rerun after a crash between the two commits only adds the missing index: the wri
 
 **Index choice, measured** (``benchmarks/search_index.py``; 100k synthetic titles grown from MiniLM
 embeddings of the public catalogues, 140 queries, recall@10 against exact numpy, latency as a ratio
-to the exact numpy scan of the same matrix): see :data:`ANN_INDEX` for the table and the pick.
+to the exact numpy scan of the same matrix): see :data:`ANN_INDEX` for the curve and the pick, a
+single HNSW graph with ef 150 (recall 0.994 at 0.74x exact).
 Below :data:`INDEX_MIN_ROWS` no index is built: a flat scan of <= 20k x 384 floats is a few
 milliseconds and exact, the index would not pay for its build, and the serving search scans such
 catalogues in memory anyway (``models.ranking.search``).
@@ -71,60 +72,46 @@ class AnnIndex:
         return IvfFlat(distance_type="cosine", num_partitions=n)
 
 
-ANN_INDEX = AnnIndex("IVF_PQ", nprobes=40, refine_factor=20, rows_per_partition=1024)
-"""The index built at :data:`INDEX_MIN_ROWS` rows and up: IVF_PQ (48 sub-vectors of 8 dimensions),
-one partition per 1024 rows (97 at 100k), 40 probed, candidates re-ranked on full vectors with a
-refine factor of 20.
+ANN_INDEX = AnnIndex("IVF_HNSW_FLAT", nprobes=1, rows_per_partition=1 << 40, ef=150)
+"""The index built at :data:`INDEX_MIN_ROWS` rows and up: one HNSW graph over full float32 vectors
+(IVF_HNSW_FLAT with a single partition), queried with a candidate list ``ef`` of 150 (raised to
+the limit when a query asks for more hits).
 
-Measured 2026-12-02 with ``benchmarks/search_index.py --skip-serving --queries 100 --repeat 1
---kinds ...`` (100k x 384, 140 queries, top-10; ratio = LanceDB p50 / exact numpy p50 in the same
-run, queries interleaved). Two runs: ``flat IVF_FLAT`` at load average 15-19 on 2 cores, ``IVF_PQ
-IVF_HNSW_SQ`` at load 5-7, so compare ratios, not milliseconds, across runs::
+Measured 2026-12-02 on a quiet machine (load < 2.3) with ``benchmarks/search_index.py
+--skip-serving --queries 100 --repeat 2 --kinds flat IVF_FLAT IVF_PQ HNSW_SQ HNSW_FLAT`` (100k x
+384, 140 queries, top-10; ratio = LanceDB p50 / exact numpy p50 in the same run, queries
+interleaved; search as the serving path asks it: title ids only)::
 
-    index      partitions nprobes refine  build s  recall@10  p50 ms  exact ms  ratio
-    flat           -         -      -       5.7    1.0000   1765.9    84.7   20.86
-    IVF_FLAT      97        10      -      69.3    0.9436    108.9   116.5    0.94
-    IVF_FLAT      97        20      -      69.3    0.9564    122.7    96.5    1.27
-    IVF_FLAT      97        40      -      69.3    0.9836    160.0    92.0    1.74
-    IVF_FLAT      24         4      -      25.4    0.9357    102.0    77.4    1.32
-    IVF_FLAT      24         6      -      25.4    0.9536     49.6    44.7    1.11
-    IVF_FLAT      24         8      -      25.4    0.9679     93.3    65.6    1.42
-    IVF_PQ        97        20     10     340.3    0.9450     30.9    44.5    0.69
-    IVF_PQ        97        40     10     340.3    0.9564     29.1    39.8    0.73
-    IVF_PQ        97        40     20     340.3    0.9757     29.2    28.2    1.04
-    IVF_HNSW_SQ   24         4      -     140.8    0.9029     13.5    16.5    0.82
-    IVF_HNSW_SQ   24         8      -     140.8    0.9379     10.5    16.7    0.63
-    IVF_HNSW_SQ   24         8      5     140.8    0.9714     35.5    26.9    1.32
+    index        partitions nprobes refine  ef  build s  recall@10  p50 ms  exact ms  ratio
+    flat             -         -      -      -     1.7    1.0000   220.95    10.88   20.31
+    IVF_FLAT        97        10      -      -     6.2    0.9379     7.25     9.94    0.73
+    IVF_FLAT        97        20      -      -     6.2    0.9671     8.15    10.73    0.76
+    IVF_FLAT        97        40      -      -     6.2    0.9857    10.63    10.34    1.03
+    IVF_FLAT        24         8      -      -     3.9    0.9671     9.42    10.80    0.87
+    IVF_PQ          97        20     10      -    81.1    0.9443     9.37     9.20    1.02
+    IVF_PQ          97        40     20      -    81.1    0.9757    12.21     8.93    1.37
+    IVF_PQ          97        60     40      -    81.1    0.9929    12.54     8.25    1.52
+    HNSW_SQ          1         1      -    100    42.0    0.9836     4.55     7.95    0.57
+    HNSW_SQ          1         1      2    100    42.0    0.9921     5.75     8.14    0.71
+    HNSW_SQ          1         1      2    200    42.0    0.9936     6.90     8.71    0.79
+    HNSW_FLAT        1         1      -     50    71.3    0.9750     5.23     8.48    0.62
+    HNSW_FLAT        1         1      -    100    71.3    0.9921     5.67     8.99    0.63
+    HNSW_FLAT        1         1      -    150    71.3    0.9936     6.55     8.83    0.74
+    HNSW_FLAT        1         1      -    200    71.3    0.9936     6.43     9.12    0.71
+    HNSW_FLAT        1         1      -    300    71.3    0.9986     6.75     8.59    0.79
 
-Recall follows the fraction of rows probed (IVF_FLAT: 10% -> 0.94, 41% -> 0.98); PQ with a refine
-re-rank gets there with less work. No setting reached the goal of recall >= 0.99 at <= 1.0x exact;
-IVF_PQ 40/20 is the best recall at about exact latency measured (0.976, 1.04x); IVF_HNSW_SQ is
-fastest at low recall (0.94 at 0.63x) but needs a refine pass to pass 0.97 (1.32x). The serving
-search re-ranks a wider fetch (>= 50 candidates for a 20-title page) than the top-10 measured here.
+HNSW_FLAT with ef 150 meets the goal (recall >= 0.99 at <= 1.0x exact) with room on both sides;
+ef 100 is at the edge of the recall goal (0.9921), ef 300 buys recall 0.9986 for ~5 % more time.
+HNSW_SQ (8-bit vectors) with a refine of 2 is as good and builds faster, but adds a re-rank
+parameter for no gain in recall. IVF_* stay bounded by the share of partitions probed (IVF_FLAT
+0.986 at 40 of 97, already at exact latency) and IVF_PQ needs a wide refine to pass 0.99 (1.52x).
 
-Measured again 2026-12-02 with the HNSW indexes and their ``ef`` (``benchmarks/search_index.py
---skip-serving --queries 100 --repeat 2 --kinds HNSW_FLAT IVF_HNSW_FLAT HNSW_SQ IVF_HNSW_SQ``, load
-average 15-25 on 2 cores, so exact numpy swung from 9 to 52 ms; HNSW_* = one partition)::
-
-    index          partitions nprobes refine  ef  build s  recall@10  p50 ms  exact ms  ratio
-    IVF_HNSW_SQ       24         8      -    100   229.5    0.9607     26.0     18.2    1.43
-    IVF_HNSW_SQ       24        12      5    200   229.5    0.9793     93.3     44.4    2.10
-    HNSW_SQ            1         1      -    100   562.6    0.9800     27.5     16.4    1.68
-    HNSW_SQ            1         1      2    100   562.6    0.9914     43.4     14.8    2.94
-    HNSW_SQ            1         1      2    200   562.6    0.9936     64.9     32.0    2.03
-    IVF_HNSW_FLAT     24        12      -    100   338.6    0.9821     29.1     12.4    2.35
-    HNSW_FLAT          1         1      -     50   511.3    0.9743     56.3     33.9    1.66
-    HNSW_FLAT          1         1      -    100   511.3    0.9921     52.7     36.3    1.45
-    HNSW_FLAT          1         1      -    200   511.3    0.9936     47.0     26.1    1.80
-    HNSW_FLAT          1         1      -    400   511.3    0.9986     50.6     16.0    3.16
-
-LanceDB's default ``ef`` (1.5 x k = 15) caps the HNSW indexes' recall; with ``ef`` >= 100 a single
-HNSW graph passes 0.99 (HNSW_FLAT 0.992, HNSW_SQ with a refine of 2 0.991), IVF_HNSW_* stay bounded
-by the share of partitions probed (0.98 at 12 of 24). Still no setting reached recall >= 0.99 at <=
-1.0x exact: every LanceDB query costs ~25 ms or more here, about an exact 100k scan. IVF_PQ 40/20
-stays the default: it is the closest to the latency goal, and a single HNSW graph takes ~9 minutes
-to build at 100k on this machine against ~6 for IVF_PQ. ``AnnIndex("IVF_HNSW_FLAT", 1,
-rows_per_partition=1 << 40, ef=100)`` is the recall-first alternative (0.992 at 1.45x).
+Two things made the difference against the earlier measurements (which found no setting meeting
+the goal): LanceDB's default ``ef`` (1.5 x k = 15) caps HNSW recall near 0.95, and reading the
+``title_id`` column back per hit cost ~4.5 ms per query (a random read into a 300 MB file), now
+replaced by a row-id map held in memory (:meth:`ContentIndex.search`). The earlier runs were also
+taken at load average 15-25 with other jobs on the 2 cores, which inflated every LanceDB query.
+The 100k HNSW build takes ~70 s here (IVF_PQ 81 s).
 """
 
 CONTENT_SCHEMA = pa.schema(
@@ -236,7 +223,7 @@ def write_content_index(
 class ContentIndex:
     """Read side of `content_index`: cosine search with SQL prefilters.
 
-    Uses the ANN index when the table has one (``nprobes``/``refine_factor`` of :data:`ANN_INDEX`),
+    Uses the ANN index when the table has one (``nprobes``, ``ef``, ``refine_factor`` of ``ann``),
     else an exact flat scan; :attr:`indexed` says which.
     """
 
@@ -257,6 +244,10 @@ class ContentIndex:
         self.version = int(self.table.version)
         self.indexed = _has_vector_index(self.table)
         self._rows = int(self.table.count_rows())
+        ids = self.table.search().select(["title_id"]).with_row_id(True).limit(None).to_arrow()
+        order = np.argsort(ids["_rowid"].to_numpy())
+        self._row_ids = ids["_rowid"].to_numpy()[order]
+        self._row_titles = np.asarray(ids["title_id"].to_pylist(), dtype=object)[order]
 
     def count(self) -> int:
         return self._rows
@@ -270,22 +261,45 @@ class ContentIndex:
     ) -> pl.DataFrame:
         """Nearest titles by cosine similarity (column ``similarity`` = 1 - cosine distance).
 
-        ``columns`` limits the returned columns (default: all, vectors included).
+        ``columns`` limits the returned columns (default: all, vectors included). For
+        ``columns=["title_id"]`` (what the serving search asks) the query returns only LanceDB row
+        ids, mapped to title ids in memory: reading ``title_id`` back from the table is a random
+        read per hit that cost ~4.5 ms of a ~9.5 ms query at 100k titles (HNSW, ef 100), which
+        the map (loaded when the index opens, on the same pinned version) saves.
         """
         query = self.table.search(np.asarray(vector, dtype=np.float32)).distance_type("cosine")
         if self.indexed:
             query = query.nprobes(self.ann.nprobes)
-            if self.ann.ef:
-                query = query.ef(self.ann.ef)
+            if self.ann.ef:  # LanceDB's HNSW refuses an ef below the limit
+                query = query.ef(max(self.ann.ef, limit))
             if self.ann.refine_factor:
                 query = query.refine_factor(self.ann.refine_factor)
         if where:
             query = query.where(where, prefilter=True)
+        if columns == ["title_id"]:
+            hits = query.with_row_id(True).select(["_distance"]).limit(limit).to_arrow()
+            return pl.DataFrame(
+                {
+                    "title_id": self._titles_of(hits["_rowid"].to_numpy()),
+                    "similarity": 1.0 - hits["_distance"].to_numpy(),
+                },
+                schema={"title_id": pl.String, "similarity": pl.Float32},
+            )
         if columns is not None:
             query = query.select([*columns, "_distance"])
         df = pl.from_arrow(query.limit(limit).to_arrow())
         assert isinstance(df, pl.DataFrame)
         return df.with_columns((1.0 - pl.col("_distance")).alias("similarity")).drop("_distance")
+
+    def _titles_of(self, row_ids: np.ndarray) -> list[str]:
+        """Title ids of LanceDB row ids of this (pinned) table version."""
+        pos = np.searchsorted(self._row_ids, row_ids)
+        pos = np.minimum(pos, len(self._row_ids) - 1)
+        if len(row_ids) and not np.array_equal(self._row_ids[pos], row_ids):
+            raise RuntimeError(
+                f"LanceDB returned row ids unknown to {CONTENT_TABLE} v{self.version}"
+            )
+        return self._row_titles[pos].tolist()
 
     def frame(self, columns: list[str] | None = None) -> pl.DataFrame:
         """The whole table as polars (vectors included unless ``columns`` excludes them)."""

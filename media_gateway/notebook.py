@@ -263,10 +263,10 @@ def train_and_evaluate(
     from mlops.evaluation import with_k
     from mlops.nightly import model_params
     from models.evaluation.evaluate import evaluate_model
-    from models.registry import create
+    from models.registry import create, takes_param
 
     params = model_params(settings, name)
-    if rounds is not None and name.startswith("federated"):
+    if rounds is not None and takes_param(name, "rounds"):
         params["rounds"] = rounds
     params.update(overrides)
     model = create(name, **params)

@@ -51,7 +51,7 @@ from mlops.promotion import choose_candidate
 from mlops.run_logging import log_cycle_run, register_fallback, save_model, tag_version
 from mlops.tracking import REASON_TAG, RECORDED_TAG, SERVES_TAG, configure, log_model
 from models.base import Recommender
-from models.registry import create
+from models.registry import create, takes_param
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,11 @@ class CycleResult(BaseModel):
 
 
 def model_params(settings: Settings, model_name: str) -> dict[str, Any]:
-    """Constructor overrides from settings: the seed, and the privacy budget/rounds if federated."""
+    """Constructor overrides from settings: the seed, the rounds of round-based federated models
+    and the privacy budget of federated-dp."""
     training = settings.training
     params: dict[str, Any] = {"seed": training.seed}
-    if model_name.startswith("federated"):
+    if takes_param(model_name, "rounds"):
         params["rounds"] = training.rounds
     if model_name == "federated-dp":
         params["target_epsilon"] = training.target_epsilon

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,11 @@ def model_class(name: str) -> type[Recommender]:
     target, _ = MODELS[name]
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def takes_param(name: str, param: str) -> bool:
+    """True when model ``name``'s constructor has a parameter ``param`` (e.g. ``rounds``)."""
+    return param in inspect.signature(model_class(name).__init__).parameters
 
 
 def create(name: str, **params: Any) -> Recommender:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -162,6 +162,7 @@ class Catalog:
     _by_name: dict[str, list[str]] = field(init=False)
     _offer_rows: dict[tuple[str, str], dict[str, np.ndarray]] = field(init=False)
     """(country, kind) -> provider_id -> sorted catalogue rows with such an offer."""
+    _derived: dict[Hashable, np.ndarray] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         t = self.titles
@@ -203,6 +204,18 @@ class Catalog:
                     self._by_name[key].append(self.ids[i])
         self.offers = self._group_offers()
         self._offer_rows = self._index_offer_rows()
+
+    def derived(self, key: Hashable, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """A per-title array computed once per catalogue (e.g. a mood's affinity), read-only.
+
+        A catalogue never changes after construction (a new lake generation builds a new one),
+        so request-independent per-title scores are computed on first use and shared.
+        """
+        if key not in self._derived:
+            values = compute()
+            values.flags.writeable = False
+            self._derived[key] = values
+        return self._derived[key]
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod

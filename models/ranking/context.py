@@ -284,7 +284,11 @@ def mood_affinity(catalog: Catalog, moods: list[str]) -> np.ndarray:
     if not moods:
         return np.zeros(len(catalog))
     parts = [
-        genre_affinity(catalog, MOOD_GENRES[m]) + keyword_affinity(catalog, MOOD_KEYWORDS[m])
+        catalog.derived(
+            ("mood_affinity", m),
+            lambda m=m: genre_affinity(catalog, MOOD_GENRES[m])
+            + keyword_affinity(catalog, MOOD_KEYWORDS[m]),
+        )
         for m in moods
     ]
     return np.mean(parts, axis=0)

@@ -19,17 +19,18 @@ Ties are broken by ``title_id``, so pages are stable: ``offset`` is the cursor, 
 next one (``None`` on the last page).
 
 Two execution paths: an exact in-memory scan of the titles passing the filters, and LanceDB retrieval
-(``index``) with the filters as a SQL prefilter. The index path fetches candidates by cosine and
-widens the fetch until no unfetched title could still enter the page (its relevance is at most its
-cosine plus the maximum boost), then scores them exactly like the scan. On a flat (unindexed) table
-both give identical results; with the ANN index (``core.vector_index``, built from 20k
-titles on) retrieval is approximate at the recall measured there (0.97 top-10 at 100k).
+(``index``) filtered in memory by the same mask (a post-filter: a SQL prefilter would evaluate every
+row of the table). The index path fetches candidates by cosine, scaled by the share of titles that
+pass, and widens the fetch until no unfetched title could still enter the page (its relevance is at
+most its cosine plus the maximum boost), then scores them exactly like the scan. On a flat
+(unindexed) table both give identical results; with the ANN index (``core.vector_index``, built
+from 20k titles on) retrieval is approximate at the recall measured there.
 
 Which path: the index when the table has an ANN index and at least :data:`INDEX_MIN_CANDIDATES`
 titles pass the filters; otherwise the scan, whose cost grows with the titles that pass (a
-selective filter on a large catalogue is cheaper to scan than to prefilter in the index, and an
-ANN prefilter that leaves few rows per partition loses recall). This keeps search time nearly flat
-in the catalogue size (``benchmarks/search_index.py``: p50 at 100k titles vs 10k).
+selective filter on a large catalogue is cheaper to scan than to fetch enough ANN candidates that
+pass it). This keeps search time nearly flat in the catalogue size (``benchmarks/search_index.py``:
+p50 at 100k titles vs 10k).
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.embeddings.encoder import encode_query
-from models.ranking.availability import AvailabilityFilter, sql_list, sql_string
-from models.ranking.catalog import GENRE_ALIASES, Catalog, Offer, raw_genre_names
+from models.ranking.availability import AvailabilityFilter
+from models.ranking.catalog import GENRE_ALIASES, Catalog, Offer
 from models.ranking.context import mood_affinity
 from models.ranking.intent import QueryIntent
 
@@ -171,37 +172,6 @@ def filter_mask(catalog: Catalog, f: SearchFilters) -> np.ndarray:
     return keep
 
 
-def where_clause(catalog: Catalog, f: SearchFilters) -> str | None:
-    """LanceDB SQL prefilter for ``content_index`` equivalent to :func:`filter_mask`."""
-    parts: list[str] = []
-
-    def raw(names: list[str]) -> list[str]:
-        return sorted({r for c in _canonical_request(names) for r in raw_genre_names(c)})
-
-    if f.genres:
-        parts.append(f"array_has_any(genres, {sql_list(raw(f.genres))})")
-    if f.exclude_genres:
-        parts.append(f"NOT array_has_any(genres, {sql_list(raw(f.exclude_genres))})")
-    if f.year_min is not None:
-        parts.append(f"year >= {int(f.year_min)}")
-    if f.year_max is not None:
-        parts.append(f"year <= {int(f.year_max)}")
-    if f.max_runtime is not None:
-        parts.append(f"runtime <= {int(f.max_runtime)}")
-    if f.min_rating is not None:
-        parts.append(f"vote_average >= {float(f.min_rating)!r}")
-    if f.language is not None:
-        parts.append(f"language = {sql_string(f.language)}")
-    if f.content_type is not None:
-        parts.append(f"type = {sql_string(f.content_type)}")
-    avail = availability_of(f)
-    if avail is not None:
-        clause = avail.where_clause(catalog)
-        if clause:
-            parts.append(clause)
-    return " AND ".join(parts) if parts else None
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return v / n if n > 0 else v
@@ -321,30 +291,37 @@ def _via_index(
     index: ContentIndex,
     scorer: _Scorer,
     mask: np.ndarray,
-    where: str | None,
     need: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Retrieve by cosine from the ANN index, keep the fetched titles that pass ``mask``.
+
+    The filters are applied to the fetched titles in memory (post-filter), not as a LanceDB SQL
+    prefilter: a prefilter evaluates the SQL over every row (``array_has_any`` over 100k list
+    values cost ~20 ms, more than the search), while this path only runs when at least
+    :data:`INDEX_MIN_CANDIDATES` titles pass, so the fetch is scaled by the share that passes
+    (>= 20 % at 100k titles) and widened until no unfetched title can enter the page. Once an ANN
+    fetch would exceed the titles that pass, scanning those exactly is cheaper and answers instead
+    (a flat table is searched exactly by LanceDB anyway, up to all its rows).
+    """
     assert scorer.vector is not None
     total_rows = index.count()
     passing = int(mask.sum())
-    fetch = max(4 * need, 50)
+    share = passing / max(len(mask), 1)
+    fetch = min(total_rows, max(50, int(np.ceil(4 * need / max(share, 1e-9)))))
     while True:
-        found = index.search(scorer.vector, limit=fetch, where=where, columns=["title_id"])
+        if index.indexed and fetch > passing:
+            return _exact(catalog, scorer, mask, need)
+        found = index.search(scorer.vector, limit=fetch, columns=["title_id"])
         ids = found["title_id"].to_list()
         unknown = [t for t in ids if t not in catalog.index]
         if unknown:
             log.warning("index titles missing from the catalogue", extra={"count": len(unknown)})
-        if index.indexed and len(ids) < min(fetch, passing):
-            # the ANN prefilter found fewer titles than pass the filters: answer exactly instead
-            log.info("index returned too few titles; exact scan", extra={"found": len(ids)})
-            return _exact(catalog, scorer, mask, need)
         fetched = catalog.indices(ids)
-        exhausted = len(ids) < fetch or fetch >= total_rows
         rows = fetched[mask[fetched]] if len(fetched) else fetched
         sim = scorer.similarity(rows)
         rel = scorer.relevance(rows, sim)
         order = _order(catalog, rows, rel)[:need]
-        if exhausted:
+        if len(ids) < fetch or fetch >= total_rows:  # the index holds no more titles
             break
         floor = float(found["similarity"].min()) if found.height else -1.0
         if len(order) >= need and floor + scorer.max_boost + _EPS < rel[order[-1]]:
@@ -390,7 +367,7 @@ def search(
         raise SearchError("use_index=True but no index was given")
     if use_index and vector is not None:
         assert index is not None
-        rows, rel, sim = _via_index(catalog, index, scorer, mask, where_clause(catalog, f), need)
+        rows, rel, sim = _via_index(catalog, index, scorer, mask, need)
     else:
         rows, rel, sim = _exact(catalog, scorer, mask, need)
     total = int(mask.sum())

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from core.schemas import EMBEDDING_DIM, conform
-from core.vector_index import ContentIndex, build_content_rows, write_content_index
+from core.vector_index import AnnIndex, ContentIndex, build_content_rows, write_content_index
 from models.ranking.catalog import Catalog
 from models.ranking.intent import QueryIntent
 from models.ranking.search import SearchError, SearchFilters, effective_filters, search
@@ -77,6 +77,21 @@ def index(
     path = tmp_path_factory.mktemp("lance")
     write_content_index(path, build_content_rows(titles, avail, emb))
     return ContentIndex(path)
+
+
+@pytest.fixture(scope="module")
+def ann_index(
+    frames: tuple[pl.DataFrame, pl.DataFrame, np.ndarray], tmp_path_factory: pytest.TempPathFactory
+) -> ContentIndex:
+    """The same titles with an IVF_FLAT index probing all its 2 partitions (exact, but indexed)."""
+    titles, avail, vectors = frames
+    emb = pl.DataFrame({"title_id": titles["title_id"], "vector": vectors.tolist()})
+    path = tmp_path_factory.mktemp("lance-ann")
+    ann = AnnIndex("IVF_FLAT", nprobes=2, rows_per_partition=N // 2)
+    write_content_index(path, build_content_rows(titles, avail, emb), index_min_rows=0, ann=ann)
+    found = ContentIndex(path, ann=ann)
+    assert found.indexed
+    return found
 
 
 def _encode(text: str) -> np.ndarray:
@@ -197,6 +212,43 @@ def test_index_path_gives_identical_results(
             use_index=True,
         )
         assert via.model_dump() == exact.model_dump()
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        None,
+        SearchFilters(min_rating=4.0),
+        SearchFilters(genres=["Drama"]),
+        SearchFilters(country="US", services=["netflix"]),
+    ],
+)
+def test_ann_index_path_post_filters_and_matches_the_scan(
+    catalog: Catalog,
+    ann_index: ContentIndex,
+    filters: SearchFilters | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With an ANN index the fetch is filtered in memory; a selective filter (fewer titles pass
+    than one fetch) is answered by the exact scan without asking the index."""
+    limits: list[int] = []
+    real_search = ContentIndex.search
+
+    def spy(self: ContentIndex, vector: np.ndarray, limit: int = 10, **kw: object) -> pl.DataFrame:
+        assert kw.get("where") is None  # no SQL prefilter
+        limits.append(limit)
+        return real_search(self, vector, limit=limit, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ContentIndex, "search", spy)
+    intent = QueryIntent(text="space opera")
+    exact = search(catalog, None, intent, filters, limit=10, encode=_encode)
+    via = search(catalog, ann_index, intent, filters, limit=10, encode=_encode, use_index=True)
+    assert via.model_dump() == exact.model_dump()
+    first_fetch = max(50, -(-4 * 10 * N // via.total))  # 4 x the page over the passing share
+    if first_fetch <= via.total:  # the fetch fits in the passing titles: the index answers
+        assert limits and limits[0] == first_fetch
+    else:
+        assert limits == []
 
 
 def test_filter_precedence_and_errors(catalog: Catalog) -> None:

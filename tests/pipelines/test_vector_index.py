@@ -124,7 +124,7 @@ def test_small_tables_stay_flat_and_rewrites_are_idempotent(tmp_path, rng):
 
 
 def test_hnsw_ef_widens_the_search(tmp_path, rng):
-    """A single HNSW graph (the recall-first alternative): ``ef`` is passed to the query, and a
+    """A single HNSW graph (the default index kind): ``ef`` is passed to the query, and a
     wide candidate list finds the exact top 10 where LanceDB's default (1.5 x k) may not."""
     from core.vector_index import AnnIndex
 
@@ -142,3 +142,28 @@ def test_hnsw_ef_widens_the_search(tmp_path, rng):
         hits = index.search(q, limit=10, columns=["title_id"])
         recalls.append(len(exact & set(hits["title_id"].to_list())) / 10)
     assert np.mean(recalls) >= 0.99
+
+
+def test_title_ids_from_row_ids_match_the_stored_column_on_a_pinned_version(tmp_path, rng):
+    """``columns=["title_id"]`` maps LanceDB row ids to titles in memory: same titles, order and
+    similarities as reading the column, also for a version pinned before a rewrite; an HNSW
+    query may ask for more hits than its ``ef`` (the ef is raised to the limit)."""
+    from core.vector_index import AnnIndex
+
+    rows, vecs, _ = _clustered_rows(rng, 1_500)
+    hnsw = AnnIndex("IVF_HNSW_FLAT", 1, rows_per_partition=1 << 40, ef=20)
+    v1 = write_content_index(tmp_path, rows, index_min_rows=1_000, ann=hnsw)
+    write_content_index(tmp_path, rows.slice(500), index_min_rows=1_000, ann=hnsw)  # new version
+    pinned = ContentIndex(tmp_path, version=v1, ann=hnsw)
+    assert pinned.indexed and pinned.count() == 1_500
+    q = vecs[3]
+    by_row_id = pinned.search(q, limit=60, columns=["title_id"])
+    read = pinned.search(q, limit=60, columns=["title_id", "title"])
+    assert by_row_id.height == 60 and by_row_id["title_id"][0] == "movie:3"
+    assert by_row_id["title_id"].to_list() == read["title_id"].to_list()
+    assert np.allclose(by_row_id["similarity"].to_numpy(), read["similarity"].to_numpy())
+    latest = ContentIndex(tmp_path, ann=hnsw)
+    assert (
+        latest.count() == 1_000
+        and "movie:3" not in latest.search(q, 60, columns=["title_id"])["title_id"].to_list()
+    )
