@@ -286,8 +286,10 @@ def mood_affinity(catalog: Catalog, moods: list[str]) -> np.ndarray:
     parts = [
         catalog.derived(
             ("mood_affinity", m),
-            lambda m=m: genre_affinity(catalog, MOOD_GENRES[m])
-            + keyword_affinity(catalog, MOOD_KEYWORDS[m]),
+            lambda m=m: (
+                genre_affinity(catalog, MOOD_GENRES[m])
+                + keyword_affinity(catalog, MOOD_KEYWORDS[m])
+            ),
         )
         for m in moods
     ]
