@@ -4,7 +4,8 @@ A client reads its users' histories from a local Parquet file (``data-path`` in 
 else in the run config) and its partition from the node config (``partition-id``,
 ``num-partitions``). Replies carry only item-side arrays and aggregate metrics (``num-examples``,
 ``train-loss``, ``epsilon``...), never user ids or histories. Besides train/evaluate, a
-``query.gram`` message asks for the partition's item-item Gram (federated EASE).
+``query.gram`` message asks for the partition's item-item Gram (federated EASE; with ``alpha`` in
+its config, the weighted Gram of federated RP3beta).
 
 The client's RDP accountant history lives in ``context.state["privacy"]`` (a ConfigRecord), so ε
 keeps composing across rounds even when the deployment engine recreates the ClientApp for every
@@ -136,7 +137,8 @@ def handle_evaluate(msg: Message, context: Context) -> Message:
 def handle_gram(msg: Message, context: Context) -> Message:
     """Reply with this partition's item-item Gram ``XᵀX`` over its users' training histories
     (packed upper triangle, float32), per-item weight sums and the user count (federated EASE:
-    :mod:`models.federated.gram`)."""
+    :mod:`models.federated.gram`). With ``alpha`` in the config, the RP3beta-weighted Gram plus
+    per-item degrees instead (federated RP3beta)."""
     cfg = TaskConfig.from_run_config(context.run_config)
     config = msg.content.config_records.get("config", ConfigRecord())
     asked = int(config.get("num-items", cfg.num_items))  # type: ignore[arg-type]
@@ -144,9 +146,12 @@ def handle_gram(msg: Message, context: Context) -> Message:
         raise FederatedDataError(
             f"the server asks for a Gram over {asked} items, this run has {cfg.num_items}"
         )
+    alpha = float(config["alpha"]) if "alpha" in config else None  # type: ignore[arg-type]
     data = client_data(context, cfg)
     node = context.node_config
-    content = gram_reply(data.train, int(node["partition-id"]), int(node["num-partitions"]))
+    content = gram_reply(
+        data.train, int(node["partition-id"]), int(node["num-partitions"]), alpha=alpha
+    )
     return Message(content=content, reply_to=msg)
 
 

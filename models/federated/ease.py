@@ -25,8 +25,6 @@ model loads and serves without it.
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -34,6 +32,7 @@ import polars as pl
 
 from models.collaborative.ease import EASERecommender, solve_ease
 from models.collaborative.matrix_base import InteractionMatrix
+from models.federated.gram_fit import federated_gram
 
 log = logging.getLogger(__name__)
 
@@ -75,36 +74,5 @@ class FederatedEASERecommender(EASERecommender):
         return self
 
     def _federated_gram(self, data: InteractionMatrix) -> np.ndarray:
-        """The summed Gram of the in-process federation over ``data``'s users (float64)."""
-        # Flower (and torch, through the ClientApp) only when training.
-        from models.federated.client_app import app as client_app
-        from models.federated.config import TaskConfig
-        from models.federated.gram import collect_gram
-        from models.federated.recommender import InProcessGrid, node_contexts, serverapp_identity
-        from models.federated.server_app import FederationError
-
-        coo = data.matrix.tocoo()
-        frame = pl.DataFrame(
-            {
-                "user_id": data.users.ids[coo.row].tolist(),
-                "item_index": coo.col.astype(np.int64),
-                "weight": coo.data.astype(np.float64),
-            }
-        )
-        num_items = data.shape[1]
-        cfg = TaskConfig(num_items=num_items, num_clients=self.num_clients, seed=self.seed)
-        with tempfile.TemporaryDirectory(prefix="federated-ease-") as tmp:
-            path = Path(tmp) / "interactions.parquet"
-            frame.write_parquet(path)
-            grid = InProcessGrid(client_app, node_contexts(path, cfg))
-            with serverapp_identity():
-                result = collect_gram(grid, num_items, self.num_clients)
-        # Every interaction must have reached exactly one client: the summed counts are the
-        # column sums of the data (a check only the in-process driver, which holds both, can do).
-        expected = np.asarray(data.matrix.sum(axis=0), dtype=np.float64).ravel()
-        if result.num_users != data.shape[0] or not np.allclose(result.item_counts, expected):
-            raise FederationError(
-                f"the clients' Grams cover {result.num_users} of {data.shape[0]} users and "
-                f"{result.item_counts.sum():.0f} of {expected.sum():.0f} interaction weight"
-            )
-        return result.gram
+        """The summed Gram ``XᵀX`` of the in-process federation over ``data``'s users (float64)."""
+        return federated_gram(data, self.num_clients, self.seed).gram

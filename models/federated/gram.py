@@ -7,6 +7,13 @@ histories (the weights as given: binary under the training contract) plus its pe
 and user count; histories never leave the client. :func:`collect_gram` (server side, any Flower
 ``Grid``: the deployment SuperLink or the in-process driver) asks every partition once and sums.
 
+Weighted Gram (RP3beta): with ``alpha`` in the query's ConfigRecord, the client returns
+``G = Σ_u s_u^(-α) · y_u y_uᵀ`` with ``y_u = x_u^α`` (elementwise) and ``s_u = Σ_j x_uj`` (the
+user's row sum), plus the per-item degrees ``pop_i = #{u : x_ui > 0}``. RP3beta's similarity is
+``W_ij = c_i^(-α) · G_ij · pop_j^(-β)`` (``c_i`` = the item weight sums): the per-user factors
+stay on the client, the item scalings (which make ``W`` asymmetric) are applied by the server, so
+the message is still one symmetric Gram. Without ``alpha`` the reply is exactly ``XᵀX`` (EASE).
+
 What the server sees: one summed Gram per client, i.e. per partition of users. With many users per
 client that is an aggregate; with one user per client it is that user's co-occurrence matrix,
 and hiding it would need secure aggregation (Flower's SecAgg+), which is not built here. No
@@ -49,15 +56,37 @@ def _row_offsets(num_items: int) -> np.ndarray:
     return rows * num_items - rows * (rows - 1) // 2
 
 
-def partial_gram(histories: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(packed upper triangle of XᵀX as float32, per-item weight sums)`` of one client.
+def check_alpha(alpha: float | None) -> float | None:
+    """``alpha`` as a float, or None; a given one must be finite and > 0 (RP3beta's α)."""
+    if alpha is None:
+        return None
+    value = float(alpha)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"the Gram's alpha must be finite and > 0, got {alpha}")
+    return value
 
-    ``histories`` is the client's users x items weight matrix; the product is sparse in float64,
-    so only the final cast to float32 rounds (counts are exact up to 2^24).
+
+def partial_gram(
+    histories: np.ndarray, alpha: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(packed upper triangle of the Gram as float32, per-item weight sums)`` of one client.
+
+    ``histories`` is the client's users x items weight matrix. Without ``alpha`` the Gram is
+    ``XᵀX``; with it, ``Σ_u s_u^(-α) y_u y_uᵀ`` (``y_u = x_u^α``, ``s_u`` the row sum; module
+    docstring). The product is sparse in float64, so only the final cast to float32 rounds
+    (counts are exact up to 2^24). The weight sums are those of ``X`` in both cases.
     """
+    alpha = check_alpha(alpha)
     num_items = histories.shape[1]
     x = sp.csr_matrix(histories, dtype=np.float64)
-    gram = (x.T @ x).tocoo()
+    if alpha is None:
+        gram = (x.T @ x).tocoo()
+    else:
+        sums = np.asarray(x.sum(axis=1), dtype=np.float64).ravel()
+        sums[sums == 0] = 1.0  # an empty row adds nothing (RP3beta's convention)
+        y = x.copy()
+        y.data **= alpha
+        gram = (y.T @ (sp.diags(sums ** (-alpha)) @ y)).tocoo()
     upper = gram.col >= gram.row
     rows, cols = gram.row[upper].astype(np.int64), gram.col[upper].astype(np.int64)
     packed = np.zeros(packed_size(num_items), dtype=np.float32)
@@ -83,10 +112,23 @@ def unpack_gram(packed: np.ndarray, num_items: int) -> np.ndarray:
     return gram
 
 
-def gram_reply(histories: np.ndarray, partition_id: int, num_partitions: int) -> RecordDict:
-    """The content of a client's reply: ``gram`` ArrayRecord and ``metrics`` (no user ids)."""
-    packed, counts = partial_gram(histories)
+def item_degrees(histories: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """Number of users with a positive weight on each item (float64; dense or sparse input)."""
+    return np.asarray((histories > 0).sum(axis=0), dtype=np.float64).ravel()
+
+
+def gram_reply(
+    histories: np.ndarray, partition_id: int, num_partitions: int, alpha: float | None = None
+) -> RecordDict:
+    """The content of a client's reply: ``gram`` ArrayRecord and ``metrics`` (no user ids).
+
+    With ``alpha`` the Gram is the weighted one and the arrays also hold ``item-degrees``;
+    without it the reply is unchanged (``gram-upper`` = ``XᵀX``, ``item-counts``).
+    """
+    packed, counts = partial_gram(histories, alpha)
     arrays = ArrayRecord({"gram-upper": Array(packed), "item-counts": Array(counts)})
+    if alpha is not None:
+        arrays["item-degrees"] = Array(item_degrees(histories))
     metrics = MetricRecord(
         {
             "num-users": int(histories.shape[0]),
@@ -99,18 +141,28 @@ def gram_reply(histories: np.ndarray, partition_id: int, num_partitions: int) ->
 
 @dataclass(frozen=True)
 class GramResult:
-    """The federation's summed Gram (dense float64), per-item weight sums and user count."""
+    """The federation's summed Gram (dense float64), per-item weight sums and user count; with
+    ``alpha`` (the weighted Gram) also the per-item user counts ``item_degrees``."""
 
     gram: np.ndarray
     item_counts: np.ndarray
     num_users: int
     clients: int
+    alpha: float | None = None
+    item_degrees: np.ndarray | None = None
 
 
 def collect_gram(
-    grid: Grid, num_items: int, num_partitions: int, timeout: float | None = None
+    grid: Grid,
+    num_items: int,
+    num_partitions: int,
+    timeout: float | None = None,
+    alpha: float | None = None,
 ) -> GramResult:
     """Ask each of ``num_partitions`` clients for its partial Gram once and sum them.
+
+    ``alpha`` (sent in the query's ConfigRecord) asks for the weighted Gram and the item degrees
+    (RP3beta, module docstring); without it the clients return ``XᵀX`` (EASE).
 
     Waits (as FedAvg does) until ``num_partitions`` nodes are connected, sends one ``query.gram``
     to each and requires a successful reply from every partition ``0..num_partitions-1`` exactly
@@ -118,8 +170,11 @@ def collect_gram(
     missing a partition would be a different model, so any error reply, missing reply
     (``timeout``), duplicate or foreign partition raises :class:`FederationError` naming it.
     """
+    alpha = check_alpha(alpha)
     nodes, _ = sample_nodes(grid, num_partitions, num_partitions)
     config = ConfigRecord({"num-items": num_items})
+    if alpha is not None:
+        config["alpha"] = alpha
     messages = [
         Message(content=RecordDict({"config": config}), message_type=GRAM_MESSAGE, dst_node_id=n)
         for n in sorted(nodes)
@@ -135,6 +190,7 @@ def collect_gram(
         )
     packed_sum = np.zeros(packed_size(num_items), dtype=np.float64)
     counts = np.zeros(num_items, dtype=np.float64)
+    degrees = None if alpha is None else np.zeros(num_items, dtype=np.float64)
     seen: dict[int, int] = {}
     users = 0
     for reply in replies:
@@ -150,6 +206,14 @@ def collect_gram(
         arrays = reply.content.array_records["gram"]
         packed_sum += arrays["gram-upper"].numpy()
         counts += arrays["item-counts"].numpy()
+        if degrees is not None:
+            if "item-degrees" not in arrays:
+                raise FederationError(
+                    f"Gram query: node {node} sent no item degrees for the weighted Gram "
+                    f"(alpha {alpha}); it ignored alpha and answered with XᵀX"
+                )
+            degrees += arrays["item-degrees"].numpy()
         users += int(metrics["num-users"])  # type: ignore[arg-type]
     logger.info("Gram summed", extra={"clients": len(replies), "items": num_items})
-    return GramResult(unpack_gram(packed_sum, num_items), counts, users, len(replies))
+    gram = unpack_gram(packed_sum, num_items)
+    return GramResult(gram, counts, users, len(replies), alpha, degrees)
