@@ -20,6 +20,7 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "federated": ("models.federated.recommender:FederatedRecommender", {"dp": False}),
     "federated-dp": ("models.federated.recommender:FederatedRecommender", {"dp": True}),
     "federated-ease": ("models.federated.ease:FederatedEASERecommender", {}),
+    "federated-rp3beta": ("models.federated.rp3beta:FederatedRP3betaRecommender", {}),
     "hybrid": ("models.ranking.hybrid:HybridRecommender", {}),
 }
 """Model name -> ("module:Class", default constructor kwargs)."""
