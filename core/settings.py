@@ -124,7 +124,15 @@ class EmbeddingSettings(_Strict):
 
 class TrainingSettings(_Strict):
     model: Literal[
-        "popularity", "als", "bpr", "ease", "federated", "federated-dp", "federated-ease", "hybrid"
+        "popularity",
+        "als",
+        "bpr",
+        "ease",
+        "federated",
+        "federated-dp",
+        "federated-ease",
+        "federated-rp3beta",
+        "hybrid",
     ] = "federated-dp"
     seed: int = 42
     target_epsilon: float = Field(1.0, gt=0)

@@ -104,7 +104,12 @@ def train(
     ],
     model: Annotated[
         str,
-        typer.Option(help="popularity|als|bpr|ease|federated|federated-dp|federated-ease|hybrid"),
+        typer.Option(
+            help=(
+                "popularity|als|bpr|ease|rp3beta|itemknn|ensemble|federated|federated-dp|"
+                "federated-ease|federated-rp3beta|hybrid (models.registry)"
+            )
+        ),
     ],
     out: Annotated[Path, typer.Option(help="Output model directory.")],
     items: Annotated[Path | None, typer.Option(help="Item features (titles Parquet/CSV).")] = None,
