@@ -24,20 +24,15 @@ model loads and serves without it.
 
 from __future__ import annotations
 
-import logging
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
-import numpy as np
 import polars as pl
 
 from models.collaborative.ease import EASERecommender, solve_ease
-from models.collaborative.matrix_base import InteractionMatrix
-from models.federated.gram_fit import federated_gram
-
-log = logging.getLogger(__name__)
+from models.federated.gram_fit import GramFederation
 
 
-class FederatedEASERecommender(EASERecommender):
+class FederatedEASERecommender(GramFederation, EASERecommender):
     """EASE (``l2`` = λ, as :class:`EASERecommender`) from a Gram summed over ``num_clients``
     Flower clients, each holding a disjoint partition of the users (run in-process)."""
 
@@ -47,13 +42,7 @@ class FederatedEASERecommender(EASERecommender):
         self, l2: float = 500.0, num_clients: int = 3, num_threads: int = 2, seed: int = 42
     ) -> None:
         super().__init__(l2=l2, num_threads=num_threads, seed=seed)
-        if num_clients < 1:
-            raise ValueError(f"num_clients must be >= 1, got {num_clients}")
-        self.num_clients = int(num_clients)
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "num_clients": self.num_clients}
+        self._set_num_clients(num_clients)
 
     def fit(self, interactions: pl.DataFrame, item_features: pl.DataFrame | None = None) -> Self:
         """Federate the Gram over ``num_clients`` in-process clients and solve EASE on it.
@@ -62,17 +51,7 @@ class FederatedEASERecommender(EASERecommender):
         :class:`~models.federated.server_app.FederationError` when a client fails or a partition
         is missing (EASE on part of the users would be a different model).
         """
-        data = InteractionMatrix.from_frame(interactions)
-        log.info(
-            "fitting %s",
-            self.name,
-            extra={"users": data.shape[0], "items": data.shape[1], "clients": self.num_clients},
-        )
-        gram = self._federated_gram(data)
-        self._b = solve_ease(gram, self.l2, self.num_threads)
+        data, federated = self._federate(interactions)
+        self._b = solve_ease(federated.gram, self.l2, self.num_threads)
         self._data = data
         return self
-
-    def _federated_gram(self, data: InteractionMatrix) -> np.ndarray:
-        """The summed Gram ``XᵀX`` of the in-process federation over ``data``'s users (float64)."""
-        return federated_gram(data, self.num_clients, self.seed).gram

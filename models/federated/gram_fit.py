@@ -9,9 +9,10 @@ ClientApp) is imported only when it runs, so the recommenders that call it load 
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -20,6 +21,38 @@ from models.collaborative.matrix_base import InteractionMatrix
 
 if TYPE_CHECKING:
     from models.federated.gram import GramResult
+
+log = logging.getLogger(__name__)
+
+
+class GramFederation:
+    """Mixin of the recommenders fitted from a Gram summed over ``num_clients`` in-process Flower
+    clients (placed before the centralized model's class, whose ``params`` it extends)."""
+
+    name: ClassVar[str]
+    seed: int
+    num_clients: int
+
+    def _set_num_clients(self, num_clients: int) -> None:
+        if num_clients < 1:
+            raise ValueError(f"num_clients must be >= 1, got {num_clients}")
+        self.num_clients = int(num_clients)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {**super().params, "num_clients": self.num_clients}  # type: ignore[misc]
+
+    def _federate(
+        self, interactions: pl.DataFrame, alpha: float | None = None
+    ) -> tuple[InteractionMatrix, GramResult]:
+        """The training matrix of ``interactions`` and its Gram summed over the federation."""
+        data = InteractionMatrix.from_frame(interactions)
+        log.info(
+            "fitting %s",
+            self.name,
+            extra={"users": data.shape[0], "items": data.shape[1], "clients": self.num_clients},
+        )
+        return data, federated_gram(data, self.num_clients, self.seed, alpha=alpha)
 
 
 def federated_gram(

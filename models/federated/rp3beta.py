@@ -25,24 +25,20 @@ histories to answer ``recommend`` for training users. Flower is imported only by
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from models.collaborative.matrix_base import InteractionMatrix
 from models.collaborative.neighbors import RP3betaRecommender
-from models.federated.gram_fit import federated_gram
+from models.federated.gram_fit import GramFederation
 
 if TYPE_CHECKING:
     from models.federated.gram import GramResult
 
-log = logging.getLogger(__name__)
 
-
-class FederatedRP3betaRecommender(RP3betaRecommender):
+class FederatedRP3betaRecommender(GramFederation, RP3betaRecommender):
     """RP3beta (``alpha``, ``beta``, ``topk``, ``normalize`` as :class:`RP3betaRecommender`) from a
     weighted Gram summed over ``num_clients`` Flower clients, each holding a disjoint partition of
     the users (run in-process)."""
@@ -59,16 +55,10 @@ class FederatedRP3betaRecommender(RP3betaRecommender):
         seed: int = 42,
     ) -> None:
         super().__init__(alpha=alpha, beta=beta, topk=topk, normalize=normalize, seed=seed)
-        if num_clients < 1:
-            raise ValueError(f"num_clients must be >= 1, got {num_clients}")
-        self.num_clients = int(num_clients)
+        self._set_num_clients(num_clients)
         self._federated: GramResult | None = None
         self._gram: np.ndarray | None = None
         self._row_scale: np.ndarray | None = None
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return {**super().params, "num_clients": self.num_clients}
 
     def fit(self, interactions: pl.DataFrame, item_features: pl.DataFrame | None = None) -> Self:
         """Federate the weighted Gram over ``num_clients`` in-process clients and build RP3beta.
@@ -77,13 +67,7 @@ class FederatedRP3betaRecommender(RP3betaRecommender):
         :class:`~models.federated.server_app.FederationError` when a client fails or a partition
         is missing (RP3beta on part of the users would be a different model).
         """
-        data = InteractionMatrix.from_frame(interactions)
-        log.info(
-            "fitting %s",
-            self.name,
-            extra={"users": data.shape[0], "items": data.shape[1], "clients": self.num_clients},
-        )
-        self._federated = federated_gram(data, self.num_clients, self.seed, alpha=self.alpha)
+        data, self._federated = self._federate(interactions, alpha=self.alpha)
         self._fit_matrix(data.matrix)
         self._data = data
         return self

@@ -13,7 +13,7 @@ import mlflow
 import numpy as np
 import polars as pl
 import pytest
-from flwr.app import Context, Message, RecordDict
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from mlflow.tracking import MlflowClient
 
@@ -25,7 +25,7 @@ from models.federated.recommender import (
     FaultPlan,
     FederatedRecommender,
     InProcessGrid,
-    _run_config,
+    node_contexts,
     serverapp_identity,
 )
 from models.federated.server_app import FederationError, run_federation
@@ -59,23 +59,6 @@ def data_path(tmp_path: Path, rng: np.random.Generator) -> Path:
     return path
 
 
-def _contexts(path: Path, cfg: TaskConfig = CFG) -> dict[int, Context]:
-    return {
-        node: Context(
-            run_id=1,
-            node_id=node,
-            node_config={
-                "partition-id": node - 1,
-                "num-partitions": cfg.num_clients,
-                "data-path": str(path),
-            },
-            state=RecordDict(),
-            run_config=_run_config(cfg),
-        )
-        for node in range(1, cfg.num_clients + 1)
-    }
-
-
 def _released_epsilon(context: Context, trained: list[int], released: set[int]) -> float:
     """ε of a client's own accountant at its last released round (0 if it never released)."""
     # Opacus merges equal consecutive runs: expand to single steps, then cut per round.
@@ -91,7 +74,7 @@ def _released_epsilon(context: Context, trained: list[int], released: set[int]) 
 def test_thirty_percent_failures_complete_and_epsilon_covers_every_contributor(
     data_path: Path,
 ) -> None:
-    contexts = _contexts(data_path)
+    contexts = node_contexts(data_path, CFG)
     faults = FaultPlan(rate=0.3, seed=200)
     with serverapp_identity():
         result = run_federation(InProcessGrid(client_app, contexts, faults=faults), CFG)
@@ -140,7 +123,7 @@ def _flaky_app(failing: set[tuple[int, int]]) -> ClientApp:
 
 
 def test_client_exception_is_a_failed_reply_not_an_abort(data_path: Path) -> None:
-    contexts = _contexts(data_path)
+    contexts = node_contexts(data_path, CFG)
     failing = {(2, 1), (3, 1), (3, 2)}
     with serverapp_identity():
         result = run_federation(InProcessGrid(_flaky_app(failing), contexts), CFG)
@@ -152,7 +135,7 @@ def test_client_exception_is_a_failed_reply_not_an_abort(data_path: Path) -> Non
 
 
 def test_a_round_where_every_client_fails_is_an_error(data_path: Path) -> None:
-    contexts = _contexts(data_path)
+    contexts = node_contexts(data_path, CFG)
     failing = {(2, node) for node in contexts}
     with serverapp_identity(), pytest.raises(FederationError, match="round 2.*disk failure"):
         run_federation(InProcessGrid(_flaky_app(failing), contexts), CFG)
