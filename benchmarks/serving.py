@@ -14,9 +14,17 @@ is intended) are counted apart from errors (anything else that is not 200).
 
 ``--workers 1 2`` runs the whole measurement once per worker count (a fresh server each time, so
 caches start cold) and adds the scale-out figures: each endpoint's throughput with N workers as a
-ratio to one worker, at the same concurrency. The workers share the SQLite user-state store and
-rate-limit buckets (see ``serving/state.py``); every ``/recommend`` pays one read of the store's
-change counters and every request one rate-limit write.
+ratio to one worker, at the same concurrency.
+
+``--rounds R`` (R > 1) starts one server per worker count up front and then measures them in R
+interleaved rounds (the order of the servers alternates from round to round, every round asks for
+users no earlier round asked for), so a noisy stretch of the machine hits every configuration
+alike. Single 200-request runs on these 2-core machines moved the 2-worker ``/recommend`` /
+``/livez`` p50 ratio between 5x and 16x from one run to the next; the rounds table gives each
+round's ratios and their median, and the main tables pool every round's latencies.
+
+The workers share the SQLite user-state store and rate-limit buckets (see ``serving/state.py``);
+every ``/recommend`` pays one read of the store's change counters and every request one rate-limit write.
 
 (This file is named like the ``serving`` package; it removes its own folder from ``sys.path`` so
 the package, not this script, is imported.)
@@ -33,13 +41,15 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 import argparse
+import contextlib
 import logging
+import math
 import os
 import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -167,6 +177,7 @@ class Result:
     endpoint: str
     concurrency: int
     workers: int = 1
+    round: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     shed_429: int = 0
     errors: int = 0
@@ -235,7 +246,13 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[1], help="worker counts to compare, e.g. 1 2"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="interleaved rounds over all servers (see docstring)"
+    )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
+    args.users = max(args.users, args.requests * len(args.concurrency) * args.rounds)
     logging.basicConfig(level=logging.WARNING)
 
     with tempfile.TemporaryDirectory(prefix="mg-bench-") as tmp:
@@ -250,20 +267,25 @@ def main() -> None:
             for u in range(args.users)
         ]
         results: list[Result] = []
-        for workers in args.workers:
-            results += measure(root, settings, workers, env, tokens, args)
+        if args.rounds == 1:
+            for workers in args.workers:
+                with serve(root, settings, workers, env) as base:
+                    results += measure(base, workers, tokens, args)
+        else:
+            with contextlib.ExitStack() as stack:
+                bases = {
+                    w: stack.enter_context(serve(root, settings, w, env)) for w in args.workers
+                }
+                for rnd in range(args.rounds):
+                    order = args.workers if rnd % 2 == 0 else args.workers[::-1]
+                    for workers in order:
+                        results += measure(bases[workers], workers, tokens, args, rnd)
     report(results, args)
 
 
-def measure(
-    root: Path,
-    settings: Settings,
-    workers: int,
-    env: dict[str, str],
-    tokens: list[str],
-    args: argparse.Namespace,
-) -> list[Result]:
-    """Start a server with ``workers`` workers, run every level, stop it."""
+@contextlib.contextmanager
+def serve(root: Path, settings: Settings, workers: int, env: dict[str, str]) -> Iterator[str]:
+    """A server with ``workers`` workers on a free loopback port; yields its base URL."""
     port = free_port()
     overlay = root / f"bench-{workers}.yaml"
     overlay.write_text(
@@ -283,52 +305,108 @@ def measure(
     settings = load_settings(overlay)
     proc = start_server(settings, [overlay], env=env, log_file=root / f"server-{workers}.log")
     base = f"http://127.0.0.1:{port}"
-    results: list[Result] = []
     try:
         ready_s = wait_ready(proc, base, timeout_s=300, workers=workers)
         console.print(f"{workers} worker(s): server ready after {ready_s:.1f} s on {base}")
+        yield base
+    finally:
+        stop_server(proc)
 
-        def livez(http: httpx.Client, i: int) -> httpx.Response:
-            return http.get("/livez")
 
-        def search(http: httpx.Client, i: int) -> httpx.Response:
-            u = i % args.users
-            body = {
-                "query": QUERIES[i % len(QUERIES)] + f" {i}",  # distinct: no cache hits
-                "filters": {"country": "US"},
-                "limit": 20,
-            }
-            return http.post("/search", json=body, headers={"Authorization": f"Bearer {tokens[u]}"})
+def measure(
+    base: str, workers: int, tokens: list[str], args: argparse.Namespace, rnd: int = 0
+) -> list[Result]:
+    """Run every concurrency level against the server at ``base`` (round ``rnd``)."""
+    results: list[Result] = []
 
-        def recommend(http: httpx.Client, i: int) -> httpx.Response:
-            u = i % args.users
-            return http.post(
-                "/recommend",
-                json={"user": f"u{u}", "limit": 10},
-                headers={"Authorization": f"Bearer {tokens[u]}"},
-            )
+    def livez(http: httpx.Client, i: int) -> httpx.Response:
+        return http.get("/livez")
 
+    def search(http: httpx.Client, i: int) -> httpx.Response:
+        u = i % args.users
+        body = {
+            "query": QUERIES[i % len(QUERIES)] + f" {i}",  # distinct: no cache hits
+            "filters": {"country": "US"},
+            "limit": 20,
+        }
+        return http.post("/search", json=body, headers={"Authorization": f"Bearer {tokens[u]}"})
+
+    def recommend(http: httpx.Client, i: int) -> httpx.Response:
+        u = i % args.users
+        return http.post(
+            "/recommend",
+            json={"user": f"u{u}", "limit": 10},
+            headers={"Authorization": f"Bearer {tokens[u]}"},
+        )
+
+    if rnd == 0:
         for _ in range(workers):  # first calls pay one-off costs, in every worker
             with httpx.Client(base_url=base, timeout=30) as http:
                 for warm in (search, recommend):
                     for i in range(3):
                         warm(http, args.users - 1 - i)
-        for level, c in enumerate(args.concurrency):
-            # each level asks for other users, so per-user caches warmed by an earlier level
-            # do not flatter it (with --users >= requests x levels every request is cold)
-            offset = level * args.requests
+    for level, c in enumerate(args.concurrency):
+        # each level (and round) asks for other users, so per-user caches warmed earlier do
+        # not flatter it (with --users >= requests x levels x rounds every request is cold)
+        offset = (rnd * len(args.concurrency) + level) * args.requests
 
-            def shifted(http: httpx.Client, i: int, call=recommend, off=offset):
-                return call(http, i + off)
+        def shifted(call: Call, off: int = offset) -> Call:
+            return lambda http, i: call(http, i + off)
 
-            for name, call in (("/livez", livez), ("/search", search), ("/recommend", shifted)):
-                results.append(run_load(base, name, call, c, args.requests, workers))
-    finally:
-        stop_server(proc)
+        for name, call in (
+            ("/livez", livez),
+            ("/search", shifted(search)),
+            ("/recommend", shifted(recommend)),
+        ):
+            result = run_load(base, name, call, c, args.requests, workers)
+            result.round = rnd
+            results.append(result)
     return results
 
 
+def pooled(results: list[Result]) -> list[Result]:
+    """One result per (workers, endpoint, concurrency): latencies, counts and wall time summed over
+    the rounds (so req/s is the mean rate over every round)."""
+    merged: dict[tuple[int, str, int], Result] = {}
+    for r in results:
+        key = (r.workers, r.endpoint, r.concurrency)
+        m = merged.setdefault(key, Result(r.endpoint, r.concurrency, r.workers))
+        m.latencies_ms += r.latencies_ms
+        m.shed_429 += r.shed_429
+        m.errors += r.errors
+        m.wall_s += r.wall_s
+    return list(merged.values())
+
+
+def report_rounds(results: list[Result], args: argparse.Namespace) -> None:
+    """Per round and concurrency: each endpoint's p50 over ``/livez``'s p50 on the same server and,
+    with several worker counts, throughput over one worker's in the same round; then medians."""
+    table = Table(title="per round (ratios within one round), median last")
+    for col in ("round", "conc", "workers", "/recommend p50 / livez", "/search p50 / livez",
+                "/recommend req/s vs 1 worker", "/search req/s vs 1 worker"):  # fmt: skip
+        table.add_column(col, justify="right")
+    by = {(r.round, r.workers, r.endpoint, r.concurrency): r for r in results}
+    columns: dict[tuple[int, int], list[list[float]]] = {}
+    for rnd in range(args.rounds):
+        for c in args.concurrency:
+            for w in args.workers:
+                livez = by[(rnd, w, "/livez", c)].pct(50)
+                row = [by[(rnd, w, e, c)].pct(50) / livez for e in ("/recommend", "/search")]
+                for e in ("/recommend", "/search"):
+                    one = by.get((rnd, 1, e, c))
+                    row.append(by[(rnd, w, e, c)].throughput / one.throughput if one else math.nan)
+                columns.setdefault((c, w), []).append(row)
+                table.add_row(str(rnd), str(c), str(w), *(f"{x:.2f}x" for x in row))
+    for (c, w), rows in columns.items():
+        med = np.median(np.asarray(rows), axis=0)
+        table.add_row("median", str(c), str(w), *(f"[bold]{x:.2f}x[/]" for x in med))
+    console.print(table)
+
+
 def report(results: list[Result], args: argparse.Namespace) -> None:
+    if args.rounds > 1:
+        report_rounds(results, args)
+        results = pooled(results)
     table = Table(title=f"serving benchmark ({args.titles} titles, {args.requests} requests each)")
     for col in ("workers", "endpoint", "conc", "ok", "429", "errors", "p50 ms", "p95 ms", "p99 ms",
                 "req/s", "p50 / livez"):  # fmt: skip

@@ -135,15 +135,13 @@ class InteractionMatrix:
             raise ValueError("history weights must be finite and > 0")
         cols = self.item_columns(history)
         known = cols >= 0
+        # repeats summed, columns sorted: the canonical CSR row, built without a COO detour
+        columns, where = np.unique(cols[known], return_inverse=True)
+        data = np.bincount(where, weights=values[known], minlength=len(columns))
         row = sp.csr_matrix(
-            (
-                values[known].astype(np.float32),
-                (np.zeros(known.sum(), dtype=np.int64), cols[known]),
-            ),
+            (data.astype(np.float32), columns, np.array([0, len(columns)])),
             shape=(1, self.shape[1]),
         )
-        row.sum_duplicates()
-        row.sort_indices()
         return row
 
     def save(self, directory: Path) -> None:
