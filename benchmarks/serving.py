@@ -49,7 +49,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -378,11 +378,17 @@ def pooled(results: list[Result]) -> list[Result]:
     return list(merged.values())
 
 
+def cells(row: Sequence[float]) -> list[str]:
+    """Two latencies (ms) then ratios."""
+    return [f"{x:.1f}" for x in row[:2]] + [f"{x:.2f}x" for x in row[2:]]
+
+
 def report_rounds(results: list[Result], args: argparse.Namespace) -> None:
     """Per round and concurrency: each endpoint's p50 over ``/livez``'s p50 on the same server and,
     with several worker counts, throughput over one worker's in the same round; then medians."""
     table = Table(title="per round (ratios within one round), median last")
-    for col in ("round", "conc", "workers", "/recommend p50 / livez", "/search p50 / livez",
+    for col in ("round", "conc", "workers", "/livez p50 ms", "/recommend p50 ms",
+                "/recommend p50 / livez", "/search p50 / livez",
                 "/recommend req/s vs 1 worker", "/search req/s vs 1 worker"):  # fmt: skip
         table.add_column(col, justify="right")
     by = {(r.round, r.workers, r.endpoint, r.concurrency): r for r in results}
@@ -391,15 +397,16 @@ def report_rounds(results: list[Result], args: argparse.Namespace) -> None:
         for c in args.concurrency:
             for w in args.workers:
                 livez = by[(rnd, w, "/livez", c)].pct(50)
-                row = [by[(rnd, w, e, c)].pct(50) / livez for e in ("/recommend", "/search")]
+                row = [livez, by[(rnd, w, "/recommend", c)].pct(50)]
+                row += [by[(rnd, w, e, c)].pct(50) / livez for e in ("/recommend", "/search")]
                 for e in ("/recommend", "/search"):
                     one = by.get((rnd, 1, e, c))
                     row.append(by[(rnd, w, e, c)].throughput / one.throughput if one else math.nan)
                 columns.setdefault((c, w), []).append(row)
-                table.add_row(str(rnd), str(c), str(w), *(f"{x:.2f}x" for x in row))
+                table.add_row(str(rnd), str(c), str(w), *cells(row))
     for (c, w), rows in columns.items():
         med = np.median(np.asarray(rows), axis=0)
-        table.add_row("median", str(c), str(w), *(f"[bold]{x:.2f}x[/]" for x in med))
+        table.add_row("median", str(c), str(w), *(f"[bold]{x}[/]" for x in cells(med)))
     console.print(table)
 
 

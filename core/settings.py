@@ -195,6 +195,10 @@ class ServingSettings(_Strict):
     authenticated_per_minute: int = Field(100, ge=1)
     trusted_proxies: list[str] = []
     """Load balancers (addresses or CIDR blocks) whose ``X-Forwarded-For`` names the client."""
+    freeze_heap: bool = True
+    """After each state load, collect and ``gc.freeze()`` the heap (``serving.gateway.
+    freeze_long_lived``): full collections then skip the loaded state. Off only where many
+    services start in one process (the test suite), since each freeze runs a full collection."""
     oidc: list[OIDCIssuerSettings] = []
     """Identity providers whose RS256/ES256 access tokens are accepted (besides HS256 dev tokens)."""
     dev_tokens: bool = True

@@ -40,10 +40,19 @@ Decisions:
   of BentoML's request threads oversubscribe the cores. Measured on the 2-core box: the content
   similarity of one history against 5,000 titles took 39 ms with 2 BLAS threads under load, 4.9 ms
   with 1. The query encoder (torch, OpenMP) is not affected.
+* The long-lived heap is frozen out of the garbage collector (:func:`freeze_long_lived`, run by
+  :func:`build_gateway` after every state load; ``serving.freeze_heap``): the ~1 million objects
+  of the imports, catalogue and model are no longer scanned by every full collection. Measured
+  in-process on the serving benchmark's world (5,000 titles, cold ``/recommend``): full
+  collections paused the worker for ~600 ms about every 1,200 requests (0.5-1.0 ms per request
+  on average, and the benchmark's p99); frozen, a full collection scans only what requests and
+  caches created since (0.2-0.5 ms per request at most) and a cold ``/recommend`` went from
+  6.3-8.9 to 5.6-5.9 ms.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -500,8 +509,23 @@ def limit_blas_threads(threads: int = SERVING_BLAS_THREADS) -> None:
     log.info("BLAS limited for serving", extra={"threads": threads})
 
 
+def freeze_long_lived(_: ServingState | None = None) -> None:
+    """Collect, then move every object alive now to the collector's permanent generation.
+
+    Called after each state load: the previous state's cycles are collected first (``unfreeze``
+    makes last swap's frozen objects collectable again), so at most the state that requests still
+    held during the swap stays frozen until the next one. The collection holds the GIL for
+    ~0.5 s on a 5,000-title state, once per load.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    log.info("long-lived heap frozen", extra={"objects": gc.get_freeze_count()})
+
+
 def build_gateway(settings: Settings, *, poll_s: float, secret: bytes) -> Gateway:
-    """A gateway whose holder starts loading in the background (BLAS capped for serving)."""
+    """A gateway whose holder starts loading in the background (BLAS capped for serving, the
+    loaded state frozen out of the garbage collector)."""
     limit_blas_threads()
     configure_state(settings)  # the user-state store: SQLite in paths.feedback, or PostgreSQL
     holder = StateHolder(settings, poll_s=poll_s)
@@ -511,5 +535,7 @@ def build_gateway(settings: Settings, *, poll_s: float, secret: bytes) -> Gatewa
         guard=Guard.from_settings(settings, secret),
         parse=default_parser(),
     )
+    if settings.serving.freeze_heap:
+        holder.on_swap(freeze_long_lived)
     holder.start()
     return gateway

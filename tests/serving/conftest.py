@@ -232,8 +232,8 @@ class World:
     def overlay(self, name: str, **serving: Any) -> Path:
         """An overlay YAML pointing at this world (plus ``serving`` overrides)."""
         data: dict[str, Any] = {"paths": dict(self.overrides["paths"])}
-        if serving:
-            data["serving"] = serving
+        # each freeze is a full collection of the whole pytest heap: off unless a test asks
+        data["serving"] = {"freeze_heap": False, **serving}
         path = self.root / f"{name}.yaml"
         path.write_text(yaml.safe_dump(data))
         return path

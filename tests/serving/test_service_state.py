@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import polars as pl
+import pytest
 from starlette.testclient import TestClient
 
 from serving.state import UserHistories
+from tests.serving.conftest import World, start_client
 
 
 def test_hot_swap_to_new_champion_without_dropping_requests(
@@ -85,3 +90,42 @@ def test_user_histories_dedupe_by_event_id_and_erase_time_bounded() -> None:
     assert base.erase("a", 1.9e9) == 2
     assert base.history("a") == (["t1"], [0.5])
     assert base.erase("b") == 1 and base.users() == 1
+
+
+@pytest.fixture
+def freezing_client(
+    asgi_app: Any, fresh_world: World, service_env: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    """A service with ``serving.freeze_heap`` on (off elsewhere in the suite), polling fast."""
+    service_env.setenv("MEDIA_GATEWAY_POLL_S", "0.3")
+    gc.unfreeze()
+    overlay = fresh_world.overlay("freeze", freeze_heap=True)
+    try:
+        yield from start_client(asgi_app, overlay, service_env)
+    finally:
+        gc.unfreeze()
+
+
+def _frozen_after(deadline_s: float) -> int:
+    deadline = time.monotonic() + deadline_s
+    while gc.get_freeze_count() == 0:
+        assert time.monotonic() < deadline, "the loaded state was not frozen"
+        time.sleep(0.05)
+    return gc.get_freeze_count()
+
+
+def test_loaded_state_is_frozen_out_of_the_collector_and_again_after_a_swap(
+    freezing_client: TestClient, promote, bearer
+) -> None:
+    client = freezing_client
+    assert client.get("/status").json()["champion_version"] == "1"
+    assert _frozen_after(30) > 100_000  # imports, catalogue and model: the long-lived heap
+    gc.unfreeze()  # what a swap must redo
+    version = promote()
+    deadline = time.monotonic() + 60
+    while client.get("/status").json()["champion_version"] != version:
+        assert time.monotonic() < deadline, "champion was not swapped in"
+        time.sleep(0.1)
+    assert _frozen_after(30) > 100_000
+    body = client.post("/recommend", json={"user": "alice"}, headers=bearer("alice")).json()
+    assert body["model_version"] == version and body["results"]
