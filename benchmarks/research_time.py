@@ -7,7 +7,8 @@ time-aware popularity of title ``i`` for user ``u`` is ``Σ_b share_u(b) · coun
 user's share of training ratings in time bin ``b`` times the title's training ratings in that bin.
 
 For each bin width (1, 7, 30 days) and blend weight ``w`` it scores ``z(EASE) + w · z(f(time
-popularity))`` (per-user z-scores, ``f`` identity or ``log1p``) on a validation split carved from
+popularity))`` (per-user z-scores over unseen titles, ``models.collaborative.ensemble.standardise`` as the
+ensemble blends; ``f`` identity or ``log1p``) on a validation split carved from
 the training part only (``_tuning.validation_split``), picks the best setting there, and scores that
 one on the test split beside plain EASE and plain popularity. EASE's λ is the shipped default,
 scaled to the data size as ``--tune`` does. Prints one table.
@@ -35,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from models.base import top_k_frame
+from models.collaborative.ensemble import standardise
 from models.evaluation.metrics import ndcg_at_k
 from models.registry import create
 from models.train import to_weights
@@ -81,16 +83,14 @@ class Part:
         share /= share.sum(axis=1, keepdims=True)
         return share @ counts
 
+    def z(self, scores: np.ndarray) -> np.ndarray:
+        """Per-user z-scores over unseen titles, as the shipped ensemble blends its members."""
+        return standardise(scores, self.seen)
+
     def ndcg(self, scores: np.ndarray) -> float:
         masked = np.where(self.seen, -np.inf, scores)
         recs = top_k_frame(self.users, masked, np.asarray(self.items), 10)
         return ndcg_at_k(recs, self.truth, k=10)
-
-
-def zscore(scores: np.ndarray) -> np.ndarray:
-    return (scores - scores.mean(axis=1, keepdims=True)) / (
-        scores.std(axis=1, keepdims=True) + 1e-12
-    )
 
 
 def main() -> None:
@@ -113,7 +113,7 @@ def main() -> None:
         tp = v.time_popularity(days)
         for w, fn in itertools.product(WEIGHTS, ("identity", "log1p")):
             signal = np.log1p(tp) if fn == "log1p" else tp
-            results[(days, w, fn)] = v.ndcg(zscore(v.ease) + w * zscore(signal))
+            results[(days, w, fn)] = v.ndcg(v.z(v.ease) + w * v.z(signal))
     days, w, fn = max(results, key=results.get)
 
     table = Table(title=f"{args.dataset}, {args.split}: nDCG@10 (validation carved from training)")
@@ -128,7 +128,7 @@ def main() -> None:
             f"time popularity ({days} d bins)": part.ndcg(tp),
             "EASE": part.ndcg(part.ease),
             f"EASE + {w} · z({fn} time popularity), {days} d (best on validation)": part.ndcg(
-                zscore(part.ease) + w * zscore(signal)
+                part.z(part.ease) + w * part.z(signal)
             ),
         }
         for label, value in scored.items():
