@@ -20,7 +20,12 @@ similar) and like Thriller; on Netflix in US".
 
 Explaining several candidates for one history (a page of recommendations) reads the history once:
 :func:`history_features` counts its genres and keywords and collects its vector rows, and
-:func:`explain` takes them as ``features``; the evidence is the same as without them.
+:func:`explain` takes them as ``features``; the evidence is the same as without them. The page's
+nearest watched titles come from one matrix product (:func:`nearest_watched_rows`). BLAS may round
+the last float32 bit of a cosine differently in a product with ten columns than with one, so a
+``similarity`` can differ in its 4th decimal between ``/recommend`` and ``/explain`` of the same
+title (2 of 1,000 users of the serving benchmark's world had such a digit change against the
+former per-title products; no title or order changed).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -93,20 +99,29 @@ class HistoryFeatures:
     """The ``rows`` that have a content vector (same order)."""
     vectors: np.ndarray
     """(len(vector_rows), d) their unit vectors."""
+    row_set: frozenset[int]
+    """The ``rows`` as a set (membership tests per candidate)."""
+    vector_positions: dict[int, int]
+    """Catalogue row -> its position in ``vector_rows``."""
 
 
 def history_features(catalog: Catalog, history: Sequence[str]) -> HistoryFeatures:
     """Genre/keyword counts and rows of the distinct catalogue titles in ``history``."""
     known = tuple(h for h in dict.fromkeys(history) if h in catalog.index)
     rows = catalog.indices(known)
-    genre_counts: Counter[str] = Counter()
-    keyword_counts: Counter[str] = Counter()
-    for r in rows:
-        genre_counts.update(catalog.genres[r])
-        keyword_counts.update(catalog.keywords[r])
+    row_list = rows.tolist()
+    genre_counts = Counter(chain.from_iterable(catalog.genres[r] for r in row_list))
+    keyword_counts = Counter(chain.from_iterable(catalog.keywords[r] for r in row_list))
     vector_rows = rows[catalog.has_vector[rows]]
     return HistoryFeatures(
-        known, rows, genre_counts, keyword_counts, vector_rows, catalog.vectors[vector_rows]
+        known,
+        rows,
+        genre_counts,
+        keyword_counts,
+        vector_rows,
+        catalog.vectors[vector_rows],
+        frozenset(row_list),
+        {r: i for i, r in enumerate(vector_rows.tolist())},
     )
 
 
@@ -117,31 +132,42 @@ def nearest_watched(
     top_n: int = 3,
     features: HistoryFeatures | None = None,
 ) -> list[NearestTitle]:
-    """Watched titles most similar to ``title_id`` (positive cosine only, best first).
+    """Watched titles most similar to ``title_id`` (positive cosine only, best first; the title
+    itself is never its own neighbour).
 
     ``features`` (of the same ``history``) saves re-reading the history for each candidate.
     """
     row = catalog.index[title_id]
-    if not catalog.has_vector[row]:
-        return []
     feats = features if features is not None else history_features(catalog, history)
-    if not len(feats.rows[feats.rows != row]):
-        return []
-    rows, vectors = feats.vector_rows, feats.vectors
-    own = rows == row
-    if own.any():  # the title is in its own history: not its own neighbour
-        rows, vectors = rows[~own], vectors[~own]
-    sims = vectors @ catalog.vectors[row]
-    order = np.argsort(-sims, kind="stable")[:top_n]
-    return [
-        NearestTitle(
-            title_id=str(catalog.ids[rows[i]]),
-            title=catalog.names[rows[i]],
-            similarity=round(float(sims[i]), 4),
-        )
-        for i in order
-        if sims[i] > 0
-    ]
+    return nearest_watched_rows(catalog, feats, [row], top_n)[0]
+
+
+def nearest_watched_rows(
+    catalog: Catalog, features: HistoryFeatures, rows: Sequence[int], top_n: int = 3
+) -> list[list[NearestTitle]]:
+    """:func:`nearest_watched` of several catalogue ``rows`` for one history, in one matrix
+    product (a page of recommendations is explained with one call)."""
+    out: list[list[NearestTitle]] = [[] for _ in rows]
+    columns = [j for j, r in enumerate(rows) if catalog.has_vector[r]]
+    if not columns or not len(features.vector_rows):
+        return out
+    candidates = [int(rows[j]) for j in columns]
+    sims = features.vectors @ catalog.vectors[candidates].T  # (history titles, candidates)
+    for col, row in enumerate(candidates):
+        own = features.vector_positions.get(row)
+        if own is not None:  # the title is in its own history: not its own neighbour
+            sims[own, col] = -np.inf
+    order = np.argsort(-sims, axis=0, kind="stable")[:top_n]
+    best = np.take_along_axis(sims, order, axis=0).T.tolist()
+    neighbours = features.vector_rows[order].T.tolist()
+    ids, names = catalog.id_list, catalog.names
+    for j, near, values in zip(columns, neighbours, best, strict=True):
+        out[j] = [
+            NearestTitle(title_id=ids[r], title=names[r], similarity=round(v, 4))
+            for r, v in zip(near, values, strict=True)
+            if v > 0
+        ]
+    return out
 
 
 def matched_features(
@@ -156,7 +182,7 @@ def matched_features(
     row = catalog.index[title_id]
     genre_counts = feats.genre_counts
     keyword_counts = feats.keyword_counts
-    if row in feats.rows:  # the title is in its own history: it is no evidence for itself
+    if row in feats.row_set:  # the title is in its own history: it is no evidence for itself
         genre_counts = genre_counts - Counter(catalog.genres[row])
         keyword_counts = keyword_counts - Counter(catalog.keywords[row])
 
@@ -274,6 +300,7 @@ def explain(
     features: HistoryFeatures | None = None,
     reveal: Collection[str] | None = None,
     friends_watched: Sequence[str] = (),
+    nearest: list[NearestTitle] | None = None,
 ) -> Explanation:
     """Evidence for recommending ``title_id`` to someone who watched ``history``.
 
@@ -282,15 +309,20 @@ def explain(
     :func:`models.ranking.context.context_notes`; ``features`` are :func:`history_features` of
     ``history`` when explaining many titles for it; ``reveal`` limits which ``members`` may have
     their titles named (see :func:`member_evidence`); ``friends_watched`` are friends already
-    vetted by the caller as allowed to be named for this title. Raises KeyError for a title not in the
-    catalogue.
+    vetted by the caller as allowed to be named for this title; ``nearest`` is this title's
+    :func:`nearest_watched_rows` entry when a page was computed at once. Raises KeyError for a title
+    not in the catalogue.
     """
     if title_id not in catalog.index:
         raise KeyError(f"title {title_id!r} is not in the catalogue")
     feats = features if features is not None else history_features(catalog, history)
     genres, keywords = matched_features(catalog, history, title_id, feats)
     ex = Explanation(
-        nearest_watched=nearest_watched(catalog, history, title_id, top_n, feats),
+        nearest_watched=(
+            nearest_watched(catalog, history, title_id, top_n, feats)
+            if nearest is None
+            else nearest
+        ),
         matched_genres=genres,
         matched_keywords=keywords[:10],
         collaborative=None if collaborative is None else round(float(collaborative), 4),

@@ -48,7 +48,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog, Offer
 from models.ranking.context import ContextEffect, RankingContext, context_effect, context_notes
-from models.ranking.explain import Explanation, HistoryFeatures, explain, history_features
+from models.ranking.explain import (
+    Explanation,
+    HistoryFeatures,
+    NearestTitle,
+    explain,
+    history_features,
+    nearest_watched_rows,
+)
 from models.ranking.score_cache import DEFAULT_CACHE_BYTES, PersonalScoreCache, PersonalScores
 
 log = logging.getLogger(__name__)
@@ -180,9 +187,10 @@ def content_similarity(
         liked_vecs = vecs[liked].T
         best = np.empty(len(cand), dtype=np.float32)
         for start in range(0, len(cand), ROW_BLOCK):
-            best[start : start + ROW_BLOCK] = (cand[start : start + ROW_BLOCK] @ liked_vecs).max(
-                axis=1
-            )
+            sims = cand[start : start + ROW_BLOCK] @ liked_vecs
+            # the max along contiguous rows of the transposed copy: 2x faster than along axis 1
+            # of a (rows, few liked) block, and exact either way
+            best[start : start + ROW_BLOCK] = np.ascontiguousarray(sims.T).max(axis=0)
         score = 0.5 * score + 0.5 * best
     out = score.astype(np.float64)
     out[~(catalog.has_vector if rows is None else catalog.has_vector[rows])] = np.nan
@@ -384,9 +392,13 @@ class HybridRanker:
             },
         )
         liked = personal.liked
-        features = history_features(self.catalog, liked) if with_explanations and top else None
+        if not (with_explanations and top):
+            return [self._recommendation(scored, p, liked, context, availability) for p in top]
+        features = history_features(self.catalog, liked)
+        nearest = nearest_watched_rows(self.catalog, features, scored.rows[top].tolist())
         return [
-            self._recommendation(scored, p, liked, context, availability, features) for p in top
+            self._recommendation(scored, p, liked, context, availability, features, near)
+            for p, near in zip(top, nearest, strict=True)
         ]
 
     def _recommendation(
@@ -396,9 +408,11 @@ class HybridRanker:
         liked: list[str],
         context: RankingContext | None,
         availability: AvailabilityFilter | None,
-        features: HistoryFeatures | None,
+        features: HistoryFeatures | None = None,
+        nearest: list[NearestTitle] | None = None,
     ) -> Recommendation:
-        """One result; explained when ``features`` (of ``liked``) are given."""
+        """One result; explained when ``features`` (of ``liked``) are given, with ``nearest``
+        (:func:`models.ranking.explain.nearest_watched_rows`) when computed for the page."""
         cat = self.catalog
         row = int(scored.rows[position])
         tid = cat.id_list[row]
@@ -416,6 +430,7 @@ class HybridRanker:
                 context=context_notes(cat, context, row),
                 popular=not liked or max(parts, key=parts.get, default="") == "popularity",
                 features=features,
+                nearest=nearest,
             )
         else:
             explanation = Explanation()

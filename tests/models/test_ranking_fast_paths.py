@@ -8,7 +8,12 @@ import pytest
 
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog
-from models.ranking.explain import explain, history_features
+from models.ranking.explain import (
+    explain,
+    history_features,
+    nearest_watched,
+    nearest_watched_rows,
+)
 from models.ranking.ranker import top_positions
 
 
@@ -91,3 +96,38 @@ def test_explain_with_shared_history_features_is_the_same_evidence() -> None:
         assert tid not in {n.title_id for n in with_feats.nearest_watched}
     drama = explain(cat, history, "m2", features=feats).matched_genres
     assert [(g.name, g.count) for g in drama] == [("Drama", 1)], "m2 itself is not counted"
+
+
+def _random_catalog(n: int, seed: int) -> Catalog:
+    rng = np.random.default_rng(seed)
+    ids = [f"t{i}" for i in range(n)]
+    titles = pl.DataFrame({"title_id": ids, "title": [f"Title {i}" for i in range(n)]})
+    vectors = rng.normal(size=(n, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    with_vector = ids[: n - 5]  # the last five titles have no content vector
+    return Catalog.build(titles, None, with_vector, vectors[: n - 5])
+
+
+def test_a_page_of_nearest_watched_titles_matches_one_title_at_a_time() -> None:
+    cat = _random_catalog(60, seed=11)
+    rng = np.random.default_rng(12)
+    for _ in range(20):
+        history = [f"t{i}" for i in rng.choice(60, rng.integers(1, 12), replace=False)]
+        feats = history_features(cat, history)
+        page = [int(r) for r in rng.choice(60, 10, replace=False)]
+        page[0] = cat.index[history[0]]  # a title of the history itself: not its own neighbour
+        batched = nearest_watched_rows(cat, feats, page)
+        for row, near in zip(page, batched, strict=True):
+            tid = cat.id_list[row]
+            sims = {
+                h: float(cat.vectors[cat.index[h]] @ cat.vectors[row])
+                for h in dict.fromkeys(history)
+                if h != tid and cat.has_vector[cat.index[h]] and cat.has_vector[row]
+            }
+            expected = sorted((h for h in sims if sims[h] > 0), key=lambda h: -sims[h])[:3]
+            assert [n.title_id for n in near] == expected
+            for n in near:
+                assert n.similarity == pytest.approx(sims[n.title_id], abs=1e-4)
+            single = nearest_watched(cat, history, tid, features=feats)
+            assert [n.title_id for n in single] == expected
+    assert nearest_watched_rows(cat, history_features(cat, []), [0, 1]) == [[], []]
