@@ -25,12 +25,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# benchmarks/serving.py would shadow the ``serving`` package: drop this folder from the path
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    # benchmarks/serving.py would shadow the `serving` package: the project root goes first, this
+    # folder last (for _serving_world)
+    sys.path.append(sys.path.pop(0))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import importlib.util
 import itertools
 import os
 import secrets
@@ -221,19 +222,9 @@ def warm_up(base: str, users: Sequence[tuple[str, str]], content_ids: Sequence[s
             _request(http, role, i, user, token, content_ids)
 
 
-def _benchmark_world(root: Path, titles: int, users: int, seed: int):
-    """``build_world`` of benchmarks/serving.py (loaded by path: its name shadows the package)."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_serving_world", Path(__file__).with_name("serving.py")
-    )
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]  # its dataclasses look it up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.build_world(root, titles, users, seed)
-
-
 def main() -> None:
     import yaml
+    from _serving_world import build_world  # this folder is on sys.path when run as a script
 
     from core.settings import load_settings
     from serving.auth import SCOPES, SECRET_ENV, issue_token
@@ -253,7 +244,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mg-load-") as tmp:
         root = Path(tmp)
         print(f"building a synthetic world: {args.titles} titles, {args.users} users", flush=True)
-        settings = _benchmark_world(root, args.titles, args.users, args.seed)
+        settings = build_world(root, args.titles, args.users, args.seed)
         port = free_port()
         serving: dict = {"host": "127.0.0.1", "port": port}
         if args.anonymous_per_minute:

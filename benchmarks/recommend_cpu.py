@@ -21,35 +21,28 @@ import sys
 from pathlib import Path
 
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)  # benchmarks/serving.py must not shadow the serving package
+    # benchmarks/serving.py would shadow the `serving` package: the project root goes first, this
+    # folder last (for _serving_world)
+    sys.path.append(sys.path.pop(0))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
-import importlib.util
 import logging
 import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from types import ModuleType
+from functools import partial
+from typing import TypeVar
 
+from _serving_world import build_world
 from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console(width=120)
-
-
-def load_serving_benchmark() -> ModuleType:
-    """``benchmarks/serving.py`` as a module (its ``build_world`` builds the synthetic world)."""
-    spec = importlib.util.spec_from_file_location(
-        "serving_benchmark", ROOT / "benchmarks/serving.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["serving_benchmark"] = module
-    spec.loader.exec_module(module)
-    return module
+T = TypeVar("T")
 
 
 def ranker_class_at(rev: str, folder: Path) -> type:
@@ -71,17 +64,11 @@ def ranker_class_at(rev: str, folder: Path) -> type:
     return compared_ranker.HybridRanker
 
 
-def cpu_ms(call: Callable[[], object], n: int) -> float:
+def cpu_per_call(calls: list[Callable[[], T]]) -> tuple[float, list[T]]:
+    """Process CPU ms per call over ``calls``, and their results."""
     start = time.process_time()
-    call()
-    return (time.process_time() - start) / n * 1000
-
-
-def time_batch(ranker: object, batch: list[tuple]) -> tuple[float, list]:
-    """CPU ms per cold recommend over ``batch`` (history, weights, availability), and the results."""
-    start = time.process_time()
-    results = [ranker.recommend(h, w, k=10, availability=av) for h, w, av in batch]  # type: ignore[attr-defined]
-    return (time.process_time() - start) / len(batch) * 1000, results
+    results = [call() for call in calls]
+    return (time.process_time() - start) / len(calls) * 1000, results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,10 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     from serving.schemas import RecommendRequest
     from serving.userdata import effective_profile
 
-    bench = load_serving_benchmark()
     with tempfile.TemporaryDirectory() as tmp:
         with console.status("building the synthetic world and loading it"):
-            settings = bench.build_world(Path(tmp), args.titles, args.users, 42)
+            settings = build_world(Path(tmp), args.titles, args.users, 42)
             gateway = build_gateway(settings, poll_s=3600, secret=b"x" * 32)
             gateway.holder.wait_ready(600)
             freeze_long_lived()
@@ -132,7 +118,12 @@ def main(argv: list[str] | None = None) -> None:
             names = list(rankers) if b % 2 == 0 else list(reversed(rankers))
             results = {}
             for name in names:
-                ms, results[name] = time_batch(rankers[name], batch)
+                ms, results[name] = cpu_per_call(
+                    [
+                        partial(rankers[name].recommend, h, w, k=10, availability=av)
+                        for h, w, av in batch
+                    ]
+                )
                 per[name].append(ms)
             if args.compare:
                 for a, c in zip(results["current"], results[args.compare], strict=True):
@@ -146,17 +137,18 @@ def main(argv: list[str] | None = None) -> None:
         rest = users[20 + args.batch * args.batches :]
         for b in range(0, len(rest) - args.batch + 1, args.batch):
             chunk = rest[b : b + args.batch]
-            gateway_ms.append(
-                cpu_ms(
-                    lambda c=chunk: [
-                        gateway.recommend(
-                            RecommendRequest(user=u, limit=10), principal_of[u], "http://x"
-                        )
-                        for u in c
-                    ],
-                    len(chunk),
-                )
+            ms, _ = cpu_per_call(
+                [
+                    partial(
+                        gateway.recommend,
+                        RecommendRequest(user=u, limit=10),
+                        principal_of[u],
+                        "http://x",
+                    )
+                    for u in chunk
+                ]
             )
+            gateway_ms.append(ms)
 
     table = Table(
         title=f"cold /recommend CPU in-process ({args.titles} titles, batches of {args.batch})"
