@@ -283,7 +283,7 @@ def _store_if_exists(folder: Path) -> StateDatabase | None:
     known = _stores.get(folder)
     if known is not None and known.initialised:
         return known
-    if folder.resolve() in _bindings:
+    if _bindings and folder.resolve() in _bindings:  # resolving costs ~10 syscalls: only if bound
         return user_store(folder)
     legacy = (
         folder / LEGACY_FEEDBACK_FILE,
