@@ -131,3 +131,14 @@ def test_a_page_of_nearest_watched_titles_matches_one_title_at_a_time() -> None:
             single = nearest_watched(cat, history, tid, features=feats)
             assert [n.title_id for n in single] == expected
     assert nearest_watched_rows(cat, history_features(cat, []), [0, 1]) == [[], []]
+
+
+def test_a_catalogue_built_from_its_own_vectors_keeps_them_bit_for_bit() -> None:
+    rng = np.random.default_rng(31)
+    ids = [f"t{i}" for i in range(200)]
+    titles = pl.DataFrame({"title_id": ids, "title": ids})
+    raw = rng.normal(size=(200, 384)).astype(np.float32) * 3.0
+    first = Catalog.build(titles, None, ids, raw)
+    np.testing.assert_allclose(np.linalg.norm(first.vectors, axis=1), 1.0, rtol=1e-6)
+    again = Catalog.build(titles, None, ids, first.vectors)  # a saved model, loaded again
+    assert np.array_equal(again.vectors, first.vectors)
