@@ -9,7 +9,8 @@ process CPU time, in batches of ``--batch`` users.
 ``models/ranking/ranker.py`` and ``models/ranking/explain.py`` over the same catalogue and model,
 and times the two rankers in alternating batches: the speed of these machines drifts by 30 % within
 minutes, so only ratios of interleaved batches are worth comparing. It also counts users whose
-results differ: in titles or scores, or only in their explanations.
+results differ: in their titles or their order, in a score only (and the largest such change),
+or only in their explanations.
 
     .venv/bin/python benchmarks/recommend_cpu.py
     .venv/bin/python benchmarks/recommend_cpu.py --compare f75aca8
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
             for h, w, av in map(inputs, warm):
                 ranker.recommend(h, w, k=10, availability=av)
         per: dict[str, list[float]] = {name: [] for name in rankers}
-        ranking_differs = explanation_differs = 0
+        titles_differ = scores_differ = explanation_differs = 0
+        largest_score_change = 0.0
         for b in range(args.batches):
             batch = [inputs(u) for u in timed[b * args.batch : (b + 1) * args.batch]]
             names = list(rankers) if b % 2 == 0 else list(reversed(rankers))
@@ -127,8 +129,14 @@ def main(argv: list[str] | None = None) -> None:
                 per[name].append(ms)
             if args.compare:
                 for a, c in zip(results["current"], results[args.compare], strict=True):
-                    if [(r.title_id, r.score) for r in a] != [(r.title_id, r.score) for r in c]:
-                        ranking_differs += 1
+                    if [r.title_id for r in a] != [r.title_id for r in c]:
+                        titles_differ += 1
+                    elif [r.score for r in a] != [r.score for r in c]:
+                        scores_differ += 1
+                        largest_score_change = max(
+                            largest_score_change,
+                            *(abs(x.score - y.score) for x, y in zip(a, c, strict=True)),
+                        )
                     elif [r.model_dump() for r in a] != [r.model_dump() for r in c]:
                         explanation_differs += 1
 
@@ -175,9 +183,10 @@ def main(argv: list[str] | None = None) -> None:
         q = statistics.quantiles(ratios, n=4)
         console.print(
             f"ranker CPU current / {args.compare}, interleaved batches: median "
-            f"{statistics.median(ratios):.3f} (q25 {q[0]:.3f}, q75 {q[2]:.3f}); users whose titles "
-            f"or scores differ: {ranking_differs}, whose explanations alone differ: "
-            f"{explanation_differs}, of {len(timed)}"
+            f"{statistics.median(ratios):.3f} (q25 {q[0]:.3f}, q75 {q[2]:.3f}). Of {len(timed)} "
+            f"users, {titles_differ} have other titles or another order; {scores_differ} the same "
+            f"titles with some other score (largest change {largest_score_change:.1e}); "
+            f"{explanation_differs} only another explanation"
         )
 
 

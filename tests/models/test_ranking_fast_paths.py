@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from models.ranking import ranker as ranker_module
 from models.ranking.availability import AvailabilityFilter
 from models.ranking.catalog import Catalog
 from models.ranking.explain import (
@@ -14,7 +15,7 @@ from models.ranking.explain import (
     nearest_watched,
     nearest_watched_rows,
 )
-from models.ranking.ranker import top_positions
+from models.ranking.ranker import content_similarity, top_positions
 
 
 def test_top_positions_matches_sorting_by_score_then_id() -> None:
@@ -131,6 +132,56 @@ def test_a_page_of_nearest_watched_titles_matches_one_title_at_a_time() -> None:
             single = nearest_watched(cat, history, tid, features=feats)
             assert [n.title_id for n in single] == expected
     assert nearest_watched_rows(cat, history_features(cat, []), [0, 1]) == [[], []]
+
+
+def _content_by_definition(
+    cat: Catalog,
+    rows: np.ndarray,
+    history: list[str],
+    weights: np.ndarray,
+    query: np.ndarray | None,
+) -> np.ndarray:
+    """The content score in float64, title by title, as the ranker's module docstring defines it."""
+    vecs = cat.vectors.astype(np.float64)
+    known = [(cat.index[h], w) for h, w in zip(history, weights, strict=True) if h in cat]
+    known = [(r, w) for r, w in known if cat.has_vector[r] and w != 0]
+    profile = sum((w * vecs[r] for r, w in known), np.zeros(vecs.shape[1]))
+    profile /= np.linalg.norm(profile) or 1.0
+    if query is not None:
+        q = query / np.linalg.norm(query)
+        profile = (0.5 * profile + 0.5 * q) if known else q
+        profile /= np.linalg.norm(profile)
+    liked = [r for r, w in known if w > 0]
+    out = np.full(len(rows), np.nan)
+    for i, row in enumerate(rows):
+        if cat.has_vector[row]:
+            cos = vecs[row] @ profile
+            out[i] = 0.5 * cos + 0.5 * max(vecs[row] @ vecs[r] for r in liked) if liked else cos
+    return out
+
+
+def test_content_similarity_in_one_product_matches_its_definition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ranker_module, "ROW_BLOCK", 7)  # several blocks, the last one short
+    cat = _random_catalog(60, seed=21)
+    rng = np.random.default_rng(22)
+    query = rng.normal(size=16)
+    for trial in range(30):
+        history = [f"t{i}" for i in rng.choice(60, rng.integers(1, 10), replace=False)]
+        weights = rng.choice([1.0, 2.0, -1.0], size=len(history))
+        if trial % 5 == 0:
+            weights = -np.abs(weights)  # dislikes only: the profile alone, no liked maximum
+        rows = None if trial % 2 else np.sort(rng.choice(60, 25, replace=False))
+        q = query if trial % 3 == 0 else None
+        got = content_similarity(cat, rows, history, weights, q)
+        expected = _content_by_definition(
+            cat, np.arange(60) if rows is None else rows, history, weights, q
+        )
+        assert got is not None
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        assert np.array_equal(np.isnan(got), np.isnan(expected))
+    assert content_similarity(cat, None, ["t59"], np.ones(1)) is None, "no vector: no evidence"
 
 
 def test_a_catalogue_built_from_its_own_vectors_keeps_them_bit_for_bit() -> None:
