@@ -52,10 +52,13 @@ with bentoml.importing():
         SearchResponse,
     )
     from serving.state import DEFAULT_POLL_S
+    from serving.tracing import drop_unsampled_spans
 
 # uvicorn (started by BentoML after this import) trusts X-Forwarded-For only from
 # serving.trusted_proxies, none by default: the limiter sees the real peer (serving/ratelimit.py).
 configure_server_proxy_headers(load_settings().serving.trusted_proxies)
+# before BentoML builds its tracer provider: unsampled requests get non-recording spans
+drop_unsampled_spans()
 
 log = logging.getLogger(__name__)
 POLL_ENV = "MEDIA_GATEWAY_POLL_S"

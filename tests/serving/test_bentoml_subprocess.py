@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import httpx
 import pytest
@@ -52,3 +53,7 @@ def test_real_bentoml_server(fresh_world, tmp_path) -> None:
     finally:
         stop_server(proc)
     assert proc.returncode is not None
+    # spans of unsampled requests are not recorded (serving/tracing.py), yet carry their ids
+    access = [line for line in log_file.read_text().splitlines() if "path=/search" in line]
+    assert access, "the access log has the /search request"
+    assert re.search(r"\(trace=[0-9a-f]{32},span=[0-9a-f]{16},sampled=0", access[0]), access[0]
