@@ -28,8 +28,9 @@ responses before and after (in principle BLAS may round the last float32 bit dif
 content similarity covers all rows rather than the candidates, far below the 6 decimals of scores).
 The content cosines to the profile and to every liked title come from one matrix product, so a cold
 request reads the catalogue's vectors once (in a server worker, where the other work of a request
-evicts them from the CPU caches, this took 7 % off the CPU of a cold ``/recommend``; in-process no
-change). Against the former two products float32 rounds differently: with
+evicts them from the CPU caches, ``benchmarks/server_cpu.py --baseline 7301ef2`` measured 0.96x
+the CPU of a cold ``/recommend`` for it and a store-lookup change together; in-process no change).
+Against the former two products float32 rounds differently: with
 ``benchmarks/recommend_cpu.py --compare 7301ef2``, of 1,000 users one had two near-tied titles
 swapped and 375 a score that moved by 1e-6.
 
