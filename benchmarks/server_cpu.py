@@ -38,13 +38,10 @@ import statistics
 import subprocess
 import tarfile
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 
 import httpx
-import yaml
-from _serving_world import build_world
+from _serving_world import build_world, serving_benchmark
 from rich.console import Console
 from rich.table import Table
 
@@ -94,21 +91,7 @@ def server(
 ) -> Iterator[tuple[str, int]]:
     """A server of the tree at ``code`` on a free loopback port; yields (base URL, pid)."""
     port = free_port()
-    overlay = root / f"server-cpu-{tag}.yaml"
-    overlay.write_text(
-        yaml.safe_dump(
-            {
-                "paths": {k: str(v) for k, v in settings.paths.model_dump().items()},
-                "serving": {
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "workers": workers,
-                    "anonymous_per_minute": 10_000_000,
-                    "authenticated_per_minute": 10_000_000,
-                },
-            }
-        )
-    )
+    overlay = serving_benchmark().write_overlay(root, settings, f"server-cpu-{tag}", port, workers)
     command = server_command(load_settings(overlay))
     command[command.index("--working-dir") + 1] = str(code)
     proc_env = server_env([overlay], env, workers=workers)
@@ -127,27 +110,16 @@ def server(
 
 
 def run_load(
-    base: str, call: Callable[[httpx.Client, int], httpx.Response], ids: Iterable[int], conc: int
+    base: str, call: Callable[[httpx.Client, int], httpx.Response], ids: Sequence[int], conc: int
 ) -> int:
-    """Send one request per id from ``conc`` threads; returns how many were sent (all must be 200)."""
-    todo = list(ids)
-    it, lock = iter(todo), threading.Lock()
-
-    def worker() -> None:
-        with httpx.Client(base_url=base, timeout=30) as http:
-            while True:
-                with lock:
-                    i = next(it, None)
-                if i is None:
-                    return
-                response = call(http, i)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
-
-    with ThreadPoolExecutor(conc) as pool:
-        for future in [pool.submit(worker) for _ in range(conc)]:
-            future.result()
-    return len(todo)
+    """One request per id from ``conc`` threads (benchmarks/serving.py's ``run_load``); returns
+    how many were sent. Raises if any was not answered 200."""
+    result = serving_benchmark().run_load(
+        base, "load", lambda http, i: call(http, ids[i]), conc, len(ids)
+    )
+    if result.errors or result.shed_429:
+        raise RuntimeError(f"{result.errors} errors and {result.shed_429} 429s from {base}")
+    return len(ids)
 
 
 def main() -> None:
@@ -205,7 +177,7 @@ def main() -> None:
                     for name in order:
                         base, pid = servers[name]
                         if what == "cold /recommend":
-                            ids: Iterable[int] = range(next_cold, next_cold + args.cold)
+                            ids: Sequence[int] = range(next_cold, next_cold + args.cold)
                             next_cold += args.cold
                         else:
                             ids = range(600) if what == "/livez" else cached_ids

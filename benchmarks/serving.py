@@ -283,11 +283,10 @@ def main() -> None:
     report(results, args)
 
 
-@contextlib.contextmanager
-def serve(root: Path, settings: Settings, workers: int, env: dict[str, str]) -> Iterator[str]:
-    """A server with ``workers`` workers on a free loopback port; yields its base URL."""
-    port = free_port()
-    overlay = root / f"bench-{workers}.yaml"
+def write_overlay(root: Path, settings: Settings, name: str, port: int, workers: int) -> Path:
+    """``root/<name>.yaml``: the world's paths, ``port`` on loopback, ``workers``, limits raised
+    out of the way."""
+    overlay = root / f"{name}.yaml"
     overlay.write_text(
         yaml.safe_dump(
             {
@@ -302,6 +301,14 @@ def serve(root: Path, settings: Settings, workers: int, env: dict[str, str]) -> 
             }
         )
     )
+    return overlay
+
+
+@contextlib.contextmanager
+def serve(root: Path, settings: Settings, workers: int, env: dict[str, str]) -> Iterator[str]:
+    """A server with ``workers`` workers on a free loopback port; yields its base URL."""
+    port = free_port()
+    overlay = write_overlay(root, settings, f"bench-{workers}", port, workers)
     settings = load_settings(overlay)
     proc = start_server(settings, [overlay], env=env, log_file=root / f"server-{workers}.log")
     base = f"http://127.0.0.1:{port}"
