@@ -41,6 +41,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 
 import httpx
+import psutil
 from _serving_world import build_world, serving_benchmark
 from rich.console import Console
 from rich.table import Table
@@ -73,15 +74,12 @@ def export_revision(rev: str, into: Path) -> Path:
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) of ``pid`` and every descendant alive now."""
-    total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
-    pending = [pid]
-    while pending:
-        p = pending.pop()
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-            pending += [int(c) for c in children]
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = proc.cpu_times()
+            total += times.user + times.system
     return total
 
 
