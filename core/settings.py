@@ -199,6 +199,9 @@ class ServingSettings(_Strict):
     """After each state load, collect and ``gc.freeze()`` the heap (``serving.gateway.
     freeze_long_lived``): full collections then skip the loaded state. Off only where many
     services start in one process (the test suite), since each freeze runs a full collection."""
+    similarity_table_mib: int = Field(256, ge=0)
+    """Largest title-by-title content cosine table (float32) a worker keeps, in MiB (256: up to
+    8,192 titles); bigger catalogues compute the cosines per request. 0 turns the table off."""
     oidc: list[OIDCIssuerSettings] = []
     """Identity providers whose RS256/ES256 access tokens are accepted (besides HS256 dev tokens)."""
     dev_tokens: bool = True

@@ -161,10 +161,16 @@ class ServingState:
         return self.champion.version if self.champion else None
 
 
-def build_ranker(catalog: Catalog, champion: ChampionHandle | None) -> Any:
+def build_ranker(
+    catalog: Catalog, champion: ChampionHandle | None, similarity_table_mib: int
+) -> Any:
     from models.ranking.ranker import HybridRanker
 
-    return HybridRanker(catalog, champion.recommender if champion else None)
+    return HybridRanker(
+        catalog,
+        champion.recommender if champion else None,
+        similarity_table_bytes=similarity_table_mib * 2**20,
+    )
 
 
 def load_state(settings: Settings) -> ServingState:
@@ -181,7 +187,12 @@ def load_state(settings: Settings) -> ServingState:
     except NoChampionError:
         log.warning("no @champion model yet: serving content + popularity only")
         champion = None
-    state = ServingState(catalog, index, champion, build_ranker(catalog, champion))
+    state = ServingState(
+        catalog,
+        index,
+        champion,
+        build_ranker(catalog, champion, settings.serving.similarity_table_mib),
+    )
     encode_query("warm-up")  # load the sentence encoder before reporting ready
     log.info(
         "serving state loaded",

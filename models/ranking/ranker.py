@@ -26,13 +26,17 @@ selected with numpy and only those ``k`` are explained, reading the history once
 same as scoring the candidates one by one: 100 users of the serving benchmark's world got identical
 responses before and after (in principle BLAS may round the last float32 bit differently when the
 content similarity covers all rows rather than the candidates, far below the 6 decimals of scores).
-The content cosines to the profile and to every liked title come from one matrix product, so a cold
-request reads the catalogue's vectors once (in a server worker, where the other work of a request
-evicts them from the CPU caches, ``benchmarks/server_cpu.py --baseline 7301ef2`` measured 0.96x
-the CPU of a cold ``/recommend`` for it and a store-lookup change together; in-process no change).
-Against the former two products float32 rounds differently: with
-``benchmarks/recommend_cpu.py --compare 7301ef2``, of 1,000 users one had two near-tied titles
-swapped and 375 a score that moved by 1e-6.
+The content cosines are read from the catalogue's title-by-title cosine table
+(:func:`similarity_table`, ``vectors @ vectors.T`` computed once per catalogue, float32) when it
+fits in ``similarity_table_bytes`` (256 MiB: up to 8,192 titles): a cold user's content score is
+then a weighted sum and a maximum over the history titles' rows, instead of a product of the
+history with the whole catalogue's vectors. ``benchmarks/recommend_cpu.py --compare 9a4a97d``
+measured 0.47x the ranker's CPU per cold user (5,000 titles, 20-title histories; of 500 users
+none had other titles, 170 a score moved by at most 1e-6); ``benchmarks/server_cpu.py --baseline
+9a4a97d`` 0.75x the server CPU of a cold ``/recommend``. A pair's cosine is the same whatever else
+the request asks for. Larger catalogues (and queries, which blend a query vector into the profile)
+compute the cosines to the profile and to every liked title in one matrix product per block of
+candidates.
 
 This module is the serving ranker (what ``/recommend``, groups and search rank with);
 :class:`models.ranking.hybrid.HybridRecommender` wraps it in the common
@@ -70,6 +74,10 @@ log = logging.getLogger(__name__)
 COMPONENTS = ("collaborative", "content", "popularity", "context")
 ROW_BLOCK = 4096
 """Candidates per block when computing max-similarity to the history (bounds memory)."""
+SIMILARITY_TABLE_BYTES = 256 * 2**20
+"""Largest title-by-title cosine table a ranker keeps (256 MiB: catalogues up to 8,192 titles);
+larger catalogues compute the cosines per request."""
+SIMILARITY_TABLE_KEY = "content_similarity_table"
 CONTEXT_CACHE_SIZE = 128
 """Distinct viewing contexts whose effect arrays a ranker keeps (least recently used evicted)."""
 
@@ -163,30 +171,60 @@ def clean_history(
     return list(merged), w
 
 
-def content_similarity(
-    catalog: Catalog,
-    rows: np.ndarray | None,
-    history: Sequence[str],
-    weights: np.ndarray,
-    query_vector: np.ndarray | None = None,
-) -> np.ndarray | None:
-    """Raw content score of ``rows`` (``None`` = every row; see module docstring); ``None`` when
-    there is no evidence."""
-    known = [(catalog.index[h], w) for h, w in zip(history, weights, strict=True) if h in catalog]
-    known = [(r, w) for r, w in known if catalog.has_vector[r] and w != 0]
+def similarity_table_fits(catalog: Catalog, max_bytes: int) -> bool:
+    """Whether ``catalog``'s title-by-title cosine table (float32) fits in ``max_bytes``."""
+    return bool(catalog.has_vector.any()) and 4 * len(catalog) ** 2 <= max_bytes
+
+
+def similarity_table(catalog: Catalog) -> np.ndarray:
+    """Cosine of every pair of titles (``vectors @ vectors.T``, float32, read-only), computed
+    once per catalogue; rows of titles without a vector are zero."""
+    return catalog.derived(SIMILARITY_TABLE_KEY, lambda: catalog.vectors @ catalog.vectors.T)
+
+
+def _profile(
+    catalog: Catalog, known: list[tuple[int, float]], query_vector: np.ndarray | None
+) -> tuple[np.ndarray, float]:
+    """The unit profile (history vectors' weighted sum, a query blended in) and the norm of the
+    history's sum before scaling (0: no history evidence)."""
     vecs = catalog.vectors
     profile = np.zeros(vecs.shape[1], dtype=np.float64)
     for r, w in known:
         profile += w * vecs[r]
-    norm = np.linalg.norm(profile)
+    norm = float(np.linalg.norm(profile))
     profile = profile / norm if norm > 0 else profile
     if query_vector is not None:
         q = np.asarray(query_vector, dtype=np.float64)
         q = q / (np.linalg.norm(q) or 1.0)
         profile = 0.5 * profile + 0.5 * q if norm > 0 else q
         profile /= np.linalg.norm(profile) or 1.0
+    return profile, norm
+
+
+def content_similarity(
+    catalog: Catalog,
+    rows: np.ndarray | None,
+    history: Sequence[str],
+    weights: np.ndarray,
+    query_vector: np.ndarray | None = None,
+    table: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Raw content score of ``rows`` (``None`` = every row; see module docstring); ``None`` when
+    there is no evidence.
+
+    With the catalogue's :func:`similarity_table` (and no query) the cosines are read from it:
+    the profile's cosine is the weighted sum of the history titles' rows over the profile's norm,
+    and the best liked title's is a maximum over rows. Otherwise one matrix product per block of
+    candidates computes them. The two agree to float32 rounding (~1e-7).
+    """
+    known = [(catalog.index[h], w) for h, w in zip(history, weights, strict=True) if h in catalog]
+    known = [(r, w) for r, w in known if catalog.has_vector[r] and w != 0]
+    if table is not None and query_vector is None:
+        return _similarity_from_table(catalog, table, rows, known)
+    profile, _ = _profile(catalog, known, query_vector)
     if not np.any(profile):
         return None
+    vecs = catalog.vectors
     cand = vecs if rows is None else vecs[rows]
     liked = [r for r, w in known if w > 0]
     # one matrix product gives the cosine to the profile (row 0) and to every liked title (the
@@ -206,6 +244,25 @@ def content_similarity(
     return out
 
 
+def _similarity_from_table(
+    catalog: Catalog, table: np.ndarray, rows: np.ndarray | None, known: list[tuple[int, float]]
+) -> np.ndarray | None:
+    """:func:`content_similarity` from the title-by-title cosine table (no query vector)."""
+    _, norm = _profile(catalog, known, None)
+    if norm == 0:
+        return None
+    history_rows = table[[r for r, _ in known]]
+    if rows is not None:
+        history_rows = history_rows[:, rows]
+    w = np.array([w for _, w in known])
+    out = (w @ history_rows) / norm
+    liked = w > 0
+    if liked.any():
+        out = 0.5 * out + 0.5 * history_rows[liked].max(axis=0)
+    out[~(catalog.has_vector if rows is None else catalog.has_vector[rows])] = np.nan
+    return out
+
+
 class HybridRanker:
     """Ranks catalogue titles for one user (or a group member) from a history; see module docstring.
 
@@ -219,11 +276,19 @@ class HybridRanker:
         collaborative: HistoryScorer | None = None,
         weights: HybridWeights | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        similarity_table_bytes: int = SIMILARITY_TABLE_BYTES,
     ) -> None:
         self.catalog = catalog
         self.collaborative = collaborative
         self.weights = weights or HybridWeights()
         self.scores_cache = PersonalScoreCache(cache_bytes)
+        self.similarity_table = (
+            similarity_table(catalog)
+            if self.weights.content > 0 and similarity_table_fits(catalog, similarity_table_bytes)
+            else None
+        )
+        """The catalogue's :func:`similarity_table` when it fits in ``similarity_table_bytes``
+        (built here, so the first request does not pay for it); ``None``: cosines per request."""
         self._effects: OrderedDict[tuple, ContextEffect] = OrderedDict()
         self._effects_lock = threading.Lock()
 
@@ -294,7 +359,7 @@ class HybridRanker:
                 )
         content = None
         if self.weights.content > 0:
-            content = content_similarity(self.catalog, None, items, w)
+            content = content_similarity(self.catalog, None, items, w, table=self.similarity_table)
         scores = PersonalScores(key_items, key_weights, collaborative, content)
         if cache_key is not None:
             self.scores_cache.put(cache_key, scores)

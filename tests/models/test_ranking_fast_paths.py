@@ -15,7 +15,12 @@ from models.ranking.explain import (
     nearest_watched,
     nearest_watched_rows,
 )
-from models.ranking.ranker import content_similarity, top_positions
+from models.ranking.ranker import (
+    HybridRanker,
+    content_similarity,
+    similarity_table,
+    top_positions,
+)
 
 
 def test_top_positions_matches_sorting_by_score_then_id() -> None:
@@ -160,11 +165,13 @@ def _content_by_definition(
     return out
 
 
-def test_content_similarity_in_one_product_matches_its_definition(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("from_table", [False, True], ids=["one-product", "cosine-table"])
+def test_content_similarity_matches_its_definition(
+    monkeypatch: pytest.MonkeyPatch, from_table: bool
 ) -> None:
     monkeypatch.setattr(ranker_module, "ROW_BLOCK", 7)  # several blocks, the last one short
     cat = _random_catalog(60, seed=21)
+    table = similarity_table(cat) if from_table else None
     rng = np.random.default_rng(22)
     query = rng.normal(size=16)
     for trial in range(30):
@@ -174,14 +181,36 @@ def test_content_similarity_in_one_product_matches_its_definition(
             weights = -np.abs(weights)  # dislikes only: the profile alone, no liked maximum
         rows = None if trial % 2 else np.sort(rng.choice(60, 25, replace=False))
         q = query if trial % 3 == 0 else None
-        got = content_similarity(cat, rows, history, weights, q)
+        got = content_similarity(cat, rows, history, weights, q, table=table)
         expected = _content_by_definition(
             cat, np.arange(60) if rows is None else rows, history, weights, q
         )
         assert got is not None
         np.testing.assert_allclose(got, expected, atol=1e-5)
         assert np.array_equal(np.isnan(got), np.isnan(expected))
-    assert content_similarity(cat, None, ["t59"], np.ones(1)) is None, "no vector: no evidence"
+    no_vector = content_similarity(cat, None, ["t59"], np.ones(1), table=table)
+    assert no_vector is None, "no vector: no evidence"
+
+
+def test_a_ranker_reads_cosines_from_the_table_only_when_it_fits() -> None:
+    cat = _random_catalog(60, seed=41)
+    fits = HybridRanker(cat, similarity_table_bytes=4 * 60 * 60)
+    assert fits.similarity_table is not None
+    assert fits.similarity_table.shape == (60, 60) and not fits.similarity_table.flags.writeable
+    assert HybridRanker(cat).similarity_table is fits.similarity_table, (
+        "computed once per catalogue"
+    )
+    too_big = HybridRanker(cat, similarity_table_bytes=4 * 60 * 60 - 1)
+    assert too_big.similarity_table is None
+    rng = np.random.default_rng(42)
+    for _ in range(25):
+        history = [f"t{i}" for i in rng.choice(60, rng.integers(1, 12), replace=False)]
+        weights = list(rng.choice([1.0, 2.0, -1.0], size=len(history)))
+        a = fits.recommend(history, weights, k=10)
+        b = too_big.recommend(history, weights, k=10)
+        assert [r.title_id for r in a] == [r.title_id for r in b]
+        for x, y in zip(a, b, strict=True):
+            assert x.score == pytest.approx(y.score, abs=2e-6)
 
 
 def test_a_catalogue_built_from_its_own_vectors_keeps_them_bit_for_bit() -> None:

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from starlette.testclient import TestClient
 
-from serving.state import UserHistories
+from serving.state import UserHistories, load_state
 from tests.serving.conftest import World, start_client
 
 
@@ -129,3 +129,20 @@ def test_loaded_state_is_frozen_out_of_the_collector_and_again_after_a_swap(
     assert _frozen_after(30) > 100_000
     body = client.post("/recommend", json={"user": "alice"}, headers=bearer("alice")).json()
     assert body["model_version"] == version and body["results"]
+
+
+def test_the_similarity_table_setting_bounds_the_workers_cosine_table(world: World) -> None:
+    settings = world.settings()
+    with_table = load_state(settings)
+    n = len(with_table.catalog)
+    assert with_table.ranker.similarity_table.shape == (n, n)
+    off = settings.model_copy(
+        update={"serving": settings.serving.model_copy(update={"similarity_table_mib": 0})}
+    )
+    without = load_state(off)
+    assert without.ranker.similarity_table is None
+    history = with_table.catalog.id_list[:3]
+    a = with_table.ranker.recommend(history, k=5)
+    b = without.ranker.recommend(history, k=5)
+    assert [r.title_id for r in a] == [r.title_id for r in b]
+    assert [r.score for r in a] == pytest.approx([r.score for r in b], abs=2e-6)
